@@ -1,0 +1,90 @@
+"""Atomic file writes and validated JSON reads shared by every stage."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from nas_prune.errors import InvalidFileError
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "write_json", "read_json", "require"]
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    A reader never sees a half-written file: it sees the old file or the new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write text atomically (UTF-8)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _reject_nonfinite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise ValueError(f"non-finite number {obj!r}")
+    if isinstance(obj, dict):
+        return {k: _reject_nonfinite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_reject_nonfinite(v) for v in obj]
+    return obj
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically. NaN and infinity are refused."""
+    text = json.dumps(_reject_nonfinite(obj), indent=2, sort_keys=False, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def read_json(path: str | os.PathLike[str], *, what: str = "JSON file") -> Any:
+    """Read a JSON file, turning every failure into a one-line :class:`InvalidFileError`.
+
+    ``NaN`` and ``Infinity`` are refused (they are not JSON and poison predictions).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidFileError(f"{what} {path} does not exist: check the path")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidFileError(f"{what} {path} cannot be read ({exc}): regenerate it") from None
+    try:
+        return json.loads(text, parse_constant=_no_constants)
+    except (ValueError, RecursionError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InvalidFileError(
+            f"{what} {path} is not valid JSON ({msg}): the file is corrupt or truncated, regenerate it"
+        ) from None
+
+
+def require(cond: bool, path: str | os.PathLike[str], what: str, problem: str | Callable[[], str]) -> None:
+    """Raise a one-line :class:`InvalidFileError` about ``path`` unless ``cond`` holds."""
+    if not cond:
+        text = problem() if callable(problem) else problem
+        raise InvalidFileError(f"{what} {path} is invalid: {text}; regenerate it with nas-prune")

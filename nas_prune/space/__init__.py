@@ -1,0 +1,20 @@
+"""Channel search space: genes from Torch-Pruning's dependency groups, architectures, physical pruning."""
+
+from __future__ import annotations
+
+from nas_prune.space._arch import Architecture
+from nas_prune.space._gene import Gene, width_choices
+from nas_prune.space._materialize import channel_groups, l1_importance, materialize
+from nas_prune.space._space import SPACE_FORMAT, SPACE_VERSION, ChannelSpace
+
+__all__ = [
+    "Architecture",
+    "ChannelSpace",
+    "Gene",
+    "SPACE_FORMAT",
+    "SPACE_VERSION",
+    "channel_groups",
+    "l1_importance",
+    "materialize",
+    "width_choices",
+]

@@ -162,6 +162,7 @@ def analyse_model(
     classifier = output_layer_name(model, example_input)
     DG = build_dependency_graph(model, example_input, trace_context=trace_context)
     module_names = {m: n for n, m in model.named_modules()}
+    module_order = {n: i for i, (n, _m) in enumerate(model.named_modules())}
     groups: list[GroupInfo] = []
     ignored = [dict(model.named_modules())[classifier]]
     with warnings.catch_warnings():
@@ -198,7 +199,11 @@ def analyse_model(
             layer = layers[key[0]]
             if layer.kind == "conv" and layer.groups > 1 and not layer.depthwise:
                 info.channel_groups = math.lcm(info.channel_groups, layer.groups)
+        # Name the group after its first conv/linear output in module order (stable and readable).
+        outs = [m for m in info.members if m[1] == "out" and layers[m[0]].kind in ("conv", "linear")]
+        info.root = min(outs, key=lambda m: module_order[m[0]])[0] if outs else info.root
         groups.append(info)
+    groups.sort(key=lambda g: module_order.get(g.root, 0))
     covered = 0
     for name, layer in layers.items():
         covered += layer_params(layer, layer.in_ch, layer.out_ch)

@@ -16,7 +16,7 @@ from torch import nn
 from nas_prune._io import atomic_write_bytes
 from nas_prune.errors import InvalidFileError
 
-__all__ = ["export_onnx", "save_state_dict", "load_checkpoint"]
+__all__ = ["export_onnx", "save_state_dict", "load_checkpoint", "save_model", "load_model"]
 
 
 def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike[str], *, opset: int = 17) -> Path:
@@ -74,3 +74,39 @@ def load_checkpoint(path: str | os.PathLike[str], *, what: str = "checkpoint") -
     if not isinstance(obj, dict):
         raise InvalidFileError(f"{what} {path} is not a nas-prune checkpoint (a {type(obj).__name__}): use one written by nas-prune")
     return obj
+
+
+def save_model(model: nn.Module, path: str | os.PathLike[str], *, space_id: str,
+               arch: dict[str, int] | None = None, **metadata: Any) -> Path:
+    """Save a model of a space: its weights, the space id and (for a pruned model) its channels.
+
+    :func:`load_model` rebuilds it from the space alone (weights-only loading).
+    """
+    return save_state_dict(model, path, format="nas-prune/model", space=space_id, channels=arch, **metadata)
+
+
+def load_model(space: Any, path: str | os.PathLike[str], *, what: str = "model checkpoint") -> nn.Module:
+    """Rebuild a model saved by :func:`save_model` for ``space`` (a :class:`~nas_prune.space.ChannelSpace`).
+
+    Raises:
+        InvalidFileError: not a nas-prune model checkpoint, or unsafe to load.
+        SpaceMismatchError: the checkpoint belongs to another space.
+    """
+    from nas_prune.errors import SpaceMismatchError
+    from nas_prune.space import Architecture, materialize
+
+    ckpt = load_checkpoint(path, what=what)
+    if ckpt.get("format") != "nas-prune/model" or not isinstance(ckpt.get("state_dict"), dict):
+        raise InvalidFileError(f"{what} {path} is not a nas-prune model: save it with nas-prune (train/distill)")
+    if ckpt.get("space") != space.id:
+        raise SpaceMismatchError(
+            f"{what} {path} is for space {ckpt.get('space')!r}, not {space.id!r}: use the matching space file"
+        )
+    model = space.build_model()
+    if ckpt.get("channels"):
+        model = materialize(model, Architecture(space.id, ckpt["channels"]), space=space)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise InvalidFileError(f"{what} {path} does not fit its architecture ({str(exc).splitlines()[0]}): regenerate it") from None
+    return model.eval()

@@ -27,6 +27,7 @@ app = typer.Typer(
 # Stage modules, in pipeline order; each defines ``register(app)``.
 _COMMAND_MODULES = (
     "nas_prune.cli._space",
+    "nas_prune.cli._train",
 )
 
 for _module in _COMMAND_MODULES:

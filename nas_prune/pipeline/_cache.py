@@ -1,0 +1,59 @@
+"""Stage bookkeeping for ``nas-prune run``: each finished stage is recorded and skipped on re-run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from nas_prune._io import read_json, write_json
+from nas_prune.errors import InvalidFileError
+from nas_prune.progress import console
+
+__all__ = ["StageCache"]
+
+
+class StageCache:
+    """``DIR/stages.json``: per stage, its result (plain JSON) and seconds; written after each stage.
+
+    A stage whose record exists and whose output files all exist is skipped; one killed part-way
+    is re-run (the stage's own checkpoints make that resume where it stopped).
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.path = run_dir / "stages.json"
+        self.records: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            try:
+                obj = read_json(self.path, what="stage record")
+                self.records = obj if isinstance(obj, dict) else {}
+            except InvalidFileError:
+                self.records = {}  # a damaged record only costs re-running stages
+
+    def run(self, name: str, fn: Callable[[], dict[str, Any]], *, outputs: tuple[str, ...] = ()) -> dict[str, Any]:
+        rec = self.records.get(name)
+        if rec and all((self.run_dir / o).exists() for o in outputs):
+            console.print(f"[dim]· {name:<11} cached ({rec['seconds']:.1f} s when run)[/dim]")
+            return rec["result"]
+        console.print(f"[bold]▶ {name}[/bold]")
+        start = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - start
+        self.records[name] = {"result": result, "seconds": seconds}
+        write_json(self.path, self.records)
+        console.print(f"[green]✓ {name:<11}[/green] {seconds:6.1f} s  {self._line(result)}")
+        return result
+
+    @staticmethod
+    def _line(result: dict[str, Any]) -> str:
+        bits = []
+        for k, v in result.items():
+            if isinstance(v, float):
+                bits.append(f"{k}={v:.4g}")
+            elif isinstance(v, (int, str)) and len(str(v)) < 40:
+                bits.append(f"{k}={v}")
+        return " ".join(bits[:5])
+
+    def seconds(self) -> dict[str, float]:
+        return {k: round(v["seconds"], 1) for k, v in self.records.items()}

@@ -1,0 +1,25 @@
+"""The run report: plotly figures a person would rather look at than read, in one HTML file."""
+
+from __future__ import annotations
+
+from nas_prune.report._build import write_report
+from nas_prune.report._figures import (
+    distill_figure,
+    gates_figure,
+    latency_check_figure,
+    pareto_figure,
+    pareto_front,
+    widths_figure,
+)
+from nas_prune.report._html import render_page
+
+__all__ = [
+    "distill_figure",
+    "gates_figure",
+    "latency_check_figure",
+    "pareto_figure",
+    "pareto_front",
+    "render_page",
+    "widths_figure",
+    "write_report",
+]

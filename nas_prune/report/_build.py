@@ -1,0 +1,116 @@
+"""Build ``report.html`` from a run directory (``nas-prune run`` writes one; ``nas-prune report DIR``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+
+from nas_prune._io import read_json
+from nas_prune.errors import InvalidFileError
+from nas_prune.report._figures import distill_figure, gates_figure, latency_check_figure, pareto_figure, widths_figure
+from nas_prune.report._html import render_page
+
+__all__ = ["write_report"]
+
+
+def _artifact(run_dir: Path, summary: dict[str, Any], key: str) -> Path | None:
+    rel = summary.get("artifacts", {}).get(key)
+    if not rel:
+        return None
+    path = run_dir / rel
+    return path if path.exists() else None
+
+
+def _fmt_ms(v: Any) -> str:
+    return f"{v:.3f} ms" if isinstance(v, (int, float)) else "-"
+
+
+def _fmt_pct(v: Any) -> str:
+    return f"{100 * v:.1f}%" if isinstance(v, (int, float)) else "-"
+
+
+def _gate_values(path: Path) -> dict[str, list[float]]:
+    from nas_prune.gates import Gates
+
+    gates = Gates.load(path)
+    out: dict[str, list[float]] = {}
+    for ratio, per_gene in gates.values.items():
+        out[str(ratio)] = [float(v) for vals in per_gene.values() for v in vals]
+    return out
+
+
+def write_report(run_dir: str | os.PathLike[str], *, output: str | os.PathLike[str] | None = None) -> Path:
+    """Write ``run_dir/report.html`` from the run's ``summary.json`` and artefacts.
+
+    Each figure is drawn when its data exists (a run stopped early still gets a report of what it has).
+
+    Raises:
+        InvalidFileError: ``run_dir`` has no readable ``summary.json``.
+    """
+    run_dir = Path(run_dir)
+    summary = read_json(run_dir / "summary.json", what="run summary")
+    if not isinstance(summary, dict):
+        raise InvalidFileError(f"run summary {run_dir / 'summary.json'} is not an object: re-run nas-prune run")
+    teacher, final = summary.get("teacher", {}), summary.get("final", {})
+    budget = summary.get("budget_ms")
+    figures: list[go.Figure] = []
+
+    trials_path = _artifact(run_dir, summary, "trials")
+    if trials_path:
+        trials = read_json(trials_path, what="search trials")
+        chosen = None
+        if final.get("predicted_latency_ms") is not None and summary.get("search", {}).get("pnet_accuracy") is not None:
+            chosen = {"latency_ms": final["predicted_latency_ms"], "accuracy": summary["search"]["pnet_accuracy"]}
+        t_lat = {"latency_ms": summary.get("teacher_predicted_latency_ms")}
+        figures.append(pareto_figure(trials, budget_ms=budget, chosen=chosen, teacher=t_lat))
+    space_path, arch_path = _artifact(run_dir, summary, "space"), _artifact(run_dir, summary, "arch")
+    if space_path and arch_path:
+        space_obj = read_json(space_path, what="space file")
+        arch_obj = read_json(arch_path, what="architecture")
+        genes = [g for g in space_obj.get("genes", []) if len(g.get("choices", [])) > 1]
+        figures.append(widths_figure(genes, arch_obj.get("channels", {})))
+    gates_path = _artifact(run_dir, summary, "gates")
+    if gates_path:
+        figures.append(gates_figure(_gate_values(gates_path)))
+    check_path = _artifact(run_dir, summary, "latency_check")
+    if check_path:
+        rows = read_json(check_path, what="latency check")
+        if rows:
+            figures.append(latency_check_figure(rows))
+    metrics_path = _artifact(run_dir, summary, "distill_metrics")
+    if metrics_path:
+        metrics = read_json(metrics_path, what="distillation metrics")
+        curve = metrics.get("curve") or metrics.get("history") or []
+        if curve:
+            figures.append(distill_figure({metrics.get("method", "student"): curve},
+                                          teacher_accuracy=teacher.get("accuracy")))
+
+    feasible = summary.get("feasible")
+    cards = [
+        ("teacher accuracy", _fmt_pct(teacher.get("accuracy")), ""),
+        ("final accuracy", _fmt_pct(final.get("accuracy")), ""),
+        ("teacher latency", _fmt_ms(teacher.get("measured_latency_ms")), ""),
+        ("final latency", _fmt_ms(final.get("measured_latency_ms")), ""),
+        ("budget", _fmt_ms(budget), ""),
+        ("speed-up", f"{summary['speedup']:.2f}x" if isinstance(summary.get("speedup"), (int, float)) else "-", ""),
+        ("budget met", {True: "yes", False: "no"}.get(feasible, "-"), {True: "ok", False: "bad"}.get(feasible, "")),
+    ]
+    table = [["", "teacher", "final"]]
+    for key, label in (("accuracy", "test accuracy"), ("params", "parameters"), ("flops", "FLOPs (MACs)"),
+                       ("measured_latency_ms", "measured latency (ms)"), ("predicted_latency_ms", "predicted latency (ms)")):
+        def cell(d: dict[str, Any]) -> str:
+            v = d.get(key)
+            if v is None:
+                return "-"
+            return f"{100 * v:.2f}%" if key == "accuracy" else (f"{v:,}" if isinstance(v, int) else f"{v:.4f}")
+        table.append([label, cell(teacher), cell(final)])
+    stages = summary.get("stage_seconds", {})
+    if stages:
+        table.append(["", "", ""])
+        table.extend([[f"stage {k}", f"{v:.1f} s", ""] for k, v in stages.items()])
+    subtitle = f"{summary.get('model', '?')} on {summary.get('data', '?')} · {summary.get('device', '')}"
+    return render_page(output or run_dir / "report.html", title="nas-prune report", subtitle=subtitle,
+                       cards=cards, table=table, figures=figures)

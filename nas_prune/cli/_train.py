@@ -40,7 +40,7 @@ def train_teacher(space: ChannelSpace, data_spec: str, output: Path, *, epochs: 
 
     fit(model, data.train, data.val, cfg, on_epoch=on_epoch, start_epoch=start, optimizer_state=opt_state)
     result = {"val_accuracy": evaluate(model, data.val), "test_accuracy": evaluate(model, data.test), "history": history}
-    save_model(model, output, space_id=space.id, data=data_spec, test_accuracy=result["test_accuracy"])
+    save_model(model, output, space_id=space.id, data=data_spec, test_accuracy=result["test_accuracy"], history=history)
     partial.unlink(missing_ok=True)
     return result
 

@@ -1,0 +1,52 @@
+"""``nas-prune distill``: finish an architecture by distillation from the teacher and measure the speed-up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from nas_prune.space import Architecture, ChannelSpace
+
+__all__ = ["register"]
+
+
+def distill_command(
+    space_file: Path = typer.Option(..., "--space", help="Space JSON."),
+    arch_file: Path = typer.Option(..., "--arch", help="Architecture JSON (from the search)."),
+    teacher: Path = typer.Option(..., "--teacher", help="Teacher checkpoint written by 'nas-prune train'."),
+    data: str = typer.Option("digits", help="digits | fashion-mnist[:root] | cifar10:root | imagefolder:root"),
+    init: str = typer.Option("teacher", help="scratch | teacher | gates:gates.json | pnet:pnet.pt"),
+    method: str = typer.Option("kd", help="kd | cckd | dafl (data-free) | none (labels only)"),
+    epochs: int = typer.Option(5, help="Training epochs."),
+    seed: int = typer.Option(0, help="Random seed."),
+    train_subset: int = typer.Option(None, help="Use only this many training images."),
+    table: Path = typer.Option(None, help="Latency table: the student's predicted latency goes into metrics."),
+    budget_ms: float = typer.Option(None, help="Latency budget in ms: metrics say whether it holds."),
+    threads: int = typer.Option(1, help="onnxruntime threads for the latency measurement (as the table's)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output folder."),
+) -> None:
+    """Train the pruned student against its teacher; write model.pt, arch.json, model.onnx, metrics.json.
+
+    Re-running with the same arguments resumes after the last finished epoch.
+    """
+    from nas_prune.data import load_data
+    from nas_prune.distill import distill
+    from nas_prune.export import load_model
+
+    sp = ChannelSpace.load(space_file)
+    arch = Architecture.load(arch_file)
+    sp.validate(arch)
+    teacher_model = load_model(sp, teacher, what="teacher checkpoint")
+    bundle = load_data(data, input_size=sp.input_shape[-1], train_subset=train_subset, seed=seed)
+    metrics = distill(sp, arch, teacher_model, bundle, method=method, init=init, epochs=epochs, seed=seed,
+                      out_dir=output, table=table, budget_ms=budget_ms, threads=threads)
+    summary = {k: metrics.get(k) for k in ("speedup", "predicted_ms", "budget_holds")}
+    summary["student_accuracy"] = metrics["student"]["test_accuracy"]
+    summary["teacher_accuracy"] = metrics["teacher"]["test_accuracy"]
+    typer.echo(json.dumps(summary))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("distill")(distill_command)

@@ -1,0 +1,152 @@
+"""``nas-prune profile`` (build latency tables, here or through a device bundle) and ``nas-prune latency``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from nas_prune.errors import NasPruneError
+
+__all__ = ["register"]
+
+profile_app = typer.Typer(help="Profile a space into a latency table (here, or on a device through a bundle).")
+latency_app = typer.Typer(help="Predict, measure and validate latencies.", no_args_is_help=True)
+
+
+@profile_app.callback(invoke_without_command=True)
+def profile(
+    ctx: typer.Context,
+    space_file: Optional[Path] = typer.Option(None, "--space", help="Space JSON."),
+    provider: str = typer.Option("cpu", help="cpu | cuda | tensorrt"),
+    threads: int = typer.Option(1, help="onnxruntime intra-op threads."),
+    device_name: Optional[str] = typer.Option(None, help="Device name recorded in the table (default: host name)."),
+    nets: Optional[int] = typer.Option(None, help="Networks to time (default: 5 per fitted coefficient, >= 60)."),
+    rounds: int = typer.Option(30, help="Interleaved rounds per group of networks."),
+    runs_per_round: int = typer.Option(20, help="Runs of each network per round."),
+    opt_level: str = typer.Option("all", help="Graph optimisation: disable | basic | extended | all."),
+    seed: int = typer.Option(0, help="Seed of the random designs."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Table JSON to write."),
+) -> None:
+    """Measure a latency table for a space on this machine (saves as it goes; re-run to resume)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if space_file is None or output is None:
+        raise NasPruneError("nas-prune profile needs --space FILE and -o TABLE (or a subcommand: bundle, import)")
+    from nas_prune.latency import build_table
+    from nas_prune.space import ChannelSpace
+
+    sp = ChannelSpace.load(space_file)
+    table = build_table(sp, provider=provider, threads=threads, output=output, nets=nets, seed=seed,
+                        device_name=device_name, rounds=rounds, runs_per_round=runs_per_round, opt_level=opt_level)
+    cv = table.model["cv"]
+    typer.echo(f"{output}: {len(table.entries)} networks, reference {table.reference_ms:.4f} ms, "
+               f"cross-validated {cv['within_10pct']:.1%} within 10% (median error {cv['median_abs_err']:.1%})")
+
+
+@profile_app.command("bundle")
+def profile_bundle(
+    space_file: Path = typer.Option(..., "--space", help="Space JSON."),
+    nets: Optional[int] = typer.Option(None, help="Networks to time (default: 5 per fitted coefficient, >= 60)."),
+    threads: int = typer.Option(1, help="Default threads of the plan (the runner's --threads overrides it)."),
+    rounds: int = typer.Option(30, help="Interleaved rounds per group."),
+    seed: int = typer.Option(0, help="Seed of the random designs."),
+    output: Path = typer.Option(..., "-o", "--output", help="bundle.zip to write."),
+) -> None:
+    """Write ONNX models and a plan to time on a device with 'python -m nas_prune.device run'."""
+    from nas_prune.latency import write_bundle
+    from nas_prune.space import ChannelSpace
+
+    sp = ChannelSpace.load(space_file)
+    write_bundle(sp, output, nets=nets, seed=seed, threads=threads, rounds=rounds)
+    typer.echo(f"{output}: bundle for {sp.id}; on the device run: python -m nas_prune.device run {output.name} "
+               f"--threads {threads} -o results.json")
+
+
+@profile_app.command("import")
+def profile_import(
+    results: Path = typer.Argument(..., help="results.json written by the device runner."),
+    space_file: Optional[Path] = typer.Option(None, "--space", help="Check the results belong to this space."),
+    output: Path = typer.Option(..., "-o", "--output", help="Table JSON to write."),
+) -> None:
+    """Turn device-runner results into a latency table."""
+    from nas_prune.latency import import_results
+    from nas_prune.space import ChannelSpace
+
+    table = import_results(results, space=ChannelSpace.load(space_file) if space_file else None)
+    table.save(output)
+    typer.echo(f"{output}: {len(table.entries)} networks from {table.meta.get('device')}, "
+               f"cross-validated {table.model['cv']['within_10pct']:.1%} within 10%")
+
+
+@latency_app.command("predict")
+def predict(
+    tables: List[Path] = typer.Option(..., "--table", help="Latency table (repeat for several devices)."),
+    arch_file: Path = typer.Option(..., "--arch", help="Architecture JSON."),
+    reference_ms: Optional[float] = typer.Option(None, help="A fresh latency of the reference network (ms)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Print the predicted latency (ms) of an architecture under each table."""
+    from nas_prune.latency import LatencyTable
+    from nas_prune.space import Architecture
+
+    arch = Architecture.load(arch_file)
+    rows = []
+    for path in tables:
+        t = LatencyTable.load(path)
+        rows.append({"table": str(path), "device": t.meta.get("device"), "threads": t.meta.get("threads"),
+                     "latency_ms": t.predict(arch, reference_ms=reference_ms), "relative": t.relative(arch)})
+    if as_json:
+        typer.echo(json.dumps(rows if len(rows) > 1 else rows[0]))
+    else:
+        for r in rows:
+            typer.echo(f"{r['latency_ms']:.4f}" if len(rows) == 1 else f"{r['table']}: {r['latency_ms']:.4f} ms")
+
+
+@latency_app.command("measure")
+def measure(
+    space_file: Path = typer.Option(..., "--space", help="Space JSON."),
+    arch_file: Optional[Path] = typer.Option(None, "--arch", help="Architecture JSON (default: the full model)."),
+    threads: int = typer.Option(1, help="onnxruntime intra-op threads."),
+    provider: str = typer.Option("cpu", help="cpu | cuda | tensorrt"),
+    repeats: int = typer.Option(300, help="Timed runs."),
+) -> None:
+    """Time the materialized architecture end to end in onnxruntime; print median, p10 and IQR (ms)."""
+    from nas_prune.latency import arch_onnx_bytes, measure_latency
+    from nas_prune.space import Architecture, ChannelSpace
+
+    sp = ChannelSpace.load(space_file)
+    arch = Architecture.load(arch_file) if arch_file else sp.full()
+    stats = measure_latency(arch_onnx_bytes(sp, arch), sp.input_shape, threads=threads, provider=provider, repeats=repeats)
+    typer.echo(json.dumps({**stats, "threads": threads, "provider": provider}))
+
+
+@latency_app.command("validate")
+def validate(
+    table_file: Path = typer.Option(..., "--table", help="Latency table."),
+    space_file: Path = typer.Option(..., "--space", help="Space JSON."),
+    n: int = typer.Option(50, "--n", help="Random architectures to time."),
+    seed: int = typer.Option(0, help="Seed of the architectures."),
+    rounds: Optional[int] = typer.Option(None, help="Override the table's rounds per group."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full JSON."),
+) -> None:
+    """Time N random architectures end to end and compare them with the table's predictions."""
+    from nas_prune.latency import LatencyTable, validate_table
+    from nas_prune.space import ChannelSpace
+
+    if n < 3:
+        raise NasPruneError(f"--n {n}: validate needs at least 3 architectures")
+    res = validate_table(LatencyTable.load(table_file), ChannelSpace.load(space_file), n=n, seed=seed, rounds=rounds)
+    if as_json:
+        typer.echo(json.dumps(res, indent=2))
+    else:
+        typer.echo(f"n={res['n']} within 5%: {res['within_5pct']:.1%}  within 10%: {res['within_10pct']:.1%}  "
+                   f"median error {res['median_abs_err']:.1%}  Spearman {res['spearman']:.3f}  "
+                   f"predict {res['predict_us']:.1f} us")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(profile_app, name="profile")
+    app.add_typer(latency_app, name="latency")

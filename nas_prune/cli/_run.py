@@ -1,0 +1,69 @@
+"""``nas-prune run`` (the whole job) and ``nas-prune report`` (its HTML report)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+__all__ = ["register"]
+
+
+def run(
+    model: str = typer.Option("mobilenet_v2", help="Model name or package.module:factory."),
+    data: str = typer.Option("digits", help="digits | fashion-mnist[:root] | cifar10:root | imagefolder:root"),
+    budget: str = typer.Option("0.5x", help="Latency budget: a fraction of the teacher's (0.5x) or absolute (1.8ms)."),
+    table: Optional[Path] = typer.Option(None, help="Latency table to use (default: shipped one, else profile)."),
+    profile: bool = typer.Option(False, "--profile", help="Profile a fresh latency table on this machine."),
+    backend: str = typer.Option("optuna", help="optuna | nni"),
+    sampler: str = typer.Option("evolution", help="tpe | nsga2 | evolution | gate-prior | random"),
+    out: Path = typer.Option(Path("runs/demo"), help="Run directory (every stage is cached there)."),
+    input_size: int = typer.Option(32, help="Input height and width."),
+    threads: int = typer.Option(1, help="onnxruntime threads (the table's)."),
+    method: str = typer.Option("kd", help="Distillation: kd | cckd | dafl | none"),
+    init: str = typer.Option("pnet", help="Student init: pnet | gates | teacher | scratch"),
+    seed: int = typer.Option(0, help="Random seed."),
+    teacher_epochs: Optional[int] = typer.Option(None, help="Override the dataset preset."),
+    gate_epochs: Optional[int] = typer.Option(None, help="Override the dataset preset."),
+    pnet_epochs: Optional[int] = typer.Option(None, help="Override the dataset preset."),
+    n_trials: Optional[int] = typer.Option(None, help="Override the dataset preset."),
+    distill_epochs: Optional[int] = typer.Option(None, help="Override the dataset preset."),
+    train_subset: Optional[int] = typer.Option(None, help="Use only this many training images."),
+    validate_n: int = typer.Option(8, help="Architectures whose latency is measured against the prediction."),
+) -> None:
+    """Run the whole job: teacher, space, latency table, gates, PruningNet, search, distillation, report."""
+    from nas_prune.pipeline import RunConfig, run_pipeline
+
+    cfg = RunConfig(model=model, data=data, budget=budget, table=table, profile=profile, backend=backend,
+                    sampler=sampler, out=out, input_size=input_size, threads=threads, method=method, init=init,
+                    seed=seed, teacher_epochs=teacher_epochs, gate_epochs=gate_epochs, pnet_epochs=pnet_epochs,
+                    n_trials=n_trials, distill_epochs=distill_epochs, train_subset=train_subset, validate_n=validate_n)
+    summary = run_pipeline(cfg)
+    t, f = summary["teacher"], summary["final"]
+    typer.echo(json.dumps({
+        "teacher_accuracy": t["accuracy"], "final_accuracy": f["accuracy"],
+        "teacher_ms": t["measured_latency_ms"], "final_ms": f["measured_latency_ms"],
+        "budget_ms": summary["budget_ms"], "feasible": summary["feasible"], "speedup": summary["speedup"],
+        "report": str(out / "report.html"), "stage_seconds": summary["stage_seconds"],
+    }, indent=2))
+
+
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory written by 'nas-prune run'."),
+    screenshot: Optional[Path] = typer.Option(None, help="Also render the page to this PNG (needs chromium)."),
+) -> None:
+    """Write RUN_DIR/report.html (plotly figures) from a run's summary and artefacts."""
+    from nas_prune.report import write_report
+    from nas_prune.report._screenshot import screenshot as shoot
+
+    path = write_report(run_dir)
+    typer.echo(str(path))
+    if screenshot:
+        typer.echo(str(shoot(path, screenshot)))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("report")(report)

@@ -1,0 +1,156 @@
+"""``nas-prune search`` (Optuna, many workers, resumable) and ``nas-prune nni`` (an NNI experiment)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from nas_prune.errors import NasPruneError
+
+__all__ = ["register"]
+
+NNI_PORT_WARNING = (
+    "warning: NNI 3.0 binds its web UI port {port} on every network interface and has no option to bind "
+    "127.0.0.1 only: anyone who can reach this host on port {port} can see and control the experiment. "
+    "Firewall the port (e.g. 'ufw deny {port}'), run on a host without exposed interfaces, or reach the UI "
+    "through an SSH tunnel ('ssh -L {port}:127.0.0.1:{port} host')."
+)
+
+
+def search(
+    space_file: Path = typer.Option(..., "--space", help="Space JSON."),
+    pnet: Path = typer.Option(..., "--pnet", help="Trained PruningNet (nas-prune pruningnet train)."),
+    table: List[Path] = typer.Option(..., "--table", help="Latency table; repeat for several devices."),
+    budget: List[str] = typer.Option(..., "--budget", help="Latency budget (1.8ms), one per --table or one for all."),
+    output: Path = typer.Option(..., "-o", "--output", help="best.json to write."),
+    backend: str = typer.Option("optuna", help="optuna (this command) or nni (same as 'nas-prune nni')."),
+    sampler: str = typer.Option("tpe", help="tpe | nsga2 | evolution | gate-prior | random."),
+    gates: Optional[Path] = typer.Option(None, "--gates", help="gates.json: gate-prior sampler and seed trials."),
+    data: str = typer.Option("digits", help="Data whose validation split scores candidates."),
+    recal_batches: int = typer.Option(20, help="Training batches that recalibrate BatchNorm per candidate."),
+    val_batches: Optional[int] = typer.Option(None, help="Validation batches per candidate (default: all)."),
+    eval_batch_size: int = typer.Option(128, help="Batch size of recalibration and validation."),
+    n_trials: int = typer.Option(100, "--n-trials", help="Completed trials the study should hold (all workers)."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL (default: SQLite next to -o); "
+                                                     "postgresql://... for many workers."),
+    study_name: Optional[str] = typer.Option(None, help="Study name (default: search-<space id>)."),
+    multi_objective: bool = typer.Option(False, "--multi-objective", help="Accuracy vs latency: Pareto front."),
+    population_size: int = typer.Option(50, help="Population of evolution / NSGA-II."),
+    seed: Optional[int] = typer.Option(None, help="Sampler seed (give each worker its own, or none)."),
+    concurrency: int = typer.Option(1, help="--backend nni only: trials run at once."),
+    port: int = typer.Option(8080, help="--backend nni only: web UI port."),
+    heartbeat: int = typer.Option(10, help="Seconds between trial heartbeats; a dead worker's trial is "
+                                           "failed and retried after twice this.", hidden=True),
+) -> None:
+    """Search the most accurate architecture under latency budgets in an Optuna study.
+
+    Start the same command on several machines with one --storage postgresql://... URL to share the
+    study; re-run it to resume. Open the study with optuna-dashboard STORAGE.
+    """
+    if backend == "nni":
+        from nas_prune.search._nni import launch_nni_experiment
+
+        typer.echo(NNI_PORT_WARNING.format(port=port), err=True)
+        launch_nni_experiment(space_file=space_file, pnet=pnet, tables=table, budgets=budget, gates=gates,
+                              data=data, trials=n_trials, concurrency=concurrency, port=port, output=output,
+                              recal_batches=recal_batches, val_batches=val_batches, batch_size=eval_batch_size,
+                              echo=typer.echo)
+        return
+    if backend != "optuna":
+        raise NasPruneError(f"--backend {backend!r} is not known: use optuna or nni")
+    if n_trials < 1:
+        raise NasPruneError("--n-trials must be at least 1")
+    import optuna
+
+    from nas_prune._io import write_json
+    from nas_prune.progress import progress_bar
+    from nas_prune.search import (ArchitectureObjective, LatencyBudget, check_budgets_reachable, default_storage,
+                                  make_sampler, open_study, run_trials, search_result)
+    from nas_prune.search._study import redact
+    from nas_prune.search._load import enqueue_gate_candidates, load_evaluator, load_gates, load_tables
+    from nas_prune.space import ChannelSpace
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    sp = ChannelSpace.load(space_file)
+    tables = load_tables(table, sp)
+    budgets = LatencyBudget.for_tables(tables, budget)
+    check_budgets_reachable(sp, budgets)
+    gate_obj = load_gates(gates, sp) if gates else None
+    url = storage or default_storage(output)
+    name = study_name or f"search-{sp.id}"
+    smp = make_sampler(sampler, space=sp, budgets=budgets, gates=gate_obj, seed=seed,
+                       multi_objective=multi_objective, population_size=population_size)
+    objective = ArchitectureObjective(space=sp, evaluator=None, budgets=budgets,  # type: ignore[arg-type]
+                                      multi_objective=multi_objective)
+    settings = {"space": sp.id, "budgets": {b.name: b.budget_ms for b in budgets}, "multi_objective": multi_objective}
+    study = open_study(storage=url, study_name=name, directions=objective.directions, sampler=smp,
+                       settings=settings, heartbeat_interval=heartbeat)
+    if gate_obj is not None:
+        enqueue_gate_candidates(study, gate_obj, sp, budgets)
+    objective.evaluator = load_evaluator(pnet, sp, data=data, recal_batches=recal_batches, val_batches=val_batches,
+                                         batch_size=eval_batch_size)
+    typer.echo(f"study {name!r} in {redact(url)}: {n_trials} trials, sampler {sampler}; "
+               f"budgets {', '.join(f'{b.name} <= {b.budget_ms:g} ms' for b in budgets)}", err=True)
+    with progress_bar("search", total=n_trials) as advance:
+        run_trials(study, objective, n_trials, on_progress=advance, log=lambda m: typer.echo(m, err=True))
+    result = search_result(study, sp, budgets, storage=url)
+    write_json(output, result)
+    best = result["best"]
+    lat = ", ".join(f"{k} {v:.4g} ms" for k, v in best["latency_ms"].items())
+    typer.echo(f"best: trial {best['trial']}, accuracy {best['accuracy']:.4f}, {lat}, {best['flops']} FLOPs "
+               f"({result['n_feasible']}/{result['n_complete']} feasible) -> {output}")
+    if multi_objective:
+        typer.echo(f"Pareto front: {len(result['pareto_front'])} architectures")
+
+
+def nni(
+    space_file: Optional[Path] = typer.Option(None, "--space", help="Space JSON."),
+    pnet: Optional[Path] = typer.Option(None, "--pnet", help="Trained PruningNet."),
+    table: List[Path] = typer.Option([], "--table", help="Latency table; repeat for several devices."),
+    budget: List[str] = typer.Option([], "--budget", help="Latency budget (1.8ms), one per --table or one for all."),
+    gates: Optional[Path] = typer.Option(None, "--gates", help="gates.json: qnormal priors as the search space."),
+    data: str = typer.Option("digits", help="Data whose validation split scores candidates."),
+    recal_batches: int = typer.Option(20, help="Training batches that recalibrate BatchNorm per candidate."),
+    val_batches: Optional[int] = typer.Option(None, help="Validation batches per candidate (default: all)."),
+    eval_batch_size: int = typer.Option(128, help="Batch size of recalibration and validation."),
+    trials: int = typer.Option(20, help="Trials of the experiment."),
+    concurrency: int = typer.Option(1, help="Trials run at once."),
+    tuner: str = typer.Option("TPE", help="NNI tuner (TPE, Evolution, Random, Anneal, ...)."),
+    port: int = typer.Option(8080, help="Web UI port (bound on EVERY interface by NNI 3.0)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="best.json (and the run directory)."),
+    detach: bool = typer.Option(False, "--detach", help="Start and return; the experiment runs on."),
+    stop: bool = typer.Option(False, "--stop", help="Stop the experiment on --port (or --resume ID)."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Resume the stopped experiment ID."),
+) -> None:
+    """Run the search as an NNI experiment (local training service) with its web UI.
+
+    Every trial reports accuracy, predicted latency per table and feasibility. Ctrl-C stops the
+    experiment; '--resume ID' continues it; '--stop' stops a detached one.
+    """
+    from nas_prune.search import _nni
+
+    if stop:
+        exp_id = _nni.stop_experiment(port=port, experiment_id=resume)
+        typer.echo(f"stopped NNI experiment {exp_id}")
+        return
+    typer.echo(NNI_PORT_WARNING.format(port=port), err=True)
+    if resume:
+        _nni.resume_nni_experiment(resume, port=port, output=output, detach=detach, echo=typer.echo)
+        return
+    missing = [flag for flag, v in (("--space", space_file), ("--pnet", pnet), ("--table", table),
+                                    ("--budget", budget), ("-o", output)) if not v]
+    if missing:
+        raise NasPruneError(f"nas-prune nni needs {', '.join(missing)} to start an experiment")
+    _nni.launch_nni_experiment(space_file=space_file, pnet=pnet, tables=table, budgets=budget, gates=gates,
+                               data=data, trials=trials, concurrency=concurrency, port=port, output=output,
+                               recal_batches=recal_batches, val_batches=val_batches, batch_size=eval_batch_size, tuner=tuner,
+                               detach=detach, echo=typer.echo)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search")(search)
+    app.command("nni")(nni)

@@ -1,0 +1,49 @@
+"""On-device latency runner: needs only Python, numpy and onnxruntime (never torch).
+
+Usage on the device (copy ``nas_prune/__init__.py``, ``nas_prune/errors.py``, ``nas_prune/_io.py``
+and ``nas_prune/device/`` there, or install nas-prune without dependencies)::
+
+    python -m nas_prune.device run bundle.zip --threads 1 -o results.json
+"""
+
+from __future__ import annotations
+
+from nas_prune.device._info import machine_info
+from nas_prune.device._runner import (
+    BUNDLE_FORMAT,
+    FORMAT_VERSION,
+    RESULTS_FORMAT,
+    load_results,
+    read_plan,
+    run_bundle,
+    run_groups,
+    safe_extract,
+)
+from nas_prune.device._timing import (
+    PROVIDERS,
+    SessionRunner,
+    TimingSettings,
+    make_session,
+    relative_records,
+    summarize,
+    time_interleaved,
+)
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "FORMAT_VERSION",
+    "PROVIDERS",
+    "RESULTS_FORMAT",
+    "SessionRunner",
+    "TimingSettings",
+    "load_results",
+    "machine_info",
+    "make_session",
+    "read_plan",
+    "relative_records",
+    "run_bundle",
+    "run_groups",
+    "safe_extract",
+    "summarize",
+    "time_interleaved",
+]

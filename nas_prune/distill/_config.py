@@ -1,0 +1,64 @@
+"""Settings of a distillation run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["DistillConfig", "METHODS"]
+
+METHODS = ("kd", "cckd", "dafl", "none")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistillConfig:
+    """Hyper-parameters of :func:`~nas_prune.distill.distill` (defaults follow the papers).
+
+    Attributes:
+        batch_size: Real-data batch size (KD, CCKD, labels only).
+        lr: Peak learning rate of the student's one-cycle SGD (Nesterov, momentum 0.9).
+        weight_decay: SGD weight decay.
+        temperature: KD temperature ``T`` (Hinton et al.: 4 is common).
+        soft_weight: Weight of the ``T^2``-scaled KL term.
+        hard_weight: Weight of the cross-entropy on labels.
+        cc_weight: Weight of CCKD's correlation term on the *mean* over the batch's ``n^2`` pairs.
+            The paper's 0.003-0.005 made the term ~1e-4 of the KD loss on the mean here (inert);
+            64 = 0.004 * 128^2 is the paper's 0.004 applied to the *sum* over a 128-batch's pairs,
+            and puts the term at a few percent to tens of percent of the KD loss.
+        cc_gamma: CCKD RBF kernel ``gamma`` (paper: 0.4).
+        cc_order: CCKD Taylor order ``P`` (paper: 2).
+        embed_dim: Common dimension of CCKD's projected embeddings.
+        per_class: CCKD class-uniform sampler: samples per class in a batch (paper: 2-4 best).
+        dafl_batch_size: Generated images per DAFL step (DAFL: 512 on MNIST; batch 64 stalls).
+        dafl_steps_per_epoch: DAFL steps per epoch (no data, so an epoch is a step count).
+        generator_lr: Adam learning rate of the DAFL generator.
+        latent_dim: DAFL noise size.
+        one_hot_weight: DAFL ``L_oh`` weight (paper: 1).
+        activation_weight: DAFL ``L_a`` weight (paper: 0.1).
+        entropy_weight: DAFL ``L_ie`` weight (paper: 5 on MNIST).
+        cache_teacher_mb: Precompute the teacher's outputs on the (un-augmented) training set when
+            they fit in this many MiB (exact, and saves a teacher forward per step).
+    """
+
+    batch_size: int = 128
+    lr: float = 0.05
+    weight_decay: float = 5e-4
+    temperature: float = 4.0
+    soft_weight: float = 0.9
+    hard_weight: float = 0.1
+    cc_weight: float = 64.0
+    cc_gamma: float = 0.4
+    cc_order: int = 2
+    embed_dim: int = 128
+    per_class: int = 4
+    dafl_batch_size: int = 256
+    dafl_steps_per_epoch: int = 50
+    generator_lr: float = 0.01
+    latent_dim: int = 100
+    one_hot_weight: float = 1.0
+    activation_weight: float = 0.1
+    entropy_weight: float = 5.0
+    cache_teacher_mb: float = 512.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

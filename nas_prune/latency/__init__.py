@@ -1,0 +1,37 @@
+"""Measured onnxruntime latency tables that predict a pruned network's real latency.
+
+Networks of a space are timed whole, interleaved with the unpruned reference network so that
+their ratio survives the machine's drift; an additive per-layer model with SIMD staircase
+features is fitted to the ratios (see :mod:`nas_prune.latency._fit`). ``table.predict(arch)``
+gives milliseconds in ~10-20 microseconds.
+"""
+
+from __future__ import annotations
+
+from nas_prune.latency._build import build_table, default_nets, design_archs, import_results, table_from_records, write_bundle
+from nas_prune.latency._fit import FitResult, fit_additive
+from nas_prune.latency._measure import arch_onnx_bytes, measure_interleaved, measure_latency, to_onnx_bytes
+from nas_prune.latency._structure import LayerCosts, structure_from_space
+from nas_prune.latency._table import TABLE_FORMAT, TABLE_VERSION, LatencyTable
+from nas_prune.latency._validate import validate_table
+
+__all__ = [
+    "FitResult",
+    "LatencyTable",
+    "LayerCosts",
+    "TABLE_FORMAT",
+    "TABLE_VERSION",
+    "arch_onnx_bytes",
+    "build_table",
+    "default_nets",
+    "design_archs",
+    "fit_additive",
+    "import_results",
+    "measure_interleaved",
+    "measure_latency",
+    "structure_from_space",
+    "table_from_records",
+    "to_onnx_bytes",
+    "validate_table",
+    "write_bundle",
+]

@@ -1,0 +1,203 @@
+"""Building latency tables: design the networks to time, time them (here or on a device), fit.
+
+``build_table`` times the networks on this machine and saves every finished group to
+``TABLE.partial.json`` (atomically), so a killed run resumes where it stopped. ``write_bundle`` and
+``import_results`` do the same through the on-device runner (:mod:`nas_prune.device`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import time
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from nas_prune._io import atomic_write_bytes, read_json, write_json
+from nas_prune.device._info import machine_info
+from nas_prune.device._runner import BUNDLE_FORMAT, FORMAT_VERSION, load_results, run_groups
+from nas_prune.device._timing import TimingSettings
+from nas_prune.errors import InvalidFileError, NasPruneError
+from nas_prune.latency._fit import fit_additive
+from nas_prune.latency._structure import FEATURES_PER_LAYER, structure_from_space
+from nas_prune.latency._table import LatencyTable
+
+__all__ = ["design_archs", "default_nets", "build_table", "write_bundle", "import_results", "table_from_records"]
+
+PARTIAL_FORMAT = "nas-prune/latency-partial"
+
+
+def default_nets(space: Any) -> int:
+    """Networks to time by default: five per fitted coefficient, at least 60."""
+    n_layers = sum(1 for l in space.layers.values() if l.kind in ("conv", "linear"))
+    return max(60, 5 * FEATURES_PER_LAYER * n_layers)
+
+
+def design_archs(space: Any, n: int, seed: int = 0) -> list[dict[str, int]]:
+    """The networks a table is fitted to: structured designs, then random ones.
+
+    Structured: uniform width ratios 0.1..1.0 (the full network measures the noise of the ruler).
+    Random: two of three uniform over each gene's choices (the distribution a search and
+    ``latency validate`` draw from), one of three a random global ratio jittered per gene (covers
+    small and large networks evenly).
+    """
+    rng = random.Random(seed)
+    designs: list[dict[str, int]] = []
+    for r in np.linspace(0.1, 1.0, 10):
+        if len(designs) < n:
+            designs.append(dict(space.uniform(float(r)).channels))
+    while len(designs) < n:
+        if len(designs) % 3 == 2:
+            ratio = rng.uniform(0.1, 1.0)
+            designs.append({g.name: g.snap(g.width * ratio * rng.uniform(0.7, 1.3)) for g in space.genes})
+        else:
+            designs.append(dict(space.sample(rng).channels))
+    return designs
+
+
+def table_from_records(*, space_id: str, structure: Mapping[str, Any], settings: TimingSettings,
+                       meta: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
+                       input_shape: Sequence[int]) -> LatencyTable:
+    """Fit the additive model to measured records and make the table."""
+    fit = fit_additive(structure, [r["channels"] for r in records], [r["rel"] for r in records])
+    ref_ms = float(np.median([r["ref_round_ms"] for r in records]))
+    s = settings.to_json()
+    full_meta = {**meta, "provider": settings.provider, "provider_options": s["provider_options"],
+                 "threads": settings.threads, "opt_level": settings.opt_level, "input_shape": list(input_shape),
+                 "batch": settings.batch, "repeats": settings.rounds * settings.runs_per_round,
+                 "nets": len(records), "statistic": f"p{settings.percentile:g} of each round, median ratio over rounds"}
+    reference = {"channels": "full (unpruned)", "ms": ref_ms,
+                 "ms_spread": [float(np.min([r["ref_round_ms"] for r in records])),
+                               float(np.max([r["ref_round_ms"] for r in records]))]}
+    entries = [{k: r[k] for k in ("id", "channels", "rel", "rel_iqr", "median_ms", "p10_ms", "iqr_ms", "round_ms",
+                                  "ref_round_ms") if k in r} for r in records]
+    return LatencyTable(space_id=space_id, meta=full_meta, settings=s, reference=reference, structure=structure,
+                        model=fit.to_json(), entries=entries)
+
+
+def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: str | os.PathLike[str] | None = None,
+                nets: int | None = None, seed: int = 0, device_name: str | None = None, rounds: int = 30,
+                runs_per_round: int = 20, warmup: int = 10, opt_level: str = "all", batch: int = 1,
+                group_size: int = 8, provider_options: Mapping[str, Any] | None = None,
+                progress: bool = True) -> LatencyTable:
+    """Profile ``space`` on this machine and return (and, with ``output``, save) its latency table.
+
+    Every group of ``group_size`` networks is timed round-robin with the unpruned reference network
+    and appended to ``output``.partial.json; a re-run with the same options resumes from it.
+
+    Args:
+        space: The :class:`~nas_prune.space.ChannelSpace`.
+        provider: ``cpu``, ``cuda`` (IO binding) or ``tensorrt`` (engine cache; whole networks).
+        threads: onnxruntime intra-op threads.
+        output: Table path (the partial file lives beside it).
+        nets: Networks to time (default :func:`default_nets`).
+        seed: Seed of the random designs.
+        device_name: Name recorded in the table (default: host name).
+        rounds, runs_per_round, warmup, opt_level, batch, provider_options: Timing settings.
+        group_size: Networks per interleaved group.
+    """
+    from nas_prune.latency._nets import NetFactory
+    from nas_prune.progress import progress_bar
+
+    settings = TimingSettings(provider=provider, threads=threads, opt_level=opt_level, rounds=rounds,
+                              runs_per_round=runs_per_round, warmup=warmup, batch=batch,
+                              provider_options=dict(provider_options or {}))
+    n = nets if nets is not None else default_nets(space)
+    designs = design_archs(space, n, seed)
+    plan_nets = [{"id": f"n{i:04d}", "file": f"n{i:04d}", "channels": d} for i, d in enumerate(designs)]
+    key = {"format": PARTIAL_FORMAT, "space": space.id, "settings": settings.to_json(), "nets": n, "seed": seed}
+    partial = Path(str(output) + ".partial.json") if output is not None else None
+    records: list[dict[str, Any]] = []
+    meta = machine_info(device_name)
+    started, spent_before = time.time(), 0.0
+    if partial is not None and partial.exists():
+        old = read_json(partial, what="partial latency table")
+        if not isinstance(old, dict) or any(old.get(k) != v for k, v in key.items()) or not isinstance(old.get("records"), list):
+            raise InvalidFileError(
+                f"partial latency table {partial} was started with other options (space, settings, nets or seed): "
+                "re-run with the same options to resume, or delete it to start over"
+            )
+        records = old["records"]
+        spent_before = float(old.get("seconds", 0.0))
+        meta["resumed"] = True
+    factory = NetFactory(space)
+    meta["nets_method"] = factory.method
+
+    def load(file: str) -> bytes:
+        return factory.full_onnx if file == "reference" else factory.onnx(designs[int(file[1:])])
+
+    def on_group(new: list[dict[str, Any]]) -> None:
+        records.extend(new)
+        if partial is not None:
+            write_json(partial, {**key, "meta": meta, "records": records,
+                                 "seconds": spent_before + time.time() - started})
+
+    done = {r["id"] for r in records}
+    with progress_bar(f"profiling {space.id} ({provider}, {threads} thr)", total=n) as advance:
+        advance(len(done))
+        run_groups(load, "reference", plan_nets, settings, group_size=group_size, done=done, on_group=on_group,
+                   advance=advance)
+    meta["load_average_end"] = machine_info(device_name)["load_average"]
+    meta["build_seconds"] = round(spent_before + time.time() - started, 1)
+    table = table_from_records(space_id=space.id, structure=structure_from_space(space), settings=settings,
+                               meta=meta, records=records, input_shape=space.input_shape)
+    if output is not None:
+        table.save(output)
+        partial.unlink(missing_ok=True)  # type: ignore[union-attr]
+    return table
+
+
+def write_bundle(space: Any, path: str | os.PathLike[str], *, nets: int | None = None, seed: int = 0,
+                 threads: int = 1, rounds: int = 30, runs_per_round: int = 20, warmup: int = 10,
+                 opt_level: str = "all", group_size: int = 8) -> Path:
+    """Write a bundle (ONNX models + ``plan.json``) for ``python -m nas_prune.device run`` on a device."""
+    import json
+
+    from nas_prune.latency._nets import NetFactory
+    from nas_prune.progress import progress_bar
+
+    settings = TimingSettings(threads=threads, opt_level=opt_level, rounds=rounds, runs_per_round=runs_per_round,
+                              warmup=warmup)
+    n = nets if nets is not None else default_nets(space)
+    designs = design_archs(space, n, seed)
+    plan = {"format": BUNDLE_FORMAT, "version": FORMAT_VERSION, "space": space.id,
+            "input_shape": list(space.input_shape), "settings": settings.to_json(), "group_size": group_size,
+            "structure": structure_from_space(space), "reference": "models/reference.onnx",
+            "nets": [{"id": f"n{i:04d}", "file": f"models/n{i:04d}.onnx", "channels": d} for i, d in enumerate(designs)]}
+    factory = NetFactory(space)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf, progress_bar("writing bundle", total=n + 1) as advance:
+        zf.writestr("plan.json", json.dumps(plan, indent=1))
+        zf.writestr(plan["reference"], factory.full_onnx)
+        advance(1)
+        for net, d in zip(plan["nets"], designs):
+            zf.writestr(net["file"], factory.onnx(d))
+            advance(1)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def import_results(path: str | os.PathLike[str], *, space: Any | None = None) -> LatencyTable:
+    """Build a table from the results of ``python -m nas_prune.device run`` (checked against ``space``)."""
+    res = load_results(path)
+    plan = res["plan"]
+    if space is not None and plan.get("space") != space.id:
+        from nas_prune.errors import SpaceMismatchError
+
+        raise SpaceMismatchError(f"results {path} are for space {plan.get('space')!r}, not {space.id!r}: use the matching space")
+    try:
+        settings = TimingSettings.from_json(res["settings"])
+        records = [r for r in res["records"] if isinstance(r, dict)]
+        for r in records:
+            if not all(isinstance(r.get(k), (int, float)) for k in ("rel", "ref_round_ms")) or not isinstance(r.get("channels"), dict):
+                raise ValueError("a record lacks rel, ref_round_ms or channels")
+        return table_from_records(space_id=str(plan["space"]), structure=plan["structure"], settings=settings,
+                                  meta={**res["meta"], "source": "device runner", "complete": bool(res.get("complete"))},
+                                  records=records, input_shape=plan["input_shape"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidFileError(f"results file {path} is invalid ({exc}): re-run the device runner") from None
+    except NasPruneError:
+        raise

@@ -1,0 +1,98 @@
+"""Fitting the additive latency model to whole-network measurements.
+
+Each measured network gives its latency relative to the reference network (the unpruned model,
+timed in the same rounds). The model is additive over layers, in the spirit of the kernel-level
+predictors of nn-Meter (Zhang et al., MobiSys 2021) and of LitePred (Feng et al., NSDI 2024), but
+fitted from whole networks rather than from layers timed alone (REFERENCE.md section 4: lone
+layers over-predict by 1.37-1.48x here because of layout reorders)::
+
+    rel(arch) = c0 + sum_l a_l * macs_l(arch) + b_l * act_l(arch)
+
+with every coefficient >= 0 (a network never gets faster by growing), fitted by non-negative
+least squares on *relative* errors with a small ridge term, and the SIMD block of the staircase
+features and the ridge strength chosen by K-fold cross-validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from nas_prune.errors import NasPruneError
+from nas_prune.latency._structure import LayerCosts
+
+__all__ = ["FitResult", "fit_additive", "BLOCKS", "RIDGES"]
+
+BLOCKS = (1, 8, 16)
+RIDGES = (1e-3, 1e-2, 3e-2, 1e-1)
+
+
+@dataclass
+class FitResult:
+    block: int
+    ridge: float
+    coef: list[float]
+    intercept: float
+    cv: dict[str, float]
+    train: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"block": self.block, "ridge": self.ridge, "intercept": self.intercept, "coef": self.coef,
+                "cv": self.cv, "train": self.train}
+
+
+def _solve(X: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, float]:
+    from scipy.optimize import nnls
+
+    w = 1.0 / y  # relative errors
+    A = np.hstack([X, np.ones((len(X), 1))]) * w[:, None]
+    b = y * w
+    k = A.shape[1]
+    reg = np.sqrt(ridge * len(X)) * np.eye(k)
+    reg[-1, -1] = 0.0  # the intercept is not shrunk
+    sol, _ = nnls(np.vstack([A, reg]), np.concatenate([b, np.zeros(k)]), maxiter=50 * k)
+    return sol[:-1], float(sol[-1])
+
+
+def _scores(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    err = np.abs(pred - y) / y
+    return {"within_5pct": float(np.mean(err <= 0.05)), "within_10pct": float(np.mean(err <= 0.10)),
+            "median_abs_err": float(np.median(err)), "n": int(len(y))}
+
+
+def fit_additive(structure: Mapping[str, Any], archs: Sequence[Mapping[str, int]], rel: Sequence[float], *,
+                 blocks: Sequence[int] = BLOCKS, ridges: Sequence[float] = RIDGES, folds: int = 5,
+                 seed: int = 0) -> FitResult:
+    """Fit the additive model; choose block and ridge by ``folds``-fold cross-validation.
+
+    Raises:
+        NasPruneError: fewer than 4 measured networks, or a non-positive relative latency.
+    """
+    y = np.asarray(rel, dtype=float)
+    if len(y) < 4:
+        raise NasPruneError(f"only {len(y)} networks measured: a table needs at least 4 (raise --nets)")
+    if not np.all(np.isfinite(y)) or np.any(y <= 0):
+        raise NasPruneError("a measured relative latency is not a positive number: re-measure the table")
+    rng = np.random.default_rng(seed)
+    fold = rng.permutation(len(y)) % max(2, min(folds, len(y)))
+    best = None
+    mats = {b: LayerCosts(structure, b).matrix(archs) for b in blocks}
+    for b in blocks:
+        X = mats[b]
+        for lam in ridges:
+            pred = np.empty_like(y)
+            for f in np.unique(fold):
+                tr, te = fold != f, fold == f
+                coef, c0 = _solve(X[tr], y[tr], lam)
+                pred[te] = X[te] @ coef + c0
+            sc = _scores(pred, y)
+            key = (sc["median_abs_err"] - sc["within_10pct"], b, lam)
+            if best is None or key < best[0]:
+                best = (key, b, lam, sc)
+    assert best is not None
+    _, b, lam, cv = best
+    coef, c0 = _solve(mats[b], y, lam)
+    train = _scores(mats[b] @ coef + c0, y)
+    return FitResult(block=b, ridge=lam, coef=[float(c) for c in coef], intercept=c0, cv=cv, train=train)

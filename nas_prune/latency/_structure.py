@@ -1,0 +1,157 @@
+"""The cost structure of a space: which genes set the channels of every conv and linear layer.
+
+A table carries this compact structure so it predicts from ``{gene: count}`` alone, without the
+space file or torch. Channel arithmetic mirrors :meth:`nas_prune.space.ChannelSpace.layer_channels`.
+
+Staircases (REFERENCE.md section 4): onnxruntime's CPU convolutions work on channel blocks (NCHWc,
+16 channels with AVX-512, 8 with AVX2), so a layer's cost steps at multiples of the block. Features
+round channel counts *up* to the block: two counts in the same block cost the same and no smooth
+curve is drawn across a step. The block is chosen per table by cross-validation on the measured
+networks (:mod:`nas_prune.latency._fit`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["structure_from_space", "LayerCosts", "FEATURES_PER_LAYER"]
+
+#: Cost terms per layer: padded multiply-accumulates and padded output activations.
+FEATURES_PER_LAYER = 2
+
+
+def structure_from_space(space: Any) -> dict[str, Any]:
+    """Compact JSON structure of a :class:`~nas_prune.space.ChannelSpace` (conv and linear layers)."""
+    in_terms: dict[str, list[list[Any]]] = {}
+    out_terms: dict[str, list[list[Any]]] = {}
+    for g in space.genes:
+        for layer, dim, n in g.members:
+            (out_terms if dim == "out" else in_terms).setdefault(layer, []).append([g.name, int(n), int(g.width)])
+    layers = []
+    for name, info in space.layers.items():
+        if info.kind not in ("conv", "linear"):
+            continue
+        layers.append({
+            "name": name, "kind": info.kind, "in_ch": int(info.in_ch), "out_ch": int(info.out_ch),
+            "groups": int(info.groups), "kernel": int(info.kernel), "positions": int(info.positions),
+            "depthwise": bool(info.depthwise), "in": in_terms.get(name, []), "out": out_terms.get(name, []),
+        })
+    return {"genes": {g.name: list(g.choices) for g in space.genes}, "layers": layers}
+
+
+def _pad(c: int, block: int) -> int:
+    return -(-c // block) * block
+
+
+class LayerCosts:
+    """Per-layer cost features of architectures under one structure and one channel block.
+
+    ``features(channels)`` returns ``2 * n_layers`` numbers: for each layer its padded MACs and
+    padded output activations, each divided by the unpruned network's value (so the full network's
+    features are all ones and fitted coefficients are shares of the reference latency).
+    """
+
+    def __init__(self, structure: Mapping[str, Any], block: int) -> None:
+        self.block = int(block)
+        self.genes = {str(k): tuple(int(c) for c in v) for k, v in structure["genes"].items()}
+        self.full = {k: v[-1] for k, v in self.genes.items()}
+        self.layers = list(structure["layers"])
+        self.names = [f"{l['name']}:{t}" for l in self.layers for t in ("macs", "act")]
+        self._compiled = []
+        for l in self.layers:
+            outs = tuple((g, n, w) for g, n, w in l["out"])
+            ins = tuple((g, n, w) for g, n, w in l["in"])
+            dw = bool(l["depthwise"])
+            groups = 1 if dw else max(1, int(l["groups"]))
+            scale = l["kernel"] * l["positions"]
+            self._compiled.append((int(l["in_ch"]), int(l["out_ch"]), ins, outs, dw, groups, scale, int(l["positions"])))
+        self._norm = np.ones(len(self.names))
+        self._norm = self.raw(self.full)
+        self._norm[self._norm == 0] = 1.0
+
+    def channels_of(self, channels: Mapping[str, int]) -> list[tuple[int, int]]:
+        """``(in, out)`` channels of every layer (genes left out keep their full width)."""
+        full = self.full
+        res = []
+        for in_ch, out_ch, ins, outs, dw, _groups, _scale, _pos in self._compiled:
+            o = out_ch
+            for g, n, w in outs:
+                c = channels.get(g, full[g])
+                if c != w:
+                    o -= n - n * c // w
+            if dw:
+                i = o
+            else:
+                i = in_ch
+                for g, n, w in ins:
+                    c = channels.get(g, full[g])
+                    if c != w:
+                        i -= n - n * c // w
+            res.append((i, o))
+        return res
+
+    def raw(self, channels: Mapping[str, int]) -> np.ndarray:
+        b = self.block
+        vals = []
+        for (i, o), (_in, _out, _ins, _outs, dw, groups, scale, pos) in zip(self.channels_of(channels), self._compiled):
+            po = _pad(o, b)
+            if dw:
+                macs = po * scale
+            else:
+                macs = _pad(i, b) * po * scale / groups
+            vals.append(macs)
+            vals.append(po * pos)
+        return np.asarray(vals, dtype=float)
+
+    def features(self, channels: Mapping[str, int]) -> np.ndarray:
+        return self.raw(channels) / self._norm
+
+    def matrix(self, archs: Sequence[Mapping[str, int]]) -> np.ndarray:
+        return np.stack([self.features(a) for a in archs]) if archs else np.zeros((0, len(self.names)))
+
+    def predictor(self, coef: Sequence[float], intercept: float) -> "_FastPredictor":
+        return _FastPredictor(self, np.asarray(coef, dtype=float), float(intercept))
+
+
+class _FastPredictor:
+    """``intercept + coef . features(channels)`` with the arithmetic folded per layer (pure Python, ~20 us)."""
+
+    def __init__(self, costs: LayerCosts, coef: np.ndarray, intercept: float) -> None:
+        self.costs = costs
+        self.full = costs.full
+        self.intercept = intercept
+        b = costs.block
+        layers = []
+        for j, (in_ch, out_ch, ins, outs, dw, groups, scale, pos) in enumerate(costs._compiled):
+            a = float(coef[2 * j]) / costs._norm[2 * j]
+            c = float(coef[2 * j + 1]) / costs._norm[2 * j + 1]
+            if a == 0.0 and c == 0.0:
+                continue
+            wm = a * scale / (1 if dw else groups)
+            layers.append((in_ch, out_ch, ins, outs, dw, wm, c * pos))
+        self.layers = tuple(layers)
+        self.block = b
+
+    def __call__(self, channels: Mapping[str, int]) -> float:
+        b = self.block
+        full = self.full
+        total = self.intercept
+        for in_ch, out_ch, ins, outs, dw, wm, wa in self.layers:
+            o = out_ch
+            for g, n, w in outs:
+                c = channels.get(g, full[g])
+                if c != w:
+                    o -= n - n * c // w
+            po = -(-o // b) * b
+            if dw:
+                total += (wm + wa) * po
+                continue
+            i = in_ch
+            for g, n, w in ins:
+                c = channels.get(g, full[g])
+                if c != w:
+                    i -= n - n * c // w
+            total += (wm * (-(-i // b) * b) + wa) * po
+        return total

@@ -1,0 +1,8 @@
+"""The whole job in one call: ``run_pipeline(RunConfig(...))`` (``nas-prune run``)."""
+
+from __future__ import annotations
+
+from nas_prune.pipeline._config import PRESETS, Budget, RunConfig
+from nas_prune.pipeline._stages import find_shipped_table, run_pipeline
+
+__all__ = ["Budget", "PRESETS", "RunConfig", "find_shipped_table", "run_pipeline"]

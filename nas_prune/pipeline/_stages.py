@@ -1,0 +1,251 @@
+"""``nas-prune run``: every stage of the pipeline in order, each cached in the run directory.
+
+space -> teacher -> latency table -> budget -> gates -> pruningnet -> search -> distill ->
+latency check -> summary + report. A stage that finished is skipped on re-run; one that was
+killed resumes from its own checkpoint.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas_prune._io import read_json, write_json
+from nas_prune.errors import NasPruneError
+from nas_prune.pipeline._cache import StageCache
+from nas_prune.pipeline._config import RunConfig
+from nas_prune.progress import console
+
+__all__ = ["run_pipeline", "find_shipped_table"]
+
+TABLES_DIR = Path(__file__).resolve().parents[2] / "latency_tables"
+
+
+class _ScaledTable:
+    """A latency table whose reference network was re-measured now (the machine's speed drifts)."""
+
+    def __init__(self, table: Any, reference_ms: float, name: str) -> None:
+        self.table, self.reference_ms, self.name = table, reference_ms, name
+
+    def predict(self, arch: Any) -> float:
+        return self.table.predict(arch, reference_ms=self.reference_ms)
+
+
+def find_shipped_table(space_id: str, threads: int, root: Path = TABLES_DIR) -> Path | None:
+    """A table in ``latency_tables/`` measured for ``space_id`` at ``threads`` threads, if any."""
+    if not root.is_dir():
+        return None
+    from nas_prune.latency import LatencyTable
+
+    for path in sorted(root.rglob("*.json")):
+        try:
+            table = LatencyTable.load(path)
+        except NasPruneError:
+            continue
+        if table.space_id == space_id and int(table.settings.get("threads", 0)) == threads \
+                and table.settings.get("provider", "cpu") == "cpu":
+            return path
+    return None
+
+
+def _check_config(cfg: RunConfig, out: Path) -> None:
+    """A run directory belongs to one configuration: resuming with other settings is refused."""
+    path = out / "config.json"
+    new = cfg.to_json()
+    if path.exists():
+        old = read_json(path, what="run configuration")
+        keys = ("model", "data", "budget", "input_size", "threads", "backend", "sampler", "method", "seed")
+        diff = [k for k in keys if isinstance(old, dict) and old.get(k) != new.get(k)]
+        if diff:
+            raise NasPruneError(
+                f"{out} holds a run with other settings ({', '.join(diff)}): use another --out or delete it"
+            )
+    write_json(path, new)
+
+
+def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
+    """Run (or resume) the whole job; returns the summary also written to ``DIR/summary.json``."""
+    from nas_prune.data import load_data
+    from nas_prune.export import export_onnx, load_model
+    from nas_prune.space import Architecture, ChannelSpace
+    from nas_prune.training import set_seed
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_config(cfg, out)
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    set_seed(cfg.seed)
+    cache = StageCache(out)
+    data = load_data(cfg.data, input_size=cfg.input_size, train_subset=cfg.train_subset, seed=cfg.seed)
+
+    # 1. space ---------------------------------------------------------------------------
+    def stage_space() -> dict[str, Any]:
+        space = ChannelSpace.from_name(cfg.model, input_size=cfg.input_size, num_classes=data.num_classes)
+        space.save(out / "space.json")
+        return {"space_id": space.id, "genes": len(space.searchable_genes)}
+
+    cache.run("space", stage_space, outputs=("space.json",))
+    space = ChannelSpace.load(out / "space.json")
+
+    # 2. teacher -------------------------------------------------------------------------
+    def stage_teacher() -> dict[str, Any]:
+        from nas_prune.cli._train import train_teacher
+
+        res = train_teacher(space, cfg.data, out / "teacher.pt", epochs=cfg.teacher_epochs,
+                            batch_size=cfg.batch_size, train_subset=cfg.train_subset, seed=cfg.seed)
+        export_onnx(load_model(space, out / "teacher.pt"), space.example_input(), out / "teacher.onnx")
+        return {"accuracy": res["test_accuracy"], "val_accuracy": res["val_accuracy"]}
+
+    cache.run("teacher", stage_teacher, outputs=("teacher.pt", "teacher.onnx"))
+
+    # 3. latency table -------------------------------------------------------------------
+    def stage_table() -> dict[str, Any]:
+        from nas_prune.latency import LatencyTable, build_table
+
+        if cfg.table is not None:
+            table = LatencyTable.load(cfg.table)
+            table.check_space(space)
+            shutil.copyfile(cfg.table, out / "table.json")
+            return {"source": str(cfg.table)}
+        shipped = None if cfg.profile else find_shipped_table(space.id, cfg.threads)
+        if shipped is not None:
+            shutil.copyfile(shipped, out / "table.json")
+            return {"source": str(shipped.relative_to(TABLES_DIR.parent))}
+        console.print(f"profiling a latency table for {space.id} at {cfg.threads} thread(s) (saves as it goes)")
+        build_table(space, threads=cfg.threads, output=out / "table.json")
+        return {"source": "profiled"}
+
+    table_res = cache.run("latency", stage_table, outputs=("table.json",))
+    from nas_prune.latency import LatencyTable, measure_interleaved
+
+    table = LatencyTable.load(out / "table.json")
+
+    # 4. budget: the teacher measured now, with the table's settings ------------------------
+    def stage_budget() -> dict[str, Any]:
+        teacher_ms = table.measure_reference(space)
+        budget_ms = cfg.budget_spec.to_ms(teacher_ms)
+        return {"teacher_ms": teacher_ms, "budget_ms": budget_ms,
+                "teacher_predicted_ms": table.predict(space.full(), reference_ms=teacher_ms)}
+
+    budget_res = cache.run("budget", stage_budget)
+    scaled = _ScaledTable(table, budget_res["teacher_ms"], "cpu")
+
+    # 5. gates -----------------------------------------------------------------------------
+    def stage_gates() -> dict[str, Any]:
+        from nas_prune.gates import learn_gates
+
+        gates = learn_gates(space, data, ratios=cfg.ratios, seeds=(cfg.seed,), epochs=cfg.gate_epochs,
+                            batch_size=cfg.batch_size, checkpoint=out / "gates.ckpt")
+        gates.save(out / "gates.json")
+        (out / "gates.ckpt").unlink(missing_ok=True)
+        return {"ratios": list(gates.ratios)}
+
+    cache.run("gates", stage_gates, outputs=("gates.json",))
+    from nas_prune.gates import Gates
+
+    gates = Gates.load(out / "gates.json")
+
+    # 6. pruningnet --------------------------------------------------------------------------
+    def stage_pnet() -> dict[str, Any]:
+        from nas_prune.pruningnet import train_pruningnet
+
+        pnet = train_pruningnet(space, data, epochs=cfg.pnet_epochs, gates=gates, importance=gates.order(),
+                                batch_size=cfg.batch_size, checkpoint=out / "pnet.ckpt", seed=cfg.seed)
+        pnet.save(out / "pnet.pt")
+        (out / "pnet.ckpt").unlink(missing_ok=True)
+        return {"parameters": sum(p.numel() for p in pnet.parameters())}
+
+    cache.run("pruningnet", stage_pnet, outputs=("pnet.pt",))
+
+    # 7. search ----------------------------------------------------------------------------
+    def stage_search() -> dict[str, Any]:
+        from nas_prune.pipeline._search import search_stage
+
+        return search_stage(cfg, space, data, out, scaled, budget_res["budget_ms"], gates)
+
+    search_res = cache.run("search", stage_search, outputs=("arch.json", "trials.json"))
+    arch = Architecture.load(out / "arch.json")
+
+    # 8. distill ---------------------------------------------------------------------------
+    def stage_distill() -> dict[str, Any]:
+        from nas_prune.distill import distill
+
+        init = {"pnet": f"pnet:{out / 'pnet.pt'}", "gates": f"gates:{out / 'gates.json'}"}.get(cfg.init, cfg.init)
+        metrics = distill(space, arch, out / "teacher.pt", data, method=cfg.method, init=init,
+                          epochs=cfg.distill_epochs, seed=cfg.seed, out_dir=out / "distill",
+                          table=out / "table.json", budget_ms=budget_res["budget_ms"], threads=cfg.threads)
+        return {"accuracy": metrics["student"]["accuracy"]}
+
+    cache.run("distill", stage_distill, outputs=("distill/metrics.json", "distill/model.onnx"))
+    metrics = read_json(out / "distill" / "metrics.json", what="distillation metrics")
+
+    # 9. latency check: predicted vs measured for the chosen and Pareto architectures ----------
+    def stage_check() -> dict[str, Any]:
+        from nas_prune.latency._measure import arch_onnx_bytes
+
+        trials = read_json(out / "trials.json", what="search trials")
+        picks = [arch] + [Architecture(space.id, t["channels"]) for t in _spread(trials, cfg.validate_n)]
+        models = {"reference": arch_onnx_bytes(space, space.full())}
+        for i, a in enumerate(picks):
+            models[f"arch{i}"] = arch_onnx_bytes(space, a)
+        s = table.settings
+        stats = measure_interleaved(models, space.input_shape, threads=cfg.threads, rounds=15,
+                                    runs_per_round=int(s["runs_per_round"]), percentile=float(s["percentile"]))
+        ref_ms = stats["reference"]["round_ms"]
+        rows = [{"label": "chosen" if i == 0 else f"trial arch {i}",
+                 "predicted_ms": table.predict(a, reference_ms=ref_ms), "measured_ms": stats[f"arch{i}"]["round_ms"]}
+                for i, a in enumerate(picks)]
+        write_json(out / "latency_check.json", rows)
+        errs = sorted(abs(r["predicted_ms"] / r["measured_ms"] - 1) for r in rows)
+        return {"n": len(rows), "median_abs_err": errs[len(errs) // 2]}
+
+    cache.run("check", stage_check, outputs=("latency_check.json",))
+
+    # 10. summary and report ---------------------------------------------------------------
+    student, teacher = metrics["student"], metrics["teacher"]
+    budget_ms = budget_res["budget_ms"]
+    t_ms, s_ms = teacher["latency"]["round_ms"], student["latency"]["round_ms"]
+    ratio = s_ms / t_ms
+    feasible = (ratio <= cfg.budget_spec.value * 1.02) if cfg.budget_spec.relative else s_ms <= budget_ms * 1.02
+    summary = {
+        "model": cfg.model, "data": cfg.data, "budget": cfg.budget, "budget_ms": budget_ms,
+        "device": f"{platform.processor() or platform.machine()}, {cfg.threads} thread(s), onnxruntime CPU",
+        "teacher": {"accuracy": teacher["accuracy"], "params": teacher["params"], "flops": teacher["flops"],
+                    "measured_latency_ms": t_ms},
+        "final": {"accuracy": student["accuracy"], "params": student["params"], "flops": student["flops"],
+                  "measured_latency_ms": s_ms,
+                  "predicted_latency_ms": table.predict(arch, reference_ms=t_ms),
+                  "channels": dict(arch.channels)},
+        "latency_ratio": ratio,
+        "feasible": bool(feasible),
+        "speedup": t_ms / s_ms,
+        "teacher_predicted_latency_ms": budget_res["teacher_predicted_ms"],
+        "search": search_res,
+        "table": table_res,
+        "stage_seconds": cache.seconds(),
+        "artifacts": {
+            "config": "config.json", "space": "space.json", "teacher": "teacher.pt", "teacher_onnx": "teacher.onnx",
+            "table": "table.json", "gates": "gates.json", "pnet": "pnet.pt", "arch": "arch.json",
+            "trials": "trials.json", "search": "search.json", "model": "distill/model.pt",
+            "model_onnx": "distill/model.onnx", "distill_metrics": "distill/metrics.json",
+            "latency_check": "latency_check.json", "report": "report.html",
+        },
+    }
+    write_json(out / "summary.json", summary)
+    from nas_prune.report import write_report
+
+    write_report(out)
+    return summary
+
+
+def _spread(trials: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """Up to ``n`` distinct trials spread evenly over the predicted-latency range."""
+    ranked = sorted((t for t in trials if t.get("channels")), key=lambda t: t["latency_ms"])
+    if len(ranked) <= n:
+        return ranked
+    step = (len(ranked) - 1) / max(n - 1, 1)
+    return [ranked[round(i * step)] for i in range(n)]

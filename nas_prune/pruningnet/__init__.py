@@ -1,0 +1,20 @@
+"""PruningNet: MetaPruning's weight-generating evaluator for any channel space (arXiv 1903.10258)."""
+
+from __future__ import annotations
+
+from nas_prune.pruningnet._generators import GENERATORS, LowRankGenerator, MLPGenerator
+from nas_prune.pruningnet._evaluator import PruningNetEvaluator
+from nas_prune.pruningnet._net import PNET_FORMAT, PNET_VERSION, PruningNet
+from nas_prune.pruningnet._train import ArchSampler, train_pruningnet
+
+__all__ = [
+    "ArchSampler",
+    "GENERATORS",
+    "LowRankGenerator",
+    "MLPGenerator",
+    "PNET_FORMAT",
+    "PNET_VERSION",
+    "PruningNet",
+    "PruningNetEvaluator",
+    "train_pruningnet",
+]

@@ -1,0 +1,353 @@
+"""PruningNet: one network that generates the weights of every candidate of a channel space.
+
+MetaPruning (Liu et al., ICCV 2019, arXiv 1903.10258): a meta network generates the weights of any
+pruned network from its encoding (one width ratio per gene), so a candidate is scored without
+training it. Unlike the official code, nothing here is written per model: the base model of a
+:class:`~nas_prune.space.ChannelSpace` runs its own ``forward``, and every conv, linear, norm and
+loose parameter is bound, for the duration of a call, to a tensor cropped to the candidate's kept
+channels (:class:`~nas_prune.pruningnet._channels.ChannelIndex`). A candidate's forward therefore
+costs what the pruned network costs and equals the forward of :meth:`PruningNet.export`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from nas_prune.errors import InvalidFileError, SpaceMismatchError
+from nas_prune.export import load_checkpoint, save_state_dict
+from nas_prune.pruningnet._channels import ChannelIndex, KeptChannels, check_orders
+from nas_prune.pruningnet._generators import make_generator
+from nas_prune.space import Architecture, ChannelSpace, materialize
+
+__all__ = ["PruningNet", "PNET_FORMAT", "PNET_VERSION", "BNStats"]
+
+PNET_FORMAT = "nas-prune/pruningnet"
+PNET_VERSION = 1
+
+BNStats = dict[str, tuple[torch.Tensor, torch.Tensor]]
+_BN = nn.modules.batchnorm._BatchNorm
+_CONV = nn.modules.conv._ConvNd
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+def _resolve(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    path = name.split(".")
+    module = model
+    for p in path[:-1]:
+        module = getattr(module, p)
+    return module, path[-1]
+
+
+class _Bound:
+    """A candidate's cropped tensors, ready to be bound to the base model's modules."""
+
+    def __init__(self, channels: dict[str, int], kept: KeptChannels) -> None:
+        self.channels = channels
+        self.kept = kept
+        self.attrs: dict[tuple[str, str], Any] = {}  # (module name, attribute) -> value
+        self.bn_sizes: dict[str, int] = {}
+
+
+class PruningNet(nn.Module):
+    """Weight-sharing evaluator of a channel space (MetaPruning, arXiv 1903.10258).
+
+    Args:
+        space: The channel space; the PruningNet is built from its base model and genes.
+        generator: ``"lowrank"`` (default, ~1 parameter per weight) or ``"mlp"`` (the official
+            design, ``hidden + 1`` parameters per weight).
+        hidden: Width of every generator's hidden layer.
+        rank: Rank of the low-rank modulation (``"lowrank"`` only).
+        importance: ``{gene: [channel indices, most important first]}`` (e.g. the gates' order);
+            a candidate keeps the leading channels of this order (natural order when absent).
+    """
+
+    def __init__(
+        self,
+        space: ChannelSpace,
+        *,
+        generator: str = "lowrank",
+        hidden: int = 32,
+        rank: int = 4,
+        importance: Mapping[str, Sequence[int]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.space = space
+        self.config = {"generator": generator, "hidden": int(hidden), "rank": int(rank)}
+        self.orders = check_orders(space, importance)
+        base = space.build_model()
+        self.index = ChannelIndex.build(space, base)
+        self._gene_pos = {g.name: i for i, g in enumerate(space.genes)}
+        modules = dict(base.named_modules())
+        self.generators = nn.ModuleDict()
+        self.shared = nn.ParameterDict()
+        self._inputs: dict[str, torch.Tensor] = {}
+        self._layers: list[tuple[str, str]] = []  # (name, kind) in table order
+        n_genes = len(space.genes)
+        for name, info in space.layers.items():
+            if info.kind in ("conv", "linear"):
+                module = modules[name]
+                outs, ins = self.index.genes_of(name)
+                inputs = list(dict.fromkeys(outs + ins)) or [n_genes]  # n_genes: a constant 1
+                self._inputs[name] = torch.as_tensor(inputs, dtype=torch.long)
+                self.generators[_key(name)] = make_generator(
+                    generator, module.weight.detach(), len(inputs), hidden=hidden, rank=rank)
+                del module.weight
+                if module.bias is not None:
+                    self.shared[_key(name + ".bias")] = nn.Parameter(module.bias.detach().clone())
+                del module.bias
+                module.bias = None
+            elif info.kind == "norm" and name in modules:
+                module = modules[name]
+                for attr in ("weight", "bias"):
+                    p = getattr(module, attr, None)
+                    if isinstance(p, nn.Parameter):
+                        self.shared[_key(f"{name}.{attr}")] = nn.Parameter(p.detach().clone())
+                        delattr(module, attr)
+                        setattr(module, attr, None)
+                if isinstance(module, _BN) and module.track_running_stats:
+                    del module.running_mean, module.running_var
+                    module.running_mean = module.running_var = None
+            elif info.kind == "param":
+                parent, attr = _resolve(base, name)
+                p = getattr(parent, attr)
+                self.shared[_key(name)] = nn.Parameter(p.detach().clone())
+                delattr(parent, attr)
+                setattr(parent, attr, None)
+            else:
+                continue
+            self._layers.append((name, info.kind))
+        self.base = base
+        self._modules_by_name = dict(base.named_modules())
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def space_id(self) -> str:
+        return self.space.id
+
+    def check_space(self, space: ChannelSpace) -> None:
+        """Raise :class:`SpaceMismatchError` unless ``space`` is the space this PruningNet was built for."""
+        if space.id != self.space.id:
+            raise SpaceMismatchError(
+                f"PruningNet is for space {self.space.id!r}, not {space.id!r}: "
+                "train a PruningNet for this space (nas-prune pruningnet train) or use its space file"
+            )
+
+    # ------------------------------------------------------------------ candidates
+    def _channels(self, arch: Architecture | Mapping[str, int]) -> dict[str, int]:
+        if not isinstance(arch, Architecture):
+            arch = Architecture(self.space.id, dict(arch))
+        return self.space.validate(arch)
+
+    def encoding(self, arch: Architecture | Mapping[str, int]) -> torch.Tensor:
+        """Width ratio of every gene (in ``space.genes`` order) followed by a constant 1."""
+        channels = self._channels(arch)
+        ratios = [channels[g.name] / g.width for g in self.space.genes]
+        return torch.tensor(ratios + [1.0])
+
+    def full_weights(self, arch: Architecture | Mapping[str, int]) -> dict[str, torch.Tensor]:
+        """Generated full-size weight of every conv and linear layer for ``arch`` (before cropping)."""
+        enc = self.encoding(arch)
+        return {name: self.generators[_key(name)](enc[self._inputs[name]])
+                for name, kind in self._layers if kind in ("conv", "linear")}
+
+    def generate(self, arch: Architecture | Mapping[str, int]) -> _Bound:
+        """Generate and crop every tensor of ``arch`` (differentiable; call under ``no_grad`` to score)."""
+        channels = self._channels(arch)
+        bound = _Bound(channels, self.index.kept(channels, self.orders))
+        kept = bound.kept
+        enc = self.encoding(channels)
+        for name, kind in self._layers:
+            ko = kept.get((name, "out"))
+            if kind in ("conv", "linear"):
+                module = self._modules_by_name[name]
+                w = self.generators[_key(name)](enc[self._inputs[name]])
+                if ko is not None:
+                    w = w.index_select(0, ko)
+                ki = kept.get((name, "in"))
+                if isinstance(module, _CONV) and module.groups > 1:
+                    info = self.space.layers[name]
+                    if info.depthwise:
+                        bound.attrs[(name, "groups")] = w.shape[0]
+                    else:
+                        if ki is not None:
+                            per_group = info.in_ch // module.groups
+                            local = torch.unique(ki % per_group)
+                            w = w.index_select(1, local)
+                elif ki is not None:
+                    w = w.index_select(1, ki)
+                bound.attrs[(name, "weight")] = w
+                bias = self.shared[_key(name + ".bias")] if _key(name + ".bias") in self.shared else None
+                if bias is not None and ko is not None:
+                    bias = bias.index_select(0, ko)
+                bound.attrs[(name, "bias")] = bias
+            elif kind == "norm":
+                module = self._modules_by_name[name]
+                size = self.space.layers[name].out_ch if ko is None else len(ko)
+                for attr in ("weight", "bias"):
+                    k = _key(f"{name}.{attr}")
+                    if k in self.shared:
+                        p = self.shared[k]
+                        bound.attrs[(name, attr)] = p if ko is None else p.index_select(0, ko)
+                if isinstance(module, nn.LayerNorm):
+                    bound.attrs[(name, "normalized_shape")] = (size,)
+                if isinstance(module, _BN):
+                    bound.bn_sizes[name] = size
+            else:  # loose parameter
+                p = self.shared[_key(name)]
+                if ko is not None:
+                    p = p.index_select(self.index.param_dims.get(name, 0), ko)
+                parent, attr = name.rsplit(".", 1)
+                bound.attrs[(parent, attr)] = p
+        return bound
+
+    @contextlib.contextmanager
+    def bind(self, bound: _Bound, bn_stats: BNStats | None = None) -> Iterator[None]:
+        """Bind ``bound``'s tensors (and BN statistics, if any) to the base model for a block."""
+        saved: list[tuple[nn.Module, str, Any]] = []
+        try:
+            for (name, attr), value in bound.attrs.items():
+                module = self._modules_by_name[name]
+                saved.append((module, attr, getattr(module, attr, None)))
+                if isinstance(value, nn.Parameter):  # a view, so the module does not adopt it
+                    value = value.view_as(value)
+                setattr(module, attr, value)
+            for name in bound.bn_sizes:
+                module = self._modules_by_name[name]
+                mean, var = bn_stats[name] if bn_stats and name in bn_stats else (None, None)
+                saved.append((module, "running_mean", None))
+                saved.append((module, "running_var", None))
+                module.running_mean, module.running_var = mean, var
+            yield
+        finally:
+            for module, attr, value in reversed(saved):
+                setattr(module, attr, value)
+
+    def forward(self, x: torch.Tensor, arch: Architecture | Mapping[str, int],
+                bn_stats: BNStats | None = None) -> torch.Tensor:
+        """Logits of candidate ``arch`` on ``x`` (BN uses batch statistics unless ``bn_stats`` is given)."""
+        bound = self.generate(arch)
+        with self.bind(bound, bn_stats):
+            return self.base(x)
+
+    @torch.no_grad()
+    def recalibrate(self, bound: _Bound, batches: Iterable[torch.Tensor]) -> BNStats:
+        """BatchNorm statistics of a candidate: reset, run ``batches`` in train mode, average.
+
+        MetaPruning scores a candidate only after this (the shared statistics of a PruningNet fit
+        no single candidate). The statistics are the cumulative average over all batches.
+        """
+        stats: BNStats = {n: (torch.zeros(s), torch.ones(s)) for n, s in bound.bn_sizes.items()}
+        modules = [self._modules_by_name[n] for n in bound.bn_sizes]
+        momenta = [m.momentum for m in modules]
+        was_training = self.base.training
+        try:
+            for m in modules:
+                m.momentum = None
+                if m.num_batches_tracked is not None:
+                    m.num_batches_tracked.zero_()
+            self.base.train()
+            with self.bind(bound, stats):
+                for x in batches:
+                    self.base(x)
+        finally:
+            for m, mom in zip(modules, momenta):
+                m.momentum = mom
+            self.base.train(was_training)
+        return stats
+
+    # ------------------------------------------------------------------ export
+    @torch.no_grad()
+    def export(self, arch: Architecture | Mapping[str, int], bn_stats: BNStats | None = None) -> nn.Module:
+        """The materialized model of ``arch`` carrying the generated weights (eval mode).
+
+        ``bn_stats`` (from :meth:`recalibrate`) become the BatchNorm running statistics; without
+        them they are reset (mean 0, variance 1). The kept channels follow the importance order.
+        """
+        channels = self._channels(arch)
+        model = self.space.build_model()
+        state = model.state_dict()
+        state.update({k: v for k, v in self.base.state_dict().items() if k in state})
+        for name, w in self.full_weights(channels).items():
+            state[f"{name}.weight"] = w
+        for k, p in self.shared.items():
+            state[k.replace("__", ".")] = p.detach()
+        kept = self.index.kept(channels, self.orders)
+        for name, (mean, var) in (bn_stats or {}).items():
+            ko = kept.get((name, "out"))
+            full_mean, full_var = torch.zeros_like(state[f"{name}.running_mean"]), torch.ones_like(state[f"{name}.running_var"])
+            if ko is None:
+                full_mean, full_var = mean, var
+            else:
+                full_mean[ko], full_var[ko] = mean, var
+            state[f"{name}.running_mean"], state[f"{name}.running_var"] = full_mean, full_var
+        for name, module in model.named_modules():
+            if isinstance(module, _BN) and module.track_running_stats and name not in (bn_stats or {}):
+                state[f"{name}.running_mean"] = torch.zeros_like(state[f"{name}.running_mean"])
+                state[f"{name}.running_var"] = torch.ones_like(state[f"{name}.running_var"])
+        model.load_state_dict(state)
+        orders = {g.name: self.orders.get(g.name, list(range(g.width))) for g in self.space.genes}
+        arch = Architecture(self.space.id, channels)
+        return materialize(model, arch, orders, space=self.space).eval()
+
+    # ------------------------------------------------------------------ persistence
+    def checkpoint_fields(self) -> dict[str, Any]:
+        """Metadata that lets :meth:`load` rebuild this PruningNet from its checkpoint alone."""
+        return {
+            "format": PNET_FORMAT,
+            "version": PNET_VERSION,
+            "space": self.space.id,
+            "space_json": self.space.to_json(),
+            "config": dict(self.config),
+            "importance": dict(self.orders),
+        }
+
+    def save(self, path: str | os.PathLike[str], **extra: Any) -> Path:
+        """Write a weights-only checkpoint (atomic)."""
+        return save_state_dict(self.state_dict(), path, **self.checkpoint_fields(), **extra)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Mapping[str, Any], path: str | os.PathLike[str],
+                        space: ChannelSpace | None = None) -> "PruningNet":
+        """Rebuild from a loaded checkpoint dict (see :meth:`load`)."""
+        what = "PruningNet checkpoint"
+        if ckpt.get("format") != PNET_FORMAT or not isinstance(ckpt.get("state_dict"), dict):
+            raise InvalidFileError(f"{what} {path} is not a PruningNet: write one with 'nas-prune pruningnet train'")
+        if ckpt.get("version") != PNET_VERSION:
+            raise InvalidFileError(f"{what} {path} has version {ckpt.get('version')!r}; this nas-prune reads {PNET_VERSION}: retrain it")
+        if space is not None and ckpt.get("space") != space.id:
+            raise SpaceMismatchError(
+                f"{what} {path} is for space {ckpt.get('space')!r}, not {space.id!r}: "
+                "use the PruningNet trained for this space or pass its space file"
+            )
+        if space is None:
+            space = ChannelSpace.from_json(ckpt.get("space_json"), source=f"{path} (embedded space)")
+        config = ckpt.get("config")
+        if not isinstance(config, dict) or not {"generator", "hidden", "rank"} <= set(config):
+            raise InvalidFileError(f"{what} {path} has no valid config: retrain it")
+        pnet = cls(space, generator=str(config["generator"]), hidden=int(config["hidden"]),
+                   rank=int(config["rank"]), importance=ckpt.get("importance") or None)
+        try:
+            pnet.load_state_dict(ckpt["state_dict"])
+        except RuntimeError as exc:
+            raise InvalidFileError(f"{what} {path} does not fit its space ({str(exc).splitlines()[0][:160]}): retrain it") from None
+        return pnet
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], space: ChannelSpace | None = None) -> "PruningNet":
+        """Load a PruningNet (weights-only); ``space`` must match the one it was trained for.
+
+        Raises:
+            InvalidFileError: not a PruningNet checkpoint, or corrupt.
+            SpaceMismatchError: ``space`` is not the PruningNet's space.
+        """
+        ckpt = load_checkpoint(path, what="PruningNet checkpoint")
+        return cls.from_checkpoint(ckpt, path, space)

@@ -1,0 +1,61 @@
+"""Search inside Optuna studies and NNI experiments, under hard latency budgets, with many workers.
+
+The Optuna way in::
+
+    from nas_prune.search import ArchitectureObjective, LatencyBudget, make_sampler
+
+    budgets = LatencyBudget.for_tables([table], ["1.8ms"])
+    objective = ArchitectureObjective(space=space, evaluator=evaluator, budgets=budgets)
+    study = optuna.create_study(directions=objective.directions,
+                                sampler=make_sampler("evolution", space=space, budgets=budgets))
+    study.optimize(objective, n_trials=200)
+    study.best_trial.user_attrs["architecture"]     # feasible by construction (trial constraints)
+
+The NNI way in: :mod:`nas_prune.search.nni_trial` is the trial entry point and
+:func:`launch_nni_experiment` starts an experiment (``nas-prune nni`` on the command line).
+"""
+
+from __future__ import annotations
+
+from nas_prune.search._budget import LatencyBudget, LatencyPredictor, min_latency_architecture, parse_milliseconds
+from nas_prune.search._evolution import EvolutionSampler
+from nas_prune.search._objective import (
+    ArchitectureObjective,
+    CandidateEvaluator,
+    add_latency_constraints,
+    architecture_of,
+    suggest_architecture,
+)
+from nas_prune.search._samplers import SAMPLERS, feasible_under, make_sampler
+from nas_prune.search._study import (
+    RESULT_FORMAT,
+    NoFeasibleArchitectureError,
+    check_budgets_reachable,
+    default_storage,
+    open_study,
+    run_trials,
+    search_result,
+)
+
+__all__ = [
+    "ArchitectureObjective",
+    "CandidateEvaluator",
+    "EvolutionSampler",
+    "LatencyBudget",
+    "LatencyPredictor",
+    "NoFeasibleArchitectureError",
+    "RESULT_FORMAT",
+    "SAMPLERS",
+    "add_latency_constraints",
+    "architecture_of",
+    "check_budgets_reachable",
+    "default_storage",
+    "feasible_under",
+    "make_sampler",
+    "min_latency_architecture",
+    "open_study",
+    "parse_milliseconds",
+    "run_trials",
+    "search_result",
+    "suggest_architecture",
+]

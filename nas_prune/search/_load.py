@@ -1,0 +1,67 @@
+"""Load the artefacts a search consumes (tables, PruningNet, gates), checked against the space."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+from nas_prune.space import ChannelSpace
+
+__all__ = ["load_evaluator", "load_gates", "load_tables", "enqueue_gate_candidates"]
+
+
+def load_tables(paths: Sequence[str | os.PathLike[str]], space: ChannelSpace) -> list[Any]:
+    """Latency tables (``nas_prune.latency.LatencyTable``), each checked against ``space``."""
+    from nas_prune.latency import LatencyTable
+
+    tables = []
+    for path in paths:
+        table = LatencyTable.load(path)
+        table.check_space(space)
+        tables.append(table)
+    return tables
+
+
+def load_evaluator(
+    pnet_path: str | os.PathLike[str],
+    space: ChannelSpace,
+    *,
+    data: str = "digits",
+    recal_batches: int = 20,
+    val_batches: int | None = None,
+    batch_size: int = 128,
+    seed: int = 0,
+) -> Any:
+    """A ``PruningNetEvaluator`` of the PruningNet at ``pnet_path`` on ``data``'s validation split."""
+    from nas_prune.data import load_data
+    from nas_prune.pruningnet import PruningNet, PruningNetEvaluator
+
+    pnet = PruningNet.load(pnet_path, space=space)
+    bundle = load_data(data, input_size=space.input_shape[-1], seed=seed)
+    return PruningNetEvaluator(pnet, bundle, recal_batches=recal_batches, val_batches=val_batches,
+                               batch_size=batch_size, seed=seed)
+
+
+def load_gates(path: str | os.PathLike[str], space: ChannelSpace) -> Any:
+    """Gates (``nas_prune.gates.Gates``) checked against ``space``."""
+    from nas_prune.gates import Gates
+
+    gates = Gates.load(path)
+    gates.check_space(space)
+    return gates
+
+
+def enqueue_gate_candidates(study: Any, gates: Any, space: ChannelSpace, budgets: Sequence[Any],
+                            fractions: Sequence[float] = (1.0, 0.9, 0.8)) -> int:
+    """Enqueue the gates' binary-search architectures at fractions of the first latency budget.
+
+    Only a new study is seeded (a resumed or shared one already has them). Returns how many.
+    """
+    if not budgets or study.get_trials(deepcopy=False):
+        return 0
+    from nas_prune.gates import Budget, enqueue_gate_architectures
+
+    first = budgets[0]
+    return len(enqueue_gate_architectures(
+        study, gates, space, [Budget("latency", first.budget_ms * f, first.table) for f in fractions]
+    ))

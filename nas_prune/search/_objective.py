@@ -1,0 +1,163 @@
+"""The Optuna objective of a channel search: suggest, constrain by latency, score with a PruningNet."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping, Protocol, Sequence
+
+from nas_prune.search._budget import LatencyBudget
+from nas_prune.space import Architecture, ChannelSpace
+
+__all__ = [
+    "ArchitectureObjective",
+    "CandidateEvaluator",
+    "add_latency_constraints",
+    "architecture_of",
+    "suggest_architecture",
+]
+
+#: User attributes every nas-prune trial carries (plain JSON: optuna-dashboard shows them as is).
+ARCH_ATTR = "architecture"
+
+
+class CandidateEvaluator(Protocol):
+    """Scores an architecture, e.g. :class:`nas_prune.pruningnet.PruningNetEvaluator`."""
+
+    def score(self, arch: Architecture) -> Mapping[str, float]:  # {"accuracy": ..., "seconds": ...}
+        ...
+
+
+def suggest_architecture(trial: Any, space: ChannelSpace) -> Architecture:
+    """Suggest an architecture: one ``suggest_int(gene, low, high, step=step)`` per searchable gene.
+
+    The parameter names are the gene names, so any Optuna sampler (TPE, NSGA-II, CMA-ES, ...) sees
+    ordered integer widths, and :class:`~nas_prune.search.EvolutionSampler` recognises them.
+    """
+    arch = space.suggest(trial)
+    trial.set_user_attr(ARCH_ATTR, dict(arch.channels))
+    counts = space.count(arch)
+    trial.set_user_attr("flops", int(counts["flops"]))
+    trial.set_user_attr("params", int(counts["params"]))
+    return arch
+
+
+def add_latency_constraints(trial: Any, arch: Architecture, budgets: Sequence[LatencyBudget]) -> dict[str, float]:
+    """Predict ``arch``'s latency on every table and make each budget a hard Optuna constraint.
+
+    For each budget, ``trial.set_constraint(name, predicted_ms - budget_ms)`` (Optuna 5: feasible
+    when every value is <= 0), so ``study.best_trial`` and ``study.best_trials`` only return
+    architectures under every budget, and TPE / NSGA-II steer away from infeasible regions.
+    The predictions are stored as user attributes ``latency_ms:<name>``.
+
+    Returns:
+        ``{name: predicted milliseconds}``.
+    """
+    predicted: dict[str, float] = {}
+    for b in budgets:
+        ms = b.predict(arch)
+        predicted[b.name] = ms
+        trial.set_user_attr(f"latency_ms:{b.name}", ms)
+        trial.set_user_attr(f"budget_ms:{b.name}", b.budget_ms)
+        trial.set_constraint(b.name, ms - b.budget_ms)
+    trial.set_user_attr("feasible", all(predicted[b.name] <= b.budget_ms for b in budgets))
+    return predicted
+
+
+def architecture_of(trial: Any, space: ChannelSpace) -> Architecture | None:
+    """The architecture a (frozen) trial evaluated, or ``None`` if it did not suggest one."""
+    channels = trial.user_attrs.get(ARCH_ATTR)
+    if isinstance(channels, dict):
+        return Architecture(space.id, {str(k): int(v) for k, v in channels.items()})
+    names = [g.name for g in space.searchable_genes]
+    if names and all(n in trial.params for n in names):
+        return space.decode(trial.params)
+    return None
+
+
+class ArchitectureObjective:
+    """An Optuna objective: accuracy of a candidate under hard latency budgets.
+
+    Each call suggests an architecture (:func:`suggest_architecture`), constrains it with every
+    latency table (:func:`add_latency_constraints`), and scores it with ``evaluator`` (a PruningNet:
+    weights generated for the candidate, BatchNorm recalibrated, validation accuracy; MetaPruning,
+    Liu et al., ICCV 2019). Infeasible candidates are not evaluated (their accuracy is recorded as
+    0.0 and the constraint keeps them out of ``best_trial``); an architecture already evaluated in
+    the study is never evaluated again (its result is copied, ``cached_from`` names the trial).
+
+    Single objective: maximise accuracy. Multi-objective: maximise accuracy, minimise the predicted
+    latency on the first table (FLOPs in millions when there is no table); see :attr:`directions`.
+
+    Example::
+
+        objective = ArchitectureObjective(space=space, evaluator=evaluator, budgets=budgets)
+        study = optuna.create_study(directions=objective.directions)
+        study.optimize(objective, n_trials=100)
+        study.best_trial.user_attrs["architecture"]
+    """
+
+    def __init__(
+        self,
+        *,
+        space: ChannelSpace,
+        evaluator: CandidateEvaluator,
+        budgets: Sequence[LatencyBudget] = (),
+        multi_objective: bool = False,
+        evaluate_infeasible: bool = False,
+        use_cache: bool = True,
+    ) -> None:
+        self.space = space
+        self.evaluator = evaluator
+        self.budgets = tuple(budgets)
+        self.multi_objective = multi_objective
+        self.evaluate_infeasible = evaluate_infeasible
+        self.use_cache = use_cache
+
+    @property
+    def directions(self) -> list[str]:
+        """Study directions matching the returned values."""
+        return ["maximize", "minimize"] if self.multi_objective else ["maximize"]
+
+    def __call__(self, trial: Any) -> float | tuple[float, float]:
+        arch = suggest_architecture(trial, self.space)
+        predicted = add_latency_constraints(trial, arch, self.budgets)
+        feasible = all(predicted[b.name] <= b.budget_ms for b in self.budgets)
+        accuracy = self._accuracy(trial, arch, feasible)
+        trial.set_user_attr("accuracy", accuracy)
+        if not self.multi_objective:
+            return accuracy
+        if self.budgets:
+            cost = predicted[self.budgets[0].name]
+        else:
+            cost = trial.user_attrs.get("flops", self.space.count(arch)["flops"]) / 1e6
+        return accuracy, float(cost)
+
+    def _accuracy(self, trial: Any, arch: Architecture, feasible: bool) -> float:
+        if not feasible and not self.evaluate_infeasible:
+            trial.set_user_attr("evaluated", False)
+            return 0.0
+        if self.use_cache:
+            hit = _cached(trial, arch)
+            if hit is not None:
+                trial.set_user_attr("evaluated", False)
+                trial.set_user_attr("cached_from", hit[0])
+                return hit[1]
+        start = time.perf_counter()
+        result = self.evaluator.score(arch)
+        accuracy = float(result["accuracy"])
+        trial.set_user_attr("evaluated", True)
+        trial.set_user_attr("eval_seconds", float(result.get("seconds", time.perf_counter() - start)))
+        return accuracy
+
+
+def _cached(trial: Any, arch: Architecture) -> tuple[int, float] | None:
+    """``(trial number, accuracy)`` of a completed trial of the study that evaluated ``arch``."""
+    study = getattr(trial, "study", None)
+    if study is None:
+        return None
+    from optuna.trial import TrialState
+
+    channels = dict(arch.channels)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.user_attrs.get("evaluated") and t.user_attrs.get(ARCH_ATTR) == channels and "accuracy" in t.user_attrs:
+            return t.number, float(t.user_attrs["accuracy"])
+    return None

@@ -1,0 +1,98 @@
+"""Gate learning: the regulariser, the clamp, the checkpoint choice, determinism and resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nas_prune.errors import NasPruneError
+from nas_prune.gates import GateHooks, default_epochs, gate_targets, learn_gates
+
+
+def _mean(run) -> float:
+    vals = [v for vs in run.gates.values() for v in vs]
+    return sum(vals) / len(vals)
+
+
+def test_targets_are_the_norms_after_member_convs(tiny_space):
+    targets = gate_targets(tiny_space.build_model(), tiny_space)
+    # stem.0 -> stem.1 and block.6 -> block.7 share the residual gene's gates
+    assert {k: sorted(v) for k, v in targets.items()} == {
+        "stem.0": ["block.7", "stem.1"], "block.0": ["block.1", "block.4"], "head.0": ["head.1"]}
+
+
+def test_gates_multiply_after_the_norm(tiny_space):
+    model = tiny_space.build_model().eval()
+    x = tiny_space.example_input(2)
+    with torch.no_grad():
+        ref = model(x)
+        with GateHooks(model, tiny_space) as hooks:  # all gates 1: the model is unchanged
+            assert torch.allclose(model(x), ref)
+            hooks.gates["head.0"].data.zero_()  # head channels closed: logits are the bias alone
+            assert torch.allclose(model(x), model.fc.bias.expand(2, -1))
+        assert torch.allclose(model(x), ref)  # hooks removed on exit
+
+
+def test_regulariser_drives_the_mean_gate_to_the_ratio(tiny_space, tiny_data, tiny_gates):
+    for run in tiny_gates.runs:
+        assert _mean(run) == pytest.approx(run.ratio, abs=0.05)
+    # without the regulariser the same run ends far from r = 0.3
+    free = learn_gates(tiny_space, tiny_data, ratios=(0.3,), epochs=10, gamma=0.0, lr=0.05, batch_size=32)
+    assert _mean(free.runs[0]) > 0.45
+
+
+def test_gates_stay_clamped_and_weights_stay_random(tiny_space, tiny_data):
+    g = learn_gates(tiny_space, tiny_data, ratios=(0.3,), epochs=2, gamma=50.0, lr=0.5, batch_size=32)
+    vals = [v for vs in g.runs[0].gates.values() for v in vs]
+    assert all(0.0 <= v <= 1.0 for v in vals)
+    assert any(v == 0.0 for v in vals)  # the projection produces exact zeros
+
+
+def test_kept_checkpoint_respects_the_ratio(tiny_space, tiny_data):
+    g = learn_gates(tiny_space, tiny_data, ratios=(0.3,), epochs=3, gamma=50.0, lr=0.5, batch_size=32)
+    run = g.runs[0]
+    assert run.met_ratio and run.nonzero_fraction <= 0.3
+    vals = [v for vs in run.gates.values() for v in vs]
+    assert sum(v != 0 for v in vals) / len(vals) == pytest.approx(run.nonzero_fraction)
+
+
+def test_deterministic_with_a_seed_and_seeds_differ(tiny_gates):
+    by_seed = {(r.ratio, r.seed): r.gates for r in tiny_gates.runs}
+    assert by_seed[(0.3, 0)] != by_seed[(0.3, 1)]
+
+
+def test_resume_after_interrupt_gives_the_same_gates(tiny_space, tiny_data, tmp_path, monkeypatch):
+    kwargs = dict(ratios=(0.3, 0.6), epochs=2, gamma=50.0, lr=0.05, batch_size=32)
+    ref = learn_gates(tiny_space, tiny_data, **kwargs)
+    ckpt = tmp_path / "gates.partial"
+    import nas_prune.gates._learn as learn_mod
+
+    calls = {"n": 0}
+    real = learn_mod.evaluate
+
+    def flaky(model, dataset):
+        calls["n"] += 1
+        if calls["n"] == 3:  # second run, first epoch: the first run is done and checkpointed
+            raise KeyboardInterrupt
+        return real(model, dataset)
+
+    monkeypatch.setattr(learn_mod, "evaluate", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        learn_gates(tiny_space, tiny_data, checkpoint=ckpt, **kwargs)
+    assert ckpt.exists()
+    monkeypatch.setattr(learn_mod, "evaluate", real)
+    resumed = learn_gates(tiny_space, tiny_data, checkpoint=ckpt, **kwargs)
+    assert [r.to_json() for r in resumed.runs] == [r.to_json() for r in ref.runs]
+    with pytest.raises(NasPruneError, match="other settings"):
+        learn_gates(tiny_space, tiny_data, checkpoint=ckpt, **{**kwargs, "epochs": 3})
+
+
+def test_bad_ratio_is_one_line(tiny_space, tiny_data):
+    with pytest.raises(NasPruneError, match="ratio"):
+        learn_gates(tiny_space, tiny_data, ratios=(1.5,), epochs=1)
+
+
+def test_default_epochs_scale_with_the_data():
+    assert default_epochs(391) == 10  # CIFAR-10 at batch 128: the paper's 10 epochs
+    assert default_epochs(10000) == 1  # ImageNet: one pass
+    assert default_epochs(8) * 8 >= 400  # tiny data: enough steps to move the gates

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from torch import nn
+
+from nas_prune.data import load_data
+from nas_prune.errors import InvalidFileError, SpaceMismatchError
+from nas_prune.export import save_state_dict
+from nas_prune.pruningnet import ArchSampler, PruningNet, PruningNetEvaluator, train_pruningnet
+from nas_prune.space import Architecture, ChannelSpace, materialize
+
+
+@pytest.fixture(scope="module")
+def digits16():
+    return load_data("digits", input_size=16)
+
+
+def _perturb(pnet: PruningNet, seed: int = 0) -> None:
+    """Give every generator a non-trivial dependence on the encoding (as after training)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in pnet.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
+
+
+def _archs(space: ChannelSpace) -> list[Architecture]:
+    return [space.sample(s) for s in range(4)] + [space.uniform(0.1), space.full()]
+
+
+@pytest.mark.parametrize("generator", ["lowrank", "mlp"])
+def test_generated_weights_have_materialized_shapes(tiny_space, generator):
+    pnet = PruningNet(tiny_space, generator=generator)
+    base = tiny_space.build_model()
+    for arch in _archs(tiny_space):
+        bound = pnet.generate(arch)
+        pruned = dict(materialize(base, arch, space=tiny_space).named_modules())
+        checked = 0
+        for (name, attr), value in bound.attrs.items():
+            if attr in ("weight", "bias") and value is not None:
+                assert tuple(value.shape) == tuple(getattr(pruned[name], attr).shape), (name, attr)
+                checked += 1
+        assert checked >= 10
+
+
+@pytest.mark.parametrize("generator", ["lowrank", "mlp"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_export_equals_pruningnet_forward(tiny_space, generator, reverse):
+    importance = {g.name: list(range(g.width))[::-1] for g in tiny_space.searchable_genes} if reverse else None
+    pnet = PruningNet(tiny_space, generator=generator, importance=importance).eval()
+    _perturb(pnet)
+    x = torch.randn(6, *tiny_space.input_shape)
+    recal = [torch.randn(16, *tiny_space.input_shape) for _ in range(3)]
+    for arch in _archs(tiny_space):
+        stats = pnet.recalibrate(pnet.generate(arch), recal)
+        with torch.no_grad():
+            expected = pnet(x, arch, stats)
+            got = pnet.export(arch, stats)(x)
+        assert torch.allclose(got, expected, atol=1e-5), (arch.channels, (got - expected).abs().max())
+    # The two orders keep different channels, so they really give different networks.
+    if reverse:
+        plain = PruningNet(tiny_space, generator=generator).eval()
+        plain.load_state_dict(pnet.state_dict())
+        arch = tiny_space.uniform(0.5)
+        with torch.no_grad():
+            assert not torch.allclose(plain(x, arch), pnet(x, arch))
+
+
+def test_recalibration_matches_train_mode_statistics(tiny_space):
+    pnet = PruningNet(tiny_space).eval()
+    arch = tiny_space.sample(1)
+    batch = torch.randn(32, *tiny_space.input_shape)
+    stats = pnet.recalibrate(pnet.generate(arch), [batch])
+    with torch.no_grad():
+        train_mode = pnet.train()(batch, arch)  # batch statistics
+        eval_mode = pnet.eval()(batch, arch, stats)  # the same statistics, stored
+    assert torch.allclose(train_mode, eval_mode, atol=1e-3)
+
+
+def test_training_reduces_loss(tiny_space, digits16):
+    torch.manual_seed(0)
+    pnet = train_pruningnet(tiny_space, digits16, epochs=4, batch_size=32, lr=0.05, seed=0)
+    losses = [h["loss"] for h in pnet.history]
+    assert len(losses) == 4 and losses[-1] < 0.8 * losses[0]
+    score = PruningNetEvaluator(pnet, digits16, recal_batches=5, batch_size=64).score(tiny_space.full())
+    assert score["accuracy"] > 0.3 and score["seconds"] > 0
+
+
+def test_resume_continues_from_checkpoint(tiny_space, digits16, tmp_path):
+    ckpt = tmp_path / "pnet.pt"
+    torch.manual_seed(0)
+    straight = train_pruningnet(tiny_space, digits16, epochs=2, batch_size=64, seed=3)
+    torch.manual_seed(0)
+    first = train_pruningnet(tiny_space, digits16, epochs=1, batch_size=64, seed=3, checkpoint=ckpt)
+    assert len(first.history) == 1 and ckpt.exists()
+    torch.manual_seed(123)  # resuming must not depend on the global generator
+    resumed = train_pruningnet(tiny_space, digits16, epochs=2, batch_size=64, seed=3, checkpoint=ckpt)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    assert resumed.history[0] == first.history[0]
+    for (k, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-5), k
+    # A finished checkpoint is returned as is.
+    again = train_pruningnet(tiny_space, digits16, epochs=2, batch_size=64, seed=3, checkpoint=ckpt)
+    assert again.history == resumed.history
+
+
+def test_save_load_roundtrip_and_space_checks(tiny_space, tmp_path):
+    pnet = PruningNet(tiny_space, generator="mlp", hidden=8).eval()
+    _perturb(pnet)
+    path = pnet.save(tmp_path / "p.pt")
+    loaded = PruningNet.load(path)  # rebuilt from the embedded space
+    assert loaded.space_id == tiny_space.id and loaded.config == pnet.config
+    x = torch.randn(2, *tiny_space.input_shape)
+    arch = tiny_space.sample(5)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x, arch), pnet(x, arch))
+    other = ChannelSpace.from_name("tests.conftest:tiny_resnet", input_size=16, num_classes=10, round_to=4)
+    assert other.id != tiny_space.id
+    with pytest.raises(SpaceMismatchError, match="pruningnet"):
+        PruningNet.load(path, space=other)
+    with pytest.raises(SpaceMismatchError):
+        pnet.check_space(other)
+    with pytest.raises(SpaceMismatchError):
+        train_pruningnet(other, load_data("digits", input_size=16), epochs=1, checkpoint=path)
+
+
+def test_load_refuses_other_files(tiny_space, tmp_path):
+    save_state_dict(nn.Linear(2, 2), tmp_path / "model.pt", format="nas-prune/model")
+    with pytest.raises(InvalidFileError, match="not a PruningNet"):
+        PruningNet.load(tmp_path / "model.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InvalidFileError):
+        PruningNet.load(tmp_path / "junk.pt")
+
+
+def test_prior_sampler_follows_the_prior(tiny_space):
+    gene = tiny_space.gene("block.0")
+    sampler = ArchSampler(tiny_space, prior={"block.0": (16.0, 1.0)})
+    rng = random.Random(0)
+    counts = [sampler.sample(rng).channels["block.0"] for _ in range(200)]
+    assert sum(c == 16 for c in counts) > 150 and all(c in gene.choices for c in counts)
+
+
+@pytest.mark.slow
+def test_real_torchvision_space_forward():
+    space = ChannelSpace.from_name("mobilenet_v3_small", input_size=32, num_classes=10)
+    pnet = PruningNet(space).train()
+    arch = space.sample(7)
+    shapes = space.layer_channels(arch)
+    bound = pnet.generate(arch)
+    for name, info in space.layers.items():
+        if info.kind == "conv" and not info.depthwise and info.groups == 1:
+            w = bound.attrs[(name, "weight")]
+            assert (w.shape[1], w.shape[0]) == shapes[name], name
+    out = pnet(space.example_input(4), arch)
+    assert out.shape == (4, 10) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(p.grad is not None for p in pnet.generators.parameters())

@@ -1,0 +1,146 @@
+"""The Optuna API: suggestions, hard latency constraints, Pareto fronts, the evaluation cache."""
+
+from __future__ import annotations
+
+import itertools
+
+import optuna
+import pytest
+
+from nas_prune.search import (
+    ArchitectureObjective,
+    LatencyBudget,
+    make_sampler,
+    parse_milliseconds,
+    search_result,
+    NoFeasibleArchitectureError,
+)
+from nas_prune.errors import NasPruneError
+from nas_prune.space import Architecture
+from tests.search.standins import FakeEvaluator, FakeTable
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def all_archs(space):
+    genes = space.searchable_genes
+    for combo in itertools.product(*(g.choices for g in genes)):
+        yield Architecture(space.id, dict(zip((g.name for g in genes), combo)))
+
+
+def test_parse_milliseconds():
+    assert parse_milliseconds("1.8ms") == 1.8
+    assert parse_milliseconds("1800us") == pytest.approx(1.8)
+    assert parse_milliseconds("0.0018s") == pytest.approx(1.8)
+    assert parse_milliseconds("2") == 2.0
+    for bad in ("fast", "-1ms", "0ms", "nan"):
+        with pytest.raises(NasPruneError):
+            parse_milliseconds(bad)
+
+
+def test_budgets_pair_with_tables(tiny_space):
+    t1, t2 = FakeTable(tiny_space, name="phone"), FakeTable(tiny_space, name="phone")
+    b = LatencyBudget.for_tables([t1, t2], ["1ms", "2ms"])
+    assert [x.name for x in b] == ["phone", "phone#2"] and [x.budget_ms for x in b] == [1.0, 2.0]
+    assert [x.budget_ms for x in LatencyBudget.for_tables([t1, t2], ["3ms"])] == [3.0, 3.0]
+    with pytest.raises(NasPruneError, match="one --budget per --table"):
+        LatencyBudget.for_tables([t1, t2], ["1ms", "2ms", "3ms"])
+
+
+def test_suggest_uses_gene_names_and_steps(tiny_space):
+    study = optuna.create_study()
+    trial = study.ask()
+    objective = ArchitectureObjective(space=tiny_space, evaluator=FakeEvaluator(tiny_space))
+    objective(trial)
+    dists = trial.distributions
+    assert set(dists) == {g.name for g in tiny_space.searchable_genes}
+    for g in tiny_space.searchable_genes:
+        assert dists[g.name] == optuna.distributions.IntDistribution(g.low, g.high, step=g.step)
+    attrs = trial.user_attrs
+    arch = Architecture(tiny_space.id, attrs["architecture"])
+    assert tiny_space.count(arch) == {"params": attrs["params"], "flops": attrs["flops"]}
+
+
+def test_constraints_make_best_trial_feasible(tiny_space):
+    table = FakeTable(tiny_space)
+    budgets = LatencyBudget.for_tables([table], ["0.5ms"])
+    # Evaluate infeasible candidates too: the most accurate trials are then over budget.
+    objective = ArchitectureObjective(space=tiny_space, evaluator=FakeEvaluator(tiny_space), budgets=budgets,
+                                      evaluate_infeasible=True)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(objective, n_trials=40)
+    top = max(study.trials, key=lambda t: t.value)
+    assert top.user_attrs["latency_ms:fake-cpu"] > 0.5 and top.constraints["fake-cpu"] > 0
+    best = study.best_trial
+    assert best.user_attrs["feasible"] and best.user_attrs["latency_ms:fake-cpu"] <= 0.5
+    assert best.constraints == {"fake-cpu": pytest.approx(best.user_attrs["latency_ms:fake-cpu"] - 0.5)}
+    feasible = [t for t in study.trials if t.user_attrs["feasible"]]
+    assert best.value == max(t.value for t in feasible)
+    result = search_result(study, tiny_space, budgets)
+    assert result["best"]["trial"] == best.number
+    assert result["best"]["latency_ms"]["fake-cpu"] <= 0.5
+
+
+def test_infeasible_candidates_are_not_evaluated(tiny_space):
+    budgets = LatencyBudget.for_tables([FakeTable(tiny_space)], ["0.5ms"])
+    ev = FakeEvaluator(tiny_space)
+    objective = ArchitectureObjective(space=tiny_space, evaluator=ev, budgets=budgets)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1))
+    study.optimize(objective, n_trials=30)
+    for t in study.trials:
+        if not t.user_attrs["feasible"]:
+            assert t.value == 0.0 and t.user_attrs["evaluated"] is False
+    assert all(sum(c.values()) <= 40 for c in ev.calls)  # 0.1 + 0.01 * sum <= 0.5
+
+
+def test_duplicates_are_never_evaluated_twice(tiny_space):
+    ev = FakeEvaluator(tiny_space)
+    objective = ArchitectureObjective(space=tiny_space, evaluator=ev)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(objective, n_trials=60)  # 24 architectures: many repeats
+    keys = [tuple(sorted(c.items())) for c in ev.calls]
+    assert len(keys) == len(set(keys)) and len(keys) < 60
+    cached = [t for t in study.trials if "cached_from" in t.user_attrs]
+    assert cached
+    for t in cached:
+        src = study.trials[t.user_attrs["cached_from"]]
+        assert src.user_attrs["architecture"] == t.user_attrs["architecture"] and src.value == t.value
+
+
+def test_multi_objective_pareto_front(tiny_space):
+    budgets = LatencyBudget.for_tables([FakeTable(tiny_space)], ["0.6ms"])
+    objective = ArchitectureObjective(space=tiny_space, evaluator=FakeEvaluator(tiny_space), budgets=budgets,
+                                      multi_objective=True)
+    study = optuna.create_study(directions=objective.directions,
+                                sampler=make_sampler("nsga2", space=tiny_space, budgets=budgets, seed=0,
+                                                     multi_objective=True, population_size=8))
+    study.optimize(objective, n_trials=40)
+    front = study.best_trials
+    assert front
+    feasible = [t for t in study.trials if t.user_attrs["feasible"]]
+    pts = {(t.values[0], t.values[1]) for t in feasible}
+    expected = {p for p in pts if not any(q[0] >= p[0] and q[1] <= p[1] and q != p for q in pts)}
+    assert {(t.values[0], t.values[1]) for t in front} == expected
+    assert all(t.user_attrs["latency_ms:fake-cpu"] <= 0.6 for t in front)
+    result = search_result(study, tiny_space, budgets)
+    assert len(result["pareto_front"]) == len(front)
+    assert result["best"]["accuracy"] == max(p[0] for p in expected)
+
+
+def test_no_feasible_trial_names_budget_and_fastest(tiny_space):
+    budgets = LatencyBudget.for_tables([FakeTable(tiny_space)], ["0.2ms"])
+    objective = ArchitectureObjective(space=tiny_space, evaluator=FakeEvaluator(tiny_space), budgets=budgets)
+    study = optuna.create_study(direction="maximize")
+    study.optimize(objective, n_trials=3)
+    with pytest.raises(NoFeasibleArchitectureError, match=r"budget 0.2 ms on fake-cpu .*predicted at 0.34 ms"):
+        search_result(study, tiny_space, budgets)
+
+
+@pytest.mark.parametrize("name", ["tpe", "nsga2", "evolution", "random"])
+def test_every_sampler_finds_a_feasible_architecture(tiny_space, name):
+    budgets = LatencyBudget.for_tables([FakeTable(tiny_space)], ["0.5ms"])
+    objective = ArchitectureObjective(space=tiny_space, evaluator=FakeEvaluator(tiny_space), budgets=budgets)
+    sampler = make_sampler(name, space=tiny_space, budgets=budgets, seed=0, population_size=6, n_startup_trials=4)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(objective, n_trials=12)
+    assert study.best_trial.user_attrs["latency_ms:fake-cpu"] <= 0.5

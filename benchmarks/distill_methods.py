@@ -1,16 +1,19 @@
 """Accuracy of a ~50%-latency mobilenet_v2 student on Fashion-MNIST: KD vs CCKD vs DAFL vs labels only.
 
 Protocol (issue 7):
-* data: Fashion-MNIST at 32x32, a class-balanced random 10k-image training subset, 5k validation,
-  the full 10k test split;
-* teacher: torchvision mobilenet_v2 trained by ``nas_prune.cli._train.train_teacher`` (8 epochs),
-  cached in the work folder;
+* data: Fashion-MNIST at 32x32, a random 5k-image training subset (``--train-subset``), the first
+  2k images of the validation split for the per-epoch curves (``--val``), the full 10k test split;
+* teacher: torchvision mobilenet_v2 trained by ``nas_prune.cli._train.train_teacher`` (6 epochs on
+  the same subset), cached in the work folder;
 * student: the uniform-width architecture whose measured onnxruntime latency (1 thread, interleaved
   with the teacher) is nearest 50% of the teacher's (the search stage is not ready; uniform widths
   are the baseline every search must beat), initialised from the teacher's L1-most-important
   channels (``init="teacher"``) for every method;
 * methods kd / cckd / dafl / none with the same epochs and seeds 0, 1, 2; DAFL's epoch has as many
-  generated images as the training subset (steps = ceil(10000 / 256)).
+  generated images as the training subset (steps = ceil(5000 / 256)).
+
+The defaults are sized for the shared 2-core development machine (about 30 minutes there with
+one torch thread; two threads were 4-5x slower under the other agents' load).
 
 Every run resumes (its folder keeps per-epoch checkpoints) and the JSON is rewritten after each run,
 so an interrupted benchmark loses at most one epoch. Prints the JSON.
@@ -70,11 +73,12 @@ def summarise(runs: list[dict]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--train-subset", type=int, default=10000)
-    ap.add_argument("--teacher-epochs", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=2, help="torch training threads")
+    ap.add_argument("--train-subset", type=int, default=5000)
+    ap.add_argument("--val", type=int, default=2000, help="validation images for the per-epoch curves")
+    ap.add_argument("--teacher-epochs", type=int, default=6)
+    ap.add_argument("--threads", type=int, default=1, help="torch training threads")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "distill_bench")
     ap.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "distill_methods.json")
@@ -89,6 +93,8 @@ def main() -> None:
                       train_subset=args.train_subset, seed=0)
     teacher = load_model(space, teacher_path)
     data = load_data("fashion-mnist", input_size=32, train_subset=args.train_subset, seed=0)
+    if args.val < len(data.val):
+        data.val = data.val.subset(torch.arange(args.val))
 
     choice_file = args.work / "arch_choice.json"
     if choice_file.exists():

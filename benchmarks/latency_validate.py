@@ -2,7 +2,8 @@
 
 For every table under ``latency_tables/`` (or the ``--table`` files given) whose space is among
 ``search_spaces/*.json``, draw ``--n`` random architectures (uniform over each gene's choices),
-materialize them with Torch-Pruning, export them with torch, time them in onnxruntime with the
+build their ONNX (sliced from the full network's export, or with ``--exact`` materialized with
+Torch-Pruning and exported with torch), time them in onnxruntime with the
 table's own settings (interleaved with the reference network) and compare with the prediction.
 
     nice -n 5 python benchmarks/latency_validate.py --n 100 --seed 1 \
@@ -29,6 +30,7 @@ def main() -> None:
     parser.add_argument("--table", action="append", type=Path, help="table(s) to validate (default: latency_tables/)")
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--exact", action="store_true", help="materialize + torch-export each network (slow)")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
     tables = args.table or sorted((ROOT / "latency_tables").glob("*/*.json"))
@@ -43,7 +45,7 @@ def main() -> None:
             print(f"skip {path}: space {table.space_id} not in search_spaces/", file=sys.stderr)
             continue
         space_file, space = spaces[table.space_id]
-        res = validate_table(table, space, n=args.n, seed=args.seed)
+        res = validate_table(table, space, n=args.n, seed=args.seed, exact=args.exact)
         res.update({"table": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
                     "space_file": str(space_file.relative_to(ROOT)), "table_build_seconds": table.meta.get("build_seconds"),
                     "table_nets": len(table.entries), "table_cv": table.model.get("cv"), "block": table.model.get("block")})

@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("--recal-batches", type=int, default=20)
     ap.add_argument("--val-batches", type=int, default=16, help="validation batches of 128 for the PruningNet score")
     ap.add_argument("--test-batches", type=int, default=20, help="test batches of 256 for stand-alone accuracy")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", default="/tmp/pruningnet_fidelity")
     ap.add_argument("-o", "--output", default="benchmarks/results/pruningnet_fidelity.json")

@@ -31,6 +31,7 @@ _COMMAND_MODULES = (
     "nas_prune.cli._distill",
     "nas_prune.cli._latency",
     "nas_prune.cli._gates",
+    "nas_prune.cli._pruningnet",
     "nas_prune.cli._search",
     "nas_prune.cli._run",
 )

@@ -130,6 +130,8 @@ def validate(
     n: int = typer.Option(50, "--n", help="Random architectures to time."),
     seed: int = typer.Option(0, help="Seed of the architectures."),
     rounds: Optional[int] = typer.Option(None, help="Override the table's rounds per group."),
+    exact: bool = typer.Option(False, "--exact", help="Materialize + torch-export every network (slow) "
+                               "instead of slicing the full network's ONNX."),
     as_json: bool = typer.Option(False, "--json", help="Print the full JSON."),
 ) -> None:
     """Time N random architectures end to end and compare them with the table's predictions."""
@@ -138,7 +140,8 @@ def validate(
 
     if n < 3:
         raise NasPruneError(f"--n {n}: validate needs at least 3 architectures")
-    res = validate_table(LatencyTable.load(table_file), ChannelSpace.load(space_file), n=n, seed=seed, rounds=rounds)
+    res = validate_table(LatencyTable.load(table_file), ChannelSpace.load(space_file), n=n, seed=seed, rounds=rounds,
+                         exact=exact)
     if as_json:
         typer.echo(json.dumps(res, indent=2))
     else:

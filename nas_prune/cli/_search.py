@@ -89,6 +89,7 @@ def search(
     settings = {"space": sp.id, "budgets": {b.name: b.budget_ms for b in budgets}, "multi_objective": multi_objective}
     study = open_study(storage=url, study_name=name, directions=objective.directions, sampler=smp,
                        settings=settings, heartbeat_interval=heartbeat)
+    study.set_metric_names(["accuracy"] + ([f"latency_ms:{budgets[0].name}"] if multi_objective else []))
     if gate_obj is not None:
         enqueue_gate_candidates(study, gate_obj, sp, budgets)
     objective.evaluator = load_evaluator(pnet, sp, data=data, recal_batches=recal_batches, val_batches=val_batches,

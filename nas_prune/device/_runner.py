@@ -23,7 +23,7 @@ from nas_prune.device._timing import SessionRunner, TimingSettings, make_session
 from nas_prune.errors import InvalidFileError, NasPruneError
 
 __all__ = ["BUNDLE_FORMAT", "RESULTS_FORMAT", "FORMAT_VERSION", "safe_extract", "read_plan", "run_bundle",
-           "run_groups"]
+           "run_groups", "load_results"]
 
 BUNDLE_FORMAT = "nas-prune/latency-bundle"
 RESULTS_FORMAT = "nas-prune/latency-results"

@@ -54,7 +54,9 @@ def init_student(space: ChannelSpace, arch: Architecture, teacher: nn.Module, in
             from nas_prune.gates import Gates  # another stage; imported only when asked for
         except ImportError:
             raise NasPruneError("init 'gates:' needs nas_prune.gates, which is not installed: use --init teacher") from None
-        order = Gates.load(Path(path)).order()
+        gates = Gates.load(Path(path))
+        gates.check_space(space)
+        order = gates.order()
         return materialize(teacher, arch, importance=order, space=space).train()
     if kind == "pnet" and path:
         try:

@@ -18,9 +18,9 @@ __all__ = ["ClassUniformBatchSampler"]
 class ClassUniformBatchSampler:
     """Yields lists of dataset indices, ``batch_size // per_class`` classes times ``per_class`` each.
 
-    Classes are visited in a shuffled cycle (a class appears again only when every class has
-    appeared, so with fewer classes than ``batch_size // per_class`` a batch holds several groups
-    of the same class). Within a class samples are drawn without replacement from a shuffled pool
+    A batch's classes are distinct, drawn at random; with fewer classes than
+    ``batch_size // per_class`` every class appears equally often (whole shuffled rounds) and the
+    remainder is drawn without repetition. Within a class samples are drawn without replacement from a shuffled pool
     that is refilled when it runs out. An epoch has ``len(labels) // batch_size`` batches.
 
     Args:
@@ -44,16 +44,20 @@ class ClassUniformBatchSampler:
     def __len__(self) -> int:
         return max(1, self.n // self.batch_size)
 
+    def _classes(self, g: torch.Generator) -> list[int]:
+        """Classes of one batch: distinct when there are enough, else whole shuffled rounds of all."""
+        m, c = self.batch_size // self.per_class, len(self.pools)
+        picks: list[int] = []
+        while len(picks) < m:
+            picks += torch.randperm(c, generator=g)[: m - len(picks)].tolist()
+        return picks
+
     def __iter__(self) -> Iterator[list[int]]:
         g = torch.Generator().manual_seed(self.seed)
         queues: list[list[int]] = [[] for _ in self.pools]
-        cycle: list[int] = []
         for _ in range(len(self)):
             batch: list[int] = []
-            for _ in range(self.batch_size // self.per_class):
-                if not cycle:
-                    cycle = torch.randperm(len(self.pools), generator=g).tolist()
-                c = cycle.pop()
+            for c in self._classes(g):
                 for _ in range(self.per_class):
                     if not queues[c]:
                         pool = self.pools[c]

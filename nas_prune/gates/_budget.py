@@ -118,16 +118,22 @@ def _ranking(gates: "Gates", space: ChannelSpace, ratio: float | None) -> list[t
 
 
 def architecture_at(space: ChannelSpace, ranking: list[tuple[str, int]], k: int) -> Architecture:
-    """Keep the top ``k`` channels of ``ranking``; each gene snapped down to its choices (>= smallest)."""
+    """Keep the top ``k`` channels of ``ranking``; each gene snapped down to its choices (>= smallest).
+
+    A searchable gene without gates (e.g. a slice of a concatenation) keeps the same overall
+    fraction ``k / len(ranking)`` of its width.
+    """
     kept: dict[str, int] = {}
     for g, _ in ranking[:k]:
         kept[g] = kept.get(g, 0) + 1
+    gated = {g for g, _ in ranking}
+    fraction = k / max(1, len(ranking))
     channels = {}
     for gene in space.genes:
         if not gene.searchable:
             channels[gene.name] = gene.width
             continue
-        n = kept.get(gene.name, 0)
+        n = kept.get(gene.name, 0) if gene.name in gated else int(fraction * gene.width)
         below = [c for c in gene.choices if c <= n]
         channels[gene.name] = below[-1] if below else gene.low
     return Architecture(space.id, channels)

@@ -89,7 +89,13 @@ class GatePriorSampler(BaseSampler):
     def sample_relative(
         self, study: "Study", trial: "FrozenTrial", search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        return self._base_sampler.sample_relative(study, trial, search_space)
+        if not self._in_startup(trial):
+            return self._base_sampler.sample_relative(study, trial, search_space)
+        genes = {k: d for k, d in search_space.items() if k in self._priors and self._numeric(d)}
+        rest = {k: d for k, d in search_space.items() if k not in genes}
+        params = self._base_sampler.sample_relative(study, trial, rest) if rest else {}
+        params.update({k: self._draw(self._priors[k], d) for k, d in genes.items()})
+        return params
 
     def sample_independent(
         self, study: "Study", trial: "FrozenTrial", param_name: str, param_distribution: BaseDistribution

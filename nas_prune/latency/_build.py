@@ -109,7 +109,8 @@ def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: 
     n = nets if nets is not None else default_nets(space)
     designs = design_archs(space, n, seed)
     plan_nets = [{"id": f"n{i:04d}", "file": f"n{i:04d}", "channels": d} for i, d in enumerate(designs)]
-    key = {"format": PARTIAL_FORMAT, "space": space.id, "settings": settings.to_json(), "nets": n, "seed": seed}
+    # designs[:k] are the same for every n >= k, so a resumed run may ask for more or fewer networks
+    key = {"format": PARTIAL_FORMAT, "space": space.id, "settings": settings.to_json(), "seed": seed}
     partial = Path(str(output) + ".partial.json") if output is not None else None
     records: list[dict[str, Any]] = []
     meta = machine_info(device_name)
@@ -118,10 +119,10 @@ def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: 
         old = read_json(partial, what="partial latency table")
         if not isinstance(old, dict) or any(old.get(k) != v for k, v in key.items()) or not isinstance(old.get("records"), list):
             raise InvalidFileError(
-                f"partial latency table {partial} was started with other options (space, settings, nets or seed): "
+                f"partial latency table {partial} was started with other options (space, settings or seed): "
                 "re-run with the same options to resume, or delete it to start over"
             )
-        records = old["records"]
+        records = [r for r in old["records"] if r.get("id") in {p["id"] for p in plan_nets}]
         spent_before = float(old.get("seconds", 0.0))
         meta["resumed"] = True
     factory = NetFactory(space)

@@ -23,14 +23,26 @@ def _scores(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
             "max_abs_err": float(err.max())}
 
 
+def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman's rank correlation; ``None`` when undefined (fewer than 3 points or a constant input)."""
+    from scipy.stats import spearmanr
+
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return float(spearmanr(a, b).statistic)
+
+
 def validate_table(table: LatencyTable, space: Any, *, n: int = 50, seed: int = 0, group_size: int = 8,
-                   rounds: int | None = None) -> dict[str, Any]:
+                   rounds: int | None = None, exact: bool = False) -> dict[str, Any]:
     """Draw ``n`` random architectures, time each end to end with the table's settings, compare.
 
     Architectures are uniform over each gene's choices (``space.sample``). Each group of networks
     is timed interleaved with the reference network; the prediction for a network is
     ``table.relative(arch) * reference_ms_now`` (the reference timed in the same rounds), which is
-    the drift-proof protocol. ``absolute`` reports the same comparison with the reference latency
+    the drift-proof protocol. With ``exact`` every network is materialized with Torch-Pruning and
+    exported with torch (~1 s each); otherwise its ONNX is sliced from the full network's export
+    (:class:`~nas_prune.latency._nets.NetFactory`: the same Conv/Gemm shapes, milliseconds each).
+    ``absolute`` reports the same comparison with the reference latency
     stored in the table instead (what a plain ``predict`` gives when the machine's speed moved).
 
     Returns:
@@ -38,8 +50,6 @@ def validate_table(table: LatencyTable, space: Any, *, n: int = 50, seed: int = 
         ``predict_us`` (mean time of one ``predict`` call), ``absolute`` and context (threads,
         reference latencies, load average, seconds).
     """
-    from scipy.stats import spearmanr
-
     from nas_prune.latency._measure import arch_onnx_bytes
 
     table.check_space(space)
@@ -50,12 +60,17 @@ def validate_table(table: LatencyTable, space: Any, *, n: int = 50, seed: int = 
     if rounds is not None:
         s["rounds"] = rounds
     settings = TimingSettings.from_json(s)
-    base = space.build_model()
+    from nas_prune.latency._nets import NetFactory
+
+    factory = NetFactory(space, fast=not exact)
     nets = [{"id": f"v{i:04d}", "file": f"v{i:04d}", "channels": dict(a.channels)} for i, a in enumerate(archs)]
 
     def load(file: str) -> bytes:
-        arch = space.full() if file == "reference" else archs[int(file[1:])]
-        return arch_onnx_bytes(space, arch, base)
+        if file == "reference":
+            return factory.full_onnx
+        if exact:
+            return arch_onnx_bytes(space, archs[int(file[1:])], factory.base)
+        return factory.onnx(archs[int(file[1:])])
 
     records: list[dict[str, Any]] = []
     load_start = list(os.getloadavg())
@@ -70,21 +85,18 @@ def validate_table(table: LatencyTable, space: Any, *, n: int = 50, seed: int = 
         for a in archs:
             table.predict(a)
     predict_us = (time.perf_counter() - t) / (loops * len(archs)) * 1e6
-    rho = float(spearmanr(pred, meas).statistic) if n > 2 else float("nan")
     flops = np.array([space.count(a)["flops"] for a in archs], dtype=float)
-    flops_rho = float(spearmanr(flops, meas).statistic) if n > 2 else float("nan")
+    rho, flops_rho, abs_rho = (_spearman(x, meas) for x in (pred, flops, pred_abs))
     out: dict[str, Any] = {"n": n, **_scores(pred, meas), "spearman": rho, "predict_us": predict_us,
                            "absolute": {**_scores(pred_abs, meas),
-                                        "spearman": float(spearmanr(pred_abs, meas).statistic) if n > 2 else None}}
+                                        "spearman": abs_rho}}
     out.update({
-        "space": space.id, "threads": settings.threads, "provider": settings.provider, "seed": seed,
-        "flops_spearman": flops_rho if np.isfinite(flops_rho) else None,
+        "space": space.id, "nets_method": "materialize+export" if exact else factory.method, "threads": settings.threads, "provider": settings.provider, "seed": seed,
+        "flops_spearman": flops_rho,
         "reference_ms_table": table.reference_ms,
         "reference_ms_now": float(np.median([r["ref_round_ms"] for r in records])),
         "measured_ms_range": [float(meas.min()), float(meas.max())],
         "table_date": table.meta.get("date"), "load_average_start": load_start,
         "load_average_end": list(os.getloadavg()), "seconds": round(time.time() - t0, 1),
     })
-    if not np.isfinite(out["spearman"]):
-        out["spearman"] = None
     return out

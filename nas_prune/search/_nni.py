@@ -237,6 +237,7 @@ def collect_results(experiment: Any) -> dict[str, Any]:
         "n_complete": len(rows),
         "n_feasible": len(feasible),
         "best": record(best),
+        "trials": [{**record(row), "score": row[2]["default"], "feasible": bool(row[2].get("feasible"))} for row in rows],
     }
 
 

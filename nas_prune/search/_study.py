@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -38,13 +39,17 @@ def _rdb_storage(url: str, heartbeat_interval: int | None, grace_period: int | N
         engine_kwargs = {"connect_args": {"timeout": 60}}  # several local processes share one file
     else:
         engine_kwargs = {"pool_pre_ping": True}
-    callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3) if heartbeat_interval else None
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since v2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3) if heartbeat_interval else None
     for attempt in range(5):
         try:
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period, heartbeat_stale_trial_callback=callback,
-            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period, heartbeat_stale_trial_callback=callback,
+                )
         except Exception as exc:  # sqlalchemy raises many kinds (bad URL, refused connection, auth)
             error = exc
             # Workers that start together on an empty database race to create the schema: the

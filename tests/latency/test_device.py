@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -25,11 +26,18 @@ sys.meta_path.insert(0, _NoTorch())
 
 
 def _device_env(tmp_path: Path) -> dict[str, str]:
+    """A "phone": torch cannot be imported and only the runner's files of nas_prune are there."""
     hook = tmp_path / "hook"
     hook.mkdir(exist_ok=True)
     (hook / "sitecustomize.py").write_text(_BLOCK_TORCH)
-    env = dict(os.environ, PYTHONPATH=f"{hook}{os.pathsep}{REPO}", NAS_PRUNE_PROGRESS="0")
-    return env
+    pkg = tmp_path / "device_copy" / "nas_prune"
+    if not pkg.exists():
+        (pkg / "device").mkdir(parents=True)
+        for name in ("__init__.py", "errors.py", "_io.py"):
+            shutil.copy(REPO / "nas_prune" / name, pkg / name)
+        for src in (REPO / "nas_prune" / "device").glob("*.py"):
+            shutil.copy(src, pkg / "device" / src.name)
+    return dict(os.environ, PYTHONPATH=f"{hook}{os.pathsep}{pkg.parent}", NAS_PRUNE_PROGRESS="0")
 
 
 def _run_device(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -50,6 +58,9 @@ def test_the_hook_really_blocks_torch(tmp_path):
     proc = subprocess.run([sys.executable, "-c", "import torch"], env=_device_env(tmp_path), capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode != 0 and "not installed on this device" in proc.stderr
+    where = subprocess.run([sys.executable, "-c", "import nas_prune.device as d; print(d.__file__)"], cwd=tmp_path,
+                           env=_device_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert "device_copy" in where.stdout, where.stderr  # the copy runs, not the full checkout
 
 
 def test_runner_imports_no_torch(tmp_path):

@@ -144,3 +144,49 @@ def test_every_sampler_finds_a_feasible_architecture(tiny_space, name):
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=12)
     assert study.best_trial.user_attrs["latency_ms:fake-cpu"] <= 0.5
+
+
+@pytest.mark.slow
+def test_study_opens_in_optuna_dashboard(tiny_space, tmp_path):
+    dashboard = pytest.importorskip("optuna_dashboard")
+    import io
+    import json
+
+    from nas_prune.search import open_study
+
+    budgets = LatencyBudget.for_tables([FakeTable(tiny_space)], ["0.5ms"])
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = open_study(storage=url, study_name="dash", directions=["maximize"], sampler=None,
+                       settings={"space": tiny_space.id}, heartbeat_interval=None)
+    study.optimize(ArchitectureObjective(space=tiny_space, evaluator=FakeEvaluator(tiny_space), budgets=budgets),
+                   n_trials=3)
+    app = dashboard.wsgi(url)
+
+    def get(path, qs=""):
+        env = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": qs, "SERVER_NAME": "t",
+               "SERVER_PORT": "80", "wsgi.input": io.BytesIO(), "wsgi.url_scheme": "http", "wsgi.errors": io.StringIO()}
+        status = []
+        body = b"".join(app(env, lambda s, h, *a: status.append(s)))
+        assert status[0].startswith("200"), body[:300]
+        return json.loads(body)
+
+    sid = get("/api/studies")["study_summaries"][0]["study_id"]
+    detail = get(f"/api/studies/{sid}", "after=0")
+    assert len(detail["trials"]) == 3
+    keys = {a["key"] for a in detail["trials"][0]["user_attrs"]}
+    assert {"architecture", "accuracy", "flops", "params", "latency_ms:fake-cpu", "feasible"} <= keys
+    assert set(detail["trials"][0]["params"][0]) >= {"name", "param_internal_value"}
+
+
+def test_open_study_refuses_other_settings_and_directions(tiny_space, tmp_path):
+    from nas_prune.search import open_study
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    open_study(storage=url, study_name="x", directions=["maximize"], sampler=None, settings={"budget": 1})
+    with pytest.raises(NasPruneError, match="other settings"):
+        open_study(storage=url, study_name="x", directions=["maximize"], sampler=None, settings={"budget": 2})
+    with pytest.raises(NasPruneError, match="multi-objective"):
+        open_study(storage=url, study_name="x", directions=["maximize", "minimize"], sampler=None)
+    with pytest.raises(NasPruneError, match="cannot open the study storage"):
+        open_study(storage="postgresql+psycopg2://u@127.0.0.1:1/db", study_name="x", directions=["maximize"],
+                   sampler=None)

@@ -1,0 +1,137 @@
+"""``nas-prune pruningnet train|eval|export``: MetaPruning's weight-sharing evaluator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from nas_prune.errors import InvalidArchitectureError, NasPruneError
+from nas_prune.space import Architecture, ChannelSpace
+
+__all__ = ["register", "parse_arch"]
+
+pruningnet_app = typer.Typer(help="PruningNet (MetaPruning): score any candidate of a space in seconds.",
+                             no_args_is_help=True)
+
+
+def parse_arch(value: str, space: ChannelSpace) -> Architecture:
+    """An architecture JSON file, ``full`` or ``uniform:RATIO`` (checked against ``space``)."""
+    if value == "full":
+        arch = space.full()
+    elif value.startswith("uniform:"):
+        try:
+            ratio = float(value.split(":", 1)[1])
+        except ValueError:
+            raise InvalidArchitectureError(f"--arch {value!r}: write uniform:RATIO with 0 < RATIO <= 1") from None
+        if not 0 < ratio <= 1:
+            raise InvalidArchitectureError(f"--arch {value!r}: the ratio must be in (0, 1]")
+        arch = space.uniform(ratio)
+    else:
+        arch = Architecture.load(value)
+    space.validate(arch)
+    return arch
+
+
+def _load(pnet_file: Path, space_file: Optional[Path]):  # noqa: ANN202 (lazy torch import)
+    from nas_prune.pruningnet import PruningNet
+
+    space = ChannelSpace.load(space_file) if space_file is not None else None
+    pnet = PruningNet.load(pnet_file, space=space)
+    return pnet, pnet.space
+
+
+@pruningnet_app.command("train")
+def train(
+    space_file: Path = typer.Option(..., "--space", help="Space JSON."),
+    data: str = typer.Option("digits", help="digits | fashion-mnist[:root] | cifar10:root | imagefolder:root"),
+    gates_file: Optional[Path] = typer.Option(None, "--gates", help="Gates JSON: draw candidates from its priors, keep channels in its order."),
+    epochs: int = typer.Option(10, help="Epochs (about 1/4 of normal training, as in MetaPruning)."),
+    batch_size: int = typer.Option(64, help="Batch size."),
+    lr: float = typer.Option(0.05, help="Peak learning rate (SGD, cosine)."),
+    generator: str = typer.Option("lowrank", help="lowrank (cheap, default) or mlp (the official design)."),
+    hidden: int = typer.Option(32, help="Hidden width of every weight generator."),
+    rank: int = typer.Option(4, help="Rank of the lowrank generator."),
+    train_subset: Optional[int] = typer.Option(None, help="Use only this many training images."),
+    seed: int = typer.Option(0, help="Random seed."),
+    output: Path = typer.Option(..., "-o", "--output", help="PruningNet checkpoint (written every epoch; re-running resumes)."),
+) -> None:
+    """Train a PruningNet with a new random candidate every batch; resumes from OUTPUT."""
+    from nas_prune.data import load_data
+    from nas_prune.pruningnet import train_pruningnet
+
+    if epochs < 1:
+        raise NasPruneError(f"--epochs {epochs}: train for at least one epoch")
+    space = ChannelSpace.load(space_file)
+    gates = None
+    if gates_file is not None:
+        from nas_prune.gates import Gates
+
+        gates = Gates.load(gates_file)
+        gates.check_space(space)
+    bundle = load_data(data, input_size=space.input_shape[-1], train_subset=train_subset, seed=seed)
+    pnet = train_pruningnet(space, bundle, epochs=epochs, gates=gates, lr=lr, batch_size=batch_size,
+                            generator=generator, hidden=hidden, rank=rank, checkpoint=output, seed=seed)
+    last = pnet.history[-1] if pnet.history else {}
+    typer.echo(json.dumps({"space": space.id, "epochs": len(pnet.history), "loss": last.get("loss"),
+                           "output": str(output)}))
+
+
+@pruningnet_app.command("eval")
+def evaluate(
+    pnet_file: Path = typer.Option(..., "--pnet", help="PruningNet checkpoint."),
+    space_file: Optional[Path] = typer.Option(None, "--space", help="Space JSON (checked; default: the one embedded in the checkpoint)."),
+    arch_value: str = typer.Option(..., "--arch", help="Architecture JSON, 'full' or 'uniform:RATIO'."),
+    data: str = typer.Option("digits", help="Dataset (its training split recalibrates BN, its validation split scores)."),
+    recal_batches: int = typer.Option(20, help="Training batches that recalibrate BatchNorm."),
+    batch_size: int = typer.Option(128, help="Batch size."),
+    val_batches: Optional[int] = typer.Option(None, help="Score only this many validation batches."),
+    as_json: bool = typer.Option(False, "--json", help="Print {\"accuracy\", \"seconds\"} as JSON."),
+) -> None:
+    """Score one architecture: generate its weights, recalibrate BN, evaluate on the validation split."""
+    from nas_prune.data import load_data
+    from nas_prune.pruningnet import PruningNetEvaluator
+
+    pnet, space = _load(pnet_file, space_file)
+    arch = parse_arch(arch_value, space)
+    bundle = load_data(data, input_size=space.input_shape[-1])
+    result = PruningNetEvaluator(pnet, bundle, recal_batches=recal_batches, batch_size=batch_size,
+                                 val_batches=val_batches).score(arch)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(f"accuracy {result['accuracy']:.4f} ({result['seconds']:.2f} s)")
+
+
+@pruningnet_app.command("export")
+def export(
+    pnet_file: Path = typer.Option(..., "--pnet", help="PruningNet checkpoint."),
+    space_file: Optional[Path] = typer.Option(None, "--space", help="Space JSON (checked; default: the one embedded in the checkpoint)."),
+    arch_value: str = typer.Option(..., "--arch", help="Architecture JSON, 'full' or 'uniform:RATIO'."),
+    data: Optional[str] = typer.Option(None, help="Recalibrate BatchNorm on this dataset first (else statistics are reset)."),
+    recal_batches: int = typer.Option(20, help="Training batches that recalibrate BatchNorm."),
+    output: Path = typer.Option(..., "-o", "--output", help="Model checkpoint to write (load with load_model(space, path))."),
+) -> None:
+    """Write the materialized model of ARCH with the generated weights (a start for distillation)."""
+    from nas_prune.export import save_model
+
+    pnet, space = _load(pnet_file, space_file)
+    arch = parse_arch(arch_value, space)
+    stats = None
+    if data is not None:
+        from nas_prune.data import load_data
+        from nas_prune.pruningnet import PruningNetEvaluator
+
+        bundle = load_data(data, input_size=space.input_shape[-1])
+        stats = PruningNetEvaluator(pnet, bundle, recal_batches=recal_batches, val_batches=0).recalibrated(arch)
+    model = pnet.export(arch, stats)
+    channels = space.validate(arch)
+    save_model(model, output, space_id=space.id, arch=channels, source="pruningnet")
+    counts = space.count(arch)
+    typer.echo(json.dumps({"output": str(output), "params": counts["params"], "flops": counts["flops"]}))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(pruningnet_app, name="pruningnet")

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from nas_prune.data import DataBundle, load_data
+from nas_prune.distill import DistillConfig, distill, init_student
+from nas_prune.errors import NasPruneError
+from nas_prune.export import load_model
+from nas_prune.space import Architecture, materialize
+from nas_prune.training import evaluate
+
+FAST = DistillConfig(batch_size=32, dafl_batch_size=64, dafl_steps_per_epoch=3)
+
+
+class NoTrainingImages(Dataset):
+    """A training split that fails the test on any use."""
+
+    def __len__(self) -> int:
+        raise AssertionError("DAFL asked for the size of the training split")
+
+    def __getitem__(self, idx: int):
+        raise AssertionError("DAFL read a training image")
+
+    def __getattr__(self, name: str):
+        raise AssertionError(f"DAFL touched the training split ({name})")
+
+
+@pytest.mark.slow
+def test_kd_reduces_the_gap_to_the_teacher(tiny_space, tiny_teacher, digits16, tmp_path):
+    """100 labelled images: the teacher's soft targets must beat the labels alone (mean of 2 seeds)."""
+    small = load_data("digits", input_size=16, train_subset=100, seed=0)
+    teacher_acc = evaluate(tiny_teacher, small.test)
+    arch = tiny_space.uniform(0.5)
+    gaps = {}
+    for method in ("none", "kd"):
+        accs = [distill(tiny_space, arch, tiny_teacher, small, method=method, init="scratch", epochs=30, seed=s,
+                        out_dir=tmp_path / f"{method}{s}", measure_latency=False,
+                        config=DistillConfig(batch_size=20))["student"]["test_accuracy"] for s in (0, 1)]
+        gaps[method] = teacher_acc - sum(accs) / len(accs)
+    assert gaps["kd"] < gaps["none"] - 0.02, gaps
+
+
+def test_dafl_reads_no_training_image(tiny_space, tiny_teacher, digits16, tmp_path):
+    bundle = DataBundle("digits", NoTrainingImages(), digits16.val, digits16.test, 10, 16)
+    metrics = distill(tiny_space, tiny_space.uniform(0.5), tiny_teacher, bundle, method="dafl", init="scratch",
+                      epochs=2, out_dir=tmp_path, measure_latency=False, config=FAST)
+    assert [r["epoch"] for r in metrics["history"]] == [1, 2]
+    assert 0.0 <= metrics["student"]["test_accuracy"] <= 1.0
+    assert (tmp_path / "model.pt").exists() and (tmp_path / "model.onnx").exists()
+
+
+def test_outputs_onnx_and_reload(tiny_space, tiny_teacher, digits16, tmp_path):
+    arch = tiny_space.uniform(0.5)
+    metrics = distill(tiny_space, arch, tiny_teacher, digits16, method="cckd", init="teacher", epochs=1,
+                      out_dir=tmp_path, budget_ms=1000.0, config=FAST)
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk == json.loads(json.dumps(metrics))
+    assert Architecture.load(tmp_path / "arch.json").channels == tiny_space.validate(arch)
+    # reload reproduces the accuracy
+    model = load_model(tiny_space, tmp_path / "model.pt")
+    assert evaluate(model, digits16.test) == metrics["student"]["test_accuracy"]
+    # the ONNX file computes what the PyTorch model computes
+    x = next(iter(torch.utils.data.DataLoader(digits16.test, batch_size=16)))[0]
+    sess = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    (onnx_out,) = sess.run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(onnx_out, model(x).numpy(), rtol=1e-4, atol=1e-4)
+    # metrics: counts, measured latency of both, budget
+    s, t = metrics["student"], metrics["teacher"]
+    assert s["params"] < t["params"] and s["flops"] < t["flops"]
+    assert s["latency_ms"] > 0 and t["latency_ms"] > 0 and metrics["speedup"] == pytest.approx(t["latency_ms"] / s["latency_ms"])
+    assert metrics["budget_holds"] is True and metrics["predicted_ms"] is None
+    assert len(metrics["history"]) == 1 and {"loss", "val_accuracy"} <= set(metrics["history"][0])
+
+
+def test_resume_after_interrupt_gives_the_same_model(tiny_space, tiny_teacher, digits16, tmp_path):
+    arch = tiny_space.uniform(0.5)
+    kwargs = dict(method="cckd", init="scratch", epochs=2, seed=3, measure_latency=False, config=FAST)
+
+    def interrupt(record):
+        if record["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        distill(tiny_space, arch, tiny_teacher, digits16, out_dir=tmp_path / "a", on_epoch=interrupt, **kwargs)
+    assert not (tmp_path / "a" / "model.pt").exists()
+    resumed = distill(tiny_space, arch, tiny_teacher, digits16, out_dir=tmp_path / "a", **kwargs)
+    straight = distill(tiny_space, arch, tiny_teacher, digits16, out_dir=tmp_path / "b", **kwargs)
+    assert resumed["history"] == straight["history"]
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(NasPruneError, match="another distillation run"):
+        distill(tiny_space, arch, tiny_teacher, digits16, out_dir=tmp_path / "a", **{**kwargs, "seed": 4})
+
+
+def test_initialisations(tiny_space, tiny_teacher, tmp_path):
+    arch = tiny_space.uniform(0.5)
+    from_teacher = init_student(tiny_space, arch, tiny_teacher, "teacher")
+    expected = materialize(tiny_teacher, arch, space=tiny_space).state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in from_teacher.state_dict().items())
+    scratch = init_student(tiny_space, arch, tiny_teacher, "scratch")
+    assert not torch.equal(scratch.stem[0].weight, from_teacher.stem[0].weight)
+    with pytest.raises(NasPruneError, match="unknown init"):
+        init_student(tiny_space, arch, tiny_teacher, "magic")
+
+
+def test_gates_init_keeps_the_gated_channels(tiny_space, tiny_teacher, tmp_path):
+    gates_mod = pytest.importorskip("nas_prune.gates", reason="the gates stage is not installed")
+    widths = {g.name: g.width for g in tiny_space.searchable_genes}
+    # gate value grows with the channel index: the last channels are the most important
+    run = gates_mod.GateRun(ratio=0.5, seed=0, gates={k: tuple((i + 1) / w for i in range(w)) for k, w in widths.items()},
+                            val_accuracy=0.5, nonzero_fraction=1.0, epoch=1, met_ratio=False)
+    path = tmp_path / "gates.json"
+    gates_mod.Gates(space_id=tiny_space.id, widths=widths, runs=(run,)).save(path)
+    arch = tiny_space.uniform(0.5)
+    student = init_student(tiny_space, arch, tiny_teacher, f"gates:{path}")
+    keep = tiny_space.validate(arch)["stem.0"]
+    w = tiny_teacher.stem[0].weight
+    assert torch.equal(student.stem[0].weight, w[w.shape[0] - keep:])
+
+
+def test_pnet_init_uses_generated_weights(tiny_space, tiny_teacher, tmp_path):
+    pn = pytest.importorskip("nas_prune.pruningnet", reason="the PruningNet stage is not installed")
+    torch.manual_seed(0)
+    net = pn.PruningNet(tiny_space)
+    net.save(tmp_path / "pnet.pt")
+    arch = tiny_space.uniform(0.5)
+    student = init_student(tiny_space, arch, tiny_teacher, f"pnet:{tmp_path / 'pnet.pt'}")
+    expected = net.export(arch).state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in student.state_dict().items())
+
+
+def test_bad_teacher_checkpoint_is_one_line_error(tiny_space, digits16, tmp_path):
+    bad = tmp_path / "teacher.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(NasPruneError) as err:
+        distill(tiny_space, tiny_space.uniform(0.5), bad, digits16, out_dir=tmp_path / "o", epochs=1)
+    assert str(bad) in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(NasPruneError, match="unknown distillation method"):
+        distill(tiny_space, tiny_space.uniform(0.5), bad, digits16, method="magic", out_dir=tmp_path / "o")

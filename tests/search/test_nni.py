@@ -1,0 +1,94 @@
+"""A real NNI 3.0 experiment of a few trials on the tiny model, read back through NNI's REST API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.search.conftest import ROOT, _free_port, cli_env
+
+pytestmark = pytest.mark.slow
+
+FAST = ["--recal-batches", "1", "--val-batches", "2", "--eval-batch-size", "32"]
+
+
+def cli(*args, check=True, timeout=400):
+    proc = subprocess.run([sys.executable, "-m", "nas_prune", *map(str, args)], cwd=ROOT, env=cli_env(),
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def rest(port, path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/nni{path}", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def final_results(port):
+    out = {}
+    for m in rest(port, "/metric-data"):
+        if m["type"] == "FINAL":
+            value = json.loads(m["data"])
+            out[m["trialJobId"]] = json.loads(value) if isinstance(value, str) else value
+    return out
+
+
+def test_trial_scores_a_candidate_outside_nni(tiny_artifacts, tmp_path, tiny_space):
+    from nas_prune.search.nni_trial import main, write_trial_config
+
+    cfg = write_trial_config(tmp_path / "trial.json", space=tiny_artifacts / "space.json", pnet=tiny_artifacts / "pnet.pt",
+                             tables=[tiny_artifacts / "table.json"], budgets_ms=[1e-6], names=["test-cpu"],
+                             recal_batches=1, val_batches=1, batch_size=16)
+    proc = subprocess.run([sys.executable, "-m", "nas_prune.search.nni_trial", "--config", str(cfg),
+                           "--params", json.dumps({"stem.0": 8, "block.0": 16, "head.0": 8})],
+                          cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads(proc.stdout.strip().splitlines()[-1])
+    # Over budget: not evaluated, and scored below any accuracy.
+    assert metrics["feasible"] == 0 and metrics["default"] < -1.0 and metrics["latency_ms:test-cpu"] > 1e-6
+
+
+def test_nni_experiment_reports_stops_and_resumes(tiny_artifacts, tmp_path):
+    pytest.importorskip("nni", reason="nni is not importable (pip install 'nas-prune[nni]')")
+    port = _free_port()
+    out = tmp_path / "best.json"
+    started = None
+    try:
+        proc = cli("nni", "--space", tiny_artifacts / "space.json", "--pnet", tiny_artifacts / "pnet.pt",
+                   "--table", tiny_artifacts / "table.json", "--budget", "5ms", "--trials", "3", "--concurrency", "1",
+                   "--port", port, "-o", out, "--detach", *FAST)
+        assert "binds its web UI port" in proc.stderr and "SSH tunnel" in proc.stderr
+        started = proc.stdout.split("NNI experiment ")[1].split(":")[0]
+        deadline = time.time() + 300
+        while time.time() < deadline and not final_results(port):
+            time.sleep(2)
+        first = final_results(port)
+        assert first, "no trial finished"
+        for metrics in first.values():
+            assert 0.0 <= metrics["default"] <= 1.0 and metrics["feasible"] == 1
+            assert metrics["default"] == metrics["accuracy"] and metrics["latency_ms:test-cpu"] <= 5.0
+            assert set(json.loads(metrics["channels"])) == {"stem.0", "block.0", "head.0"}
+        assert rest(port, "/experiment")["params"]["searchSpace"]["block.0"]["_type"] == "quniform"
+
+        stopped = cli("nni", "--stop", "--port", port)
+        assert started in stopped.stdout
+        with pytest.raises(OSError):
+            rest(port, "/check-status")
+
+        # Resume: the finished trials are kept, the rest run, the best is written.
+        cli("nni", "--resume", started, "--port", port)
+        result = json.loads(out.read_text())
+        assert result["experiment"] == started and result["n_complete"] == 3 and result["n_feasible"] == 3
+        assert set(first) < {t["trial"] for t in result["trials"]}  # kept, and more ran after the resume
+        assert result["best"]["accuracy"] == max(t["accuracy"] for t in result["trials"])
+        started = None
+    finally:
+        if started is not None:
+            subprocess.run([sys.executable, "-m", "nas_prune", "nni", "--stop", "--port", str(port)], cwd=ROOT,
+                           env=cli_env(), capture_output=True, timeout=120)

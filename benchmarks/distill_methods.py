@@ -12,7 +12,7 @@ Protocol (issue 7):
 * methods kd / cckd / dafl / none with the same epochs and seeds 0, 1, 2; DAFL's epoch has as many
   generated images as the training subset (steps = ceil(5000 / 256)).
 
-The defaults are sized for the shared 2-core development machine (about 30 minutes there with
+The defaults are sized for the shared 2-core development machine (about 30-40 minutes there with
 one torch thread; two threads were 4-5x slower under the other agents' load).
 
 Every run resumes (its folder keeps per-epoch checkpoints) and the JSON is rewritten after each run,
@@ -46,7 +46,11 @@ METHODS = ("none", "kd", "cckd", "dafl")
 
 
 def pick_architecture(space: ChannelSpace, teacher: torch.nn.Module, work: Path, ratios: tuple[float, ...]) -> dict:
-    """Uniform width whose measured latency ratio to the teacher is nearest 0.5."""
+    """Uniform width whose measured latency ratio to the teacher is nearest 0.5.
+
+    The ratio is ``rel`` of :func:`nas_prune.latency.measure_interleaved`: per-round low percentiles
+    of candidate and teacher timed in the same rounds (robust to the shared machine's drift).
+    """
     work.mkdir(parents=True, exist_ok=True)
     paths = {"teacher": work / "teacher.onnx"}
     export_onnx(teacher, space.example_input(), paths["teacher"])
@@ -55,7 +59,8 @@ def pick_architecture(space: ChannelSpace, teacher: torch.nn.Module, work: Path,
         export_onnx(materialize(teacher, space.uniform(r), space=space), space.example_input(), paths[f"u{r}"])
     lat = measure_pair(paths, space.input_shape, threads=1)
     t = lat["teacher"]["median_ms"]
-    rows = [{"ratio": r, "median_ms": lat[f"u{r}"]["median_ms"], "latency_fraction": lat[f"u{r}"]["median_ms"] / t,
+    rows = [{"ratio": r, "median_ms": lat[f"u{r}"]["median_ms"],
+             "latency_fraction": lat[f"u{r}"].get("rel", lat[f"u{r}"]["median_ms"] / t),
              **space.count(space.uniform(r))} for r in ratios]
     best = min(rows, key=lambda row: abs(row["latency_fraction"] - 0.5))
     return {"teacher_ms": t, "candidates": rows, "chosen_ratio": best["ratio"]}
@@ -73,7 +78,7 @@ def summarise(runs: list[dict]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--train-subset", type=int, default=5000)
     ap.add_argument("--val", type=int, default=2000, help="validation images for the per-epoch curves")
@@ -110,7 +115,7 @@ def main() -> None:
     for seed in range(args.seeds):
         for method in args.methods.split(","):
             m = distill(space, arch, teacher, data, method=method, init="teacher", epochs=args.epochs, seed=seed,
-                        out_dir=args.work / f"{method}-s{seed}", threads=1, config=cfg)
+                        out_dir=args.work / f"{method}-e{args.epochs}-s{seed}", threads=1, config=cfg)
             runs.append({"method": method, "seed": seed, "student_test_accuracy": m["student"]["test_accuracy"],
                          "teacher_test_accuracy": m["teacher"]["test_accuracy"], "train_seconds": m["train_seconds"],
                          "student_ms": m["student"]["latency_ms"], "teacher_ms": m["teacher"]["latency_ms"],

@@ -7,7 +7,8 @@ figures measure the samplers, not accuracy: infeasible = trials over the budget 
 an evaluation with samplers that do not redraw), repeats = trials of an architecture seen before,
 ms/trial = wall time per trial without evaluation (sampling, latency predictions, in-memory storage).
 
-    nice -n 5 .venv/bin/python benchmarks/search_samplers.py [--trials 200] [--budget-fraction 0.6]
+    nice -n 5 .venv/bin/python benchmarks/search_samplers.py --budget-fraction 0.6   # results/search_samplers_budget060.json
+    nice -n 5 .venv/bin/python benchmarks/search_samplers.py --budget-fraction 0.45  # results/search_samplers_budget045.json
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ def profile(
     runs_per_round: int = typer.Option(20, help="Runs of each network per round."),
     opt_level: str = typer.Option("all", help="Graph optimisation: disable | basic | extended | all."),
     seed: int = typer.Option(0, help="Seed of the random designs."),
+    reference_ratio: float = typer.Option(0.5, help="The reference network is the space's uniform network at this width."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Table JSON to write."),
 ) -> None:
     """Measure a latency table for a space on this machine (saves as it goes; re-run to resume)."""
@@ -40,7 +41,8 @@ def profile(
 
     sp = ChannelSpace.load(space_file)
     table = build_table(sp, provider=provider, threads=threads, output=output, nets=nets, seed=seed,
-                        device_name=device_name, rounds=rounds, runs_per_round=runs_per_round, opt_level=opt_level)
+                        device_name=device_name, rounds=rounds, runs_per_round=runs_per_round, opt_level=opt_level,
+                        reference_ratio=reference_ratio)
     cv = table.model["cv"]
     typer.echo(f"{output}: {len(table.entries)} networks, reference {table.reference_ms:.4f} ms, "
                f"cross-validated {cv['within_10pct']:.1%} within 10% (median error {cv['median_abs_err']:.1%})")

@@ -54,6 +54,7 @@ def train(
     generator: str = typer.Option("lowrank", help="lowrank (cheap, default) or mlp (the official design)."),
     hidden: int = typer.Option(32, help="Hidden width of every weight generator."),
     rank: int = typer.Option(4, help="Rank of the lowrank generator."),
+    per_choice_bn: bool = typer.Option(False, "--per-choice-bn", help="Keep BN statistics per gene choice (score with --recal-batches 0)."),
     train_subset: Optional[int] = typer.Option(None, help="Use only this many training images."),
     seed: int = typer.Option(0, help="Random seed."),
     output: Path = typer.Option(..., "-o", "--output", help="PruningNet checkpoint (written every epoch; re-running resumes)."),
@@ -73,7 +74,8 @@ def train(
         gates.check_space(space)
     bundle = load_data(data, input_size=space.input_shape[-1], train_subset=train_subset, seed=seed)
     pnet = train_pruningnet(space, bundle, epochs=epochs, gates=gates, lr=lr, batch_size=batch_size,
-                            generator=generator, hidden=hidden, rank=rank, checkpoint=output, seed=seed)
+                            generator=generator, hidden=hidden, rank=rank, per_choice_bn=per_choice_bn,
+                            checkpoint=output, seed=seed)
     last = pnet.history[-1] if pnet.history else {}
     typer.echo(json.dumps({"space": space.id, "epochs": len(pnet.history), "loss": last.get("loss"),
                            "output": str(output)}))
@@ -85,7 +87,7 @@ def evaluate(
     space_file: Optional[Path] = typer.Option(None, "--space", help="Space JSON (checked; default: the one embedded in the checkpoint)."),
     arch_value: str = typer.Option(..., "--arch", help="Architecture JSON, 'full' or 'uniform:RATIO'."),
     data: str = typer.Option("digits", help="Dataset (its training split recalibrates BN, its validation split scores)."),
-    recal_batches: int = typer.Option(20, help="Training batches that recalibrate BatchNorm."),
+    recal_batches: int = typer.Option(20, help="Training batches that recalibrate BatchNorm (0: per-choice statistics)."),
     batch_size: int = typer.Option(128, help="Batch size."),
     val_batches: Optional[int] = typer.Option(None, help="Score only this many validation batches."),
     as_json: bool = typer.Option(False, "--json", help="Print {\"accuracy\", \"seconds\"} as JSON."),

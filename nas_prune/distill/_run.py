@@ -279,9 +279,22 @@ def distill(
     if not isinstance(teacher, nn.Module):
         teacher = load_model(space, teacher, what="teacher checkpoint")
     teacher = teacher.eval()
-    for p in teacher.parameters():
+    trainable = [p for p in teacher.parameters() if p.requires_grad]
+    for p in trainable:  # frozen while distilling (DAFL backpropagates through it to the generator)
         p.requires_grad_(False)
+    try:
+        return _distill(space, channels, teacher, data_bundle, method=method, init=init, epochs=epochs, seed=seed,
+                        out=out, cfg=cfg, table=table, budget_ms=budget_ms, threads=threads,
+                        measure_latency=measure_latency, on_epoch=on_epoch)
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
 
+
+def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, data_bundle: DataBundle, *,
+             method: str, init: str, epochs: int, seed: int, out: Path, cfg: DistillConfig, table: Any,
+             budget_ms: float | None, threads: int, measure_latency: bool,
+             on_epoch: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
     torch.manual_seed(seed)
     student = init_student(space, Architecture(space.id, channels), teacher, init, seed=seed)
     for p in student.parameters():

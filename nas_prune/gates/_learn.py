@@ -47,9 +47,9 @@ def default_gamma(num_classes: int) -> float:
     return 0.5 if num_classes <= 100 else 0.05
 
 
-def _fingerprint(space: ChannelSpace, ratios: Sequence[float], seeds: Sequence[int], epochs: int,
+def _fingerprint(space: ChannelSpace, data: str, ratios: Sequence[float], seeds: Sequence[int], epochs: int,
                  gamma: float, lr: float, batch_size: int, n_train: int) -> dict[str, Any]:
-    return {"space": space.id, "ratios": [float(r) for r in ratios], "seeds": [int(s) for s in seeds],
+    return {"space": space.id, "data": data, "ratios": [float(r) for r in ratios], "seeds": [int(s) for s in seeds],
             "epochs": epochs, "gamma": gamma, "lr": lr, "batch_size": batch_size, "n_train": n_train}
 
 
@@ -97,7 +97,7 @@ def learn_gates(
     if epochs < 1:
         raise NasPruneError(f"epochs={epochs}: need at least one epoch")
     gamma = default_gamma(data_bundle.num_classes) if gamma is None else float(gamma)
-    fp = _fingerprint(space, ratios, seeds, epochs, gamma, lr, batch_size, len(data_bundle.train))  # type: ignore[arg-type]
+    fp = _fingerprint(space, data_bundle.name, ratios, seeds, epochs, gamma, lr, batch_size, len(data_bundle.train))  # type: ignore[arg-type]
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     state: dict[str, Any] = {"done": [], "current": None}
     if ckpt_path is not None and ckpt_path.exists():

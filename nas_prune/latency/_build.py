@@ -61,7 +61,7 @@ def design_archs(space: Any, n: int, seed: int = 0) -> list[dict[str, int]]:
 
 def table_from_records(*, space_id: str, structure: Mapping[str, Any], settings: TimingSettings,
                        meta: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
-                       input_shape: Sequence[int]) -> LatencyTable:
+                       input_shape: Sequence[int], reference_channels: Mapping[str, int] | None = None) -> LatencyTable:
     """Fit the additive model to measured records and make the table."""
     fit = fit_additive(structure, [r["channels"] for r in records], [r["rel"] for r in records])
     ref_ms = float(np.median([r["ref_round_ms"] for r in records]))
@@ -70,7 +70,7 @@ def table_from_records(*, space_id: str, structure: Mapping[str, Any], settings:
                  "threads": settings.threads, "opt_level": settings.opt_level, "input_shape": list(input_shape),
                  "batch": settings.batch, "repeats": settings.rounds * settings.runs_per_round,
                  "nets": len(records), "statistic": f"p{settings.percentile:g} of each round, median ratio over rounds"}
-    reference = {"channels": "full (unpruned)", "ms": ref_ms,
+    reference = {"channels": dict(reference_channels) if reference_channels else "full (unpruned)", "ms": ref_ms,
                  "ms_spread": [float(np.min([r["ref_round_ms"] for r in records])),
                                float(np.max([r["ref_round_ms"] for r in records]))]}
     entries = [{k: r[k] for k in ("id", "channels", "rel", "rel_iqr", "median_ms", "p10_ms", "iqr_ms", "round_ms",
@@ -83,7 +83,7 @@ def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: 
                 nets: int | None = None, seed: int = 0, device_name: str | None = None, rounds: int = 30,
                 runs_per_round: int = 20, warmup: int = 10, opt_level: str = "all", batch: int = 1,
                 group_size: int = 8, provider_options: Mapping[str, Any] | None = None,
-                progress: bool = True) -> LatencyTable:
+                reference_ratio: float = 0.5, progress: bool = True) -> LatencyTable:
     """Profile ``space`` on this machine and return (and, with ``output``, save) its latency table.
 
     Every group of ``group_size`` networks is timed round-robin with the unpruned reference network
@@ -99,6 +99,9 @@ def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: 
         device_name: Name recorded in the table (default: host name).
         rounds, runs_per_round, warmup, opt_level, batch, provider_options: Timing settings.
         group_size: Networks per interleaved group.
+        reference_ratio: The reference network is ``space.uniform(reference_ratio)``. A reference
+            near the middle of the space drifts like the candidates do; the full resnet18 (4x the
+            latency of a typical candidate, weights far beyond the cache) made ratios noisier.
     """
     from nas_prune.latency._nets import NetFactory
     from nas_prune.progress import progress_bar
@@ -110,7 +113,9 @@ def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: 
     designs = design_archs(space, n, seed)
     plan_nets = [{"id": f"n{i:04d}", "file": f"n{i:04d}", "channels": d} for i, d in enumerate(designs)]
     # designs[:k] are the same for every n >= k, so a resumed run may ask for more or fewer networks
-    key = {"format": PARTIAL_FORMAT, "space": space.id, "settings": settings.to_json(), "seed": seed}
+    ref_channels = dict(space.uniform(reference_ratio).channels)
+    key = {"format": PARTIAL_FORMAT, "space": space.id, "settings": settings.to_json(), "seed": seed,
+           "reference": ref_channels}
     partial = Path(str(output) + ".partial.json") if output is not None else None
     records: list[dict[str, Any]] = []
     meta = machine_info(device_name)
@@ -129,7 +134,7 @@ def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: 
     meta["nets_method"] = factory.method
 
     def load(file: str) -> bytes:
-        return factory.full_onnx if file == "reference" else factory.onnx(designs[int(file[1:])])
+        return factory.onnx(ref_channels) if file == "reference" else factory.onnx(designs[int(file[1:])])
 
     def on_group(new: list[dict[str, Any]]) -> None:
         records.extend(new)
@@ -145,7 +150,8 @@ def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: 
     meta["load_average_end"] = machine_info(device_name)["load_average"]
     meta["build_seconds"] = round(spent_before + time.time() - started, 1)
     table = table_from_records(space_id=space.id, structure=structure_from_space(space), settings=settings,
-                               meta=meta, records=records, input_shape=space.input_shape)
+                               meta=meta, records=records, input_shape=space.input_shape,
+                               reference_channels=ref_channels)
     if output is not None:
         table.save(output)
         partial.unlink(missing_ok=True)  # type: ignore[union-attr]
@@ -154,7 +160,7 @@ def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: 
 
 def write_bundle(space: Any, path: str | os.PathLike[str], *, nets: int | None = None, seed: int = 0,
                  threads: int = 1, rounds: int = 30, runs_per_round: int = 20, warmup: int = 10,
-                 opt_level: str = "all", group_size: int = 8) -> Path:
+                 opt_level: str = "all", group_size: int = 8, reference_ratio: float = 0.5) -> Path:
     """Write a bundle (ONNX models + ``plan.json``) for ``python -m nas_prune.device run`` on a device."""
     import json
 
@@ -168,12 +174,13 @@ def write_bundle(space: Any, path: str | os.PathLike[str], *, nets: int | None =
     plan = {"format": BUNDLE_FORMAT, "version": FORMAT_VERSION, "space": space.id,
             "input_shape": list(space.input_shape), "settings": settings.to_json(), "group_size": group_size,
             "structure": structure_from_space(space), "reference": "models/reference.onnx",
+            "reference_channels": dict(space.uniform(reference_ratio).channels),
             "nets": [{"id": f"n{i:04d}", "file": f"models/n{i:04d}.onnx", "channels": d} for i, d in enumerate(designs)]}
     factory = NetFactory(space)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf, progress_bar("writing bundle", total=n + 1) as advance:
         zf.writestr("plan.json", json.dumps(plan, indent=1))
-        zf.writestr(plan["reference"], factory.full_onnx)
+        zf.writestr(plan["reference"], factory.onnx(plan["reference_channels"]))
         advance(1)
         for net, d in zip(plan["nets"], designs):
             zf.writestr(net["file"], factory.onnx(d))
@@ -197,7 +204,8 @@ def import_results(path: str | os.PathLike[str], *, space: Any | None = None) ->
                 raise ValueError("a record lacks rel, ref_round_ms or channels")
         return table_from_records(space_id=str(plan["space"]), structure=plan["structure"], settings=settings,
                                   meta={**res["meta"], "source": "device runner", "complete": bool(res.get("complete"))},
-                                  records=records, input_shape=plan["input_shape"])
+                                  records=records, input_shape=plan["input_shape"],
+                                  reference_channels=plan.get("reference_channels"))
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidFileError(f"results file {path} is invalid ({exc}): re-run the device runner") from None
     except NasPruneError:

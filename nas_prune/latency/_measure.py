@@ -74,7 +74,7 @@ def measure_latency(model_or_onnx_path: ModelLike, input_shape: Sequence[int], *
 def measure_interleaved(models: Mapping[str, ModelLike], input_shape: Sequence[int], *, threads: int = 1,
                         rounds: int = 30, runs_per_round: int = 20, warmup: int = 10, provider: str = "cpu",
                         batch: int = 1, opt_level: str = "all", reference: str | None = None,
-                        percentile: float = 10.0,
+                        percentile: float = 0.0,
                         provider_options: Mapping[str, Any] | None = None) -> dict[str, dict[str, float]]:
     """Time several networks round-robin so that ratios between them survive the machine's drift.
 

@@ -32,7 +32,7 @@ def _finite_numbers(obj: Any) -> bool:
 class LatencyTable:
     """Predicts the latency (milliseconds) of any architecture of one space on one device setting.
 
-    The table stores every measured network (latency relative to the unpruned reference network,
+    The table stores every measured network (latency relative to a fixed reference network,
     timed in the same rounds: median and spread) and an additive per-layer model fitted to them
     (:mod:`nas_prune.latency._fit`). :meth:`predict` returns ``reference_ms * relative(arch)``;
     ``reference_ms`` defaults to the reference's latency at profiling time, and a fresh measurement
@@ -58,12 +58,18 @@ class LatencyTable:
 
     # ------------------------------------------------------------------ prediction
     @property
+    def reference_channels(self) -> dict[str, int] | None:
+        """Channels of the reference network (``None``: the unpruned network)."""
+        ch = self.reference.get("channels")
+        return dict(ch) if isinstance(ch, dict) else None
+
+    @property
     def reference_ms(self) -> float:
-        """Latency of the reference (unpruned) network when the table was measured."""
+        """Latency of the reference network when the table was measured."""
         return float(self.reference["ms"])
 
     def relative(self, arch: Any) -> float:
-        """Predicted latency relative to the reference network (the unpruned model is ~1.0)."""
+        """Predicted latency relative to the reference network (the reference is ~1.0)."""
         return self._predict(self._channels(arch))
 
     def predict(self, arch: Any, *, reference_ms: float | None = None) -> float:
@@ -112,7 +118,10 @@ class LatencyTable:
 
         self.check_space(space)
         s = self.settings
-        stats = measure_interleaved({"reference": arch_onnx_bytes(space, space.full())}, space.input_shape,
+        from nas_prune.space import Architecture
+
+        ref = Architecture(space.id, self.reference_channels) if self.reference_channels else space.full()
+        stats = measure_interleaved({"reference": arch_onnx_bytes(space, ref)}, space.input_shape,
                                     threads=int(s["threads"]), rounds=rounds, runs_per_round=int(s["runs_per_round"]),
                                     warmup=int(s["warmup"]), provider=str(s["provider"]), batch=int(s["batch"]),
                                     opt_level=str(s["opt_level"]), percentile=float(s["percentile"]),

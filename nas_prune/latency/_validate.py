@@ -13,7 +13,7 @@ from nas_prune.device._runner import run_groups
 from nas_prune.device._timing import TimingSettings
 from nas_prune.latency._table import LatencyTable
 
-__all__ = ["validate_table"]
+__all__ = ["validate_table", "predict_cpu_us"]
 
 
 def _scores(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
@@ -21,6 +21,17 @@ def _scores(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
     return {"within_5pct": float(np.mean(err <= 0.05)), "within_10pct": float(np.mean(err <= 0.10)),
             "median_abs_err": float(np.median(err)), "p95_abs_err": float(np.percentile(err, 95)),
             "max_abs_err": float(err.max())}
+
+
+def predict_cpu_us(table: LatencyTable, archs: list[Any], *, calls: int = 20000) -> float:
+    """Mean CPU time of one ``table.predict`` call in microseconds (process time: on a shared machine
+    wall time mostly measures the other processes)."""
+    loops = max(1, calls // max(1, len(archs)))
+    t = time.process_time()
+    for _ in range(loops):
+        for a in archs:
+            table.predict(a)
+    return (time.process_time() - t) / (loops * len(archs)) * 1e6
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -47,7 +58,7 @@ def validate_table(table: LatencyTable, space: Any, *, n: int = 50, seed: int = 
 
     Returns:
         ``n``, ``within_5pct``, ``within_10pct``, ``median_abs_err``, ``p95_abs_err``, ``spearman``,
-        ``predict_us`` (mean time of one ``predict`` call), ``absolute`` and context (threads,
+        ``predict_us`` (mean CPU time of one ``predict`` call), ``absolute`` and context (threads,
         reference latencies, load average, seconds).
     """
     from nas_prune.latency._measure import arch_onnx_bytes
@@ -67,7 +78,8 @@ def validate_table(table: LatencyTable, space: Any, *, n: int = 50, seed: int = 
 
     def load(file: str) -> bytes:
         if file == "reference":
-            return factory.full_onnx
+            ref = table.reference_channels
+            return factory.onnx(ref) if ref else factory.full_onnx
         if exact:
             return arch_onnx_bytes(space, archs[int(file[1:])], factory.base)
         return factory.onnx(archs[int(file[1:])])
@@ -79,12 +91,7 @@ def validate_table(table: LatencyTable, space: Any, *, n: int = 50, seed: int = 
     rel_pred = np.array([table.relative(a) for a in archs])
     pred = rel_pred * np.array([r["ref_round_ms"] for r in records])
     pred_abs = np.array([table.predict(a) for a in archs])
-    loops = max(1, 20000 // max(1, n))
-    t = time.perf_counter()
-    for _ in range(loops):
-        for a in archs:
-            table.predict(a)
-    predict_us = (time.perf_counter() - t) / (loops * len(archs)) * 1e6
+    predict_us = predict_cpu_us(table, archs)
     flops = np.array([space.count(a)["flops"] for a in archs], dtype=float)
     rho, flops_rho, abs_rho = (_spearman(x, meas) for x in (pred, flops, pred_abs))
     out: dict[str, Any] = {"n": n, **_scores(pred, meas), "spearman": rho, "predict_us": predict_us,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from nas_prune.pruningnet._generators import GENERATORS, LowRankGenerator, MLPGenerator
 from nas_prune.pruningnet._evaluator import PruningNetEvaluator
+from nas_prune.pruningnet._generators import GENERATORS, LowRankGenerator, MLPGenerator
 from nas_prune.pruningnet._net import PNET_FORMAT, PNET_VERSION, PruningNet
 from nas_prune.pruningnet._train import ArchSampler, train_pruningnet
 

@@ -33,7 +33,6 @@ class _Member:
     gene: int  # position of the gene in space.genes
     idxs: torch.Tensor  # target indices in the layer's dimension
     roots: torch.Tensor  # gene channel each target index comes from
-    dim: int = 0  # tensor dimension (only used for loose parameters)
 
 
 @dataclass
@@ -43,7 +42,6 @@ class ChannelIndex:
     Attributes:
         space: The channel space.
         members: ``(layer, "in"|"out") -> [_Member]``.
-        sizes: ``(layer, "in"|"out") -> full size`` of that dimension.
         param_dims: tensor dimension a loose parameter (``kind == "param"``) is pruned along.
     """
 
@@ -80,8 +78,7 @@ class ChannelIndex:
                 if any(e.gene == gi for e in entries):
                     continue
                 entries.append(_Member(gi, torch.as_tensor(list(item.idxs), dtype=torch.long),
-                                       torch.as_tensor(list(item.root_idxs), dtype=torch.long),
-                                       index.param_dims.get(key[0], 0)))
+                                       torch.as_tensor(list(item.root_idxs), dtype=torch.long)))
         return index
 
     def genes_of(self, layer: str) -> tuple[list[int], list[int]]:

@@ -25,7 +25,8 @@ class PruningNetEvaluator:
     Args:
         pnet: A trained :class:`PruningNet`.
         data_bundle: Data from :func:`nas_prune.data.load_data`.
-        recal_batches: Training batches used to recalibrate BatchNorm.
+        recal_batches: Training batches used to recalibrate BatchNorm; 0 uses the per-choice
+            statistics of a ``per_choice_bn`` PruningNet (batch statistics otherwise).
         batch_size: Batch size of both recalibration and validation.
         val_batches: Validation batches scored (``None``: the whole validation split).
         seed: Which training batches are used for recalibration.
@@ -49,14 +50,19 @@ class PruningNetEvaluator:
     @torch.no_grad()
     def recalibrated(self, arch: Architecture | Mapping[str, int]) -> BNStats:
         """The candidate's BatchNorm statistics (pass them to :meth:`PruningNet.export`)."""
-        return self.pnet.recalibrate(self.pnet.generate(arch), self.recal)
+        return self._stats(self.pnet.generate(arch))
+
+    def _stats(self, bound) -> BNStats:  # noqa: ANN001 (a PruningNet._Bound)
+        if self.recal:
+            return self.pnet.recalibrate(bound, self.recal)
+        return {k: (m.clone(), v.clone()) for k, (m, v) in self.pnet.choice_stats(bound).items()}
 
     @torch.no_grad()
     def score(self, arch: Architecture | Mapping[str, int]) -> dict[str, float]:
         """``{"accuracy": top-1 on the validation batches, "seconds": time taken}`` of one candidate."""
         start = time.perf_counter()
         bound = self.pnet.generate(arch)
-        stats = self.pnet.recalibrate(bound, self.recal)
+        stats = self._stats(bound)
         self.pnet.eval()
         correct = total = 0
         with self.pnet.bind(bound, stats):

@@ -68,6 +68,10 @@ class PruningNet(nn.Module):
         rank: Rank of the low-rank modulation (``"lowrank"`` only).
         importance: ``{gene: [channel indices, most important first]}`` (e.g. the gates' order);
             a candidate keeps the leading channels of this order (natural order when absent).
+        per_choice_bn: Keep BatchNorm running statistics per choice of the gene that sets a BN's
+            channels, updated while training (the official code's per-choice BN). Scoring can
+            then skip recalibration (``PruningNetEvaluator(..., recal_batches=0)``). BNs whose
+            channels come from several genes (a concatenation) use batch statistics instead.
     """
 
     def __init__(
@@ -78,10 +82,15 @@ class PruningNet(nn.Module):
         hidden: int = 32,
         rank: int = 4,
         importance: Mapping[str, Sequence[int]] | None = None,
+        per_choice_bn: bool = False,
     ) -> None:
         super().__init__()
         self.space = space
-        self.config = {"generator": generator, "hidden": int(hidden), "rank": int(rank)}
+        self.config = {"generator": generator, "hidden": int(hidden), "rank": int(rank),
+                       "per_choice_bn": bool(per_choice_bn)}
+        self.per_choice_bn = bool(per_choice_bn)
+        self.choice_bn = nn.Module()  # per-choice running statistics, as buffers
+        self._choice_gene: dict[str, int] = {}
         self.orders = check_orders(space, importance)
         base = space.build_model()
         self.index = ChannelIndex.build(space, base)
@@ -116,6 +125,12 @@ class PruningNet(nn.Module):
                 if isinstance(module, _BN) and module.track_running_stats:
                     del module.running_mean, module.running_var
                     module.running_mean = module.running_var = None
+                    outs = self.index.genes_of(name)[0]
+                    if per_choice_bn and len(outs) == 1:
+                        n_choices = len(space.genes[outs[0]].choices)
+                        self._choice_gene[name] = outs[0]
+                        self.choice_bn.register_buffer(_key(name) + "__mean", torch.zeros(n_choices, info.out_ch))
+                        self.choice_bn.register_buffer(_key(name) + "__var", torch.ones(n_choices, info.out_ch))
             elif info.kind == "param":
                 parent, attr = _resolve(base, name)
                 p = getattr(parent, attr)
@@ -231,10 +246,31 @@ class PruningNet(nn.Module):
             for module, attr, value in reversed(saved):
                 setattr(module, attr, value)
 
+    def choice_stats(self, bound: _Bound) -> BNStats:
+        """Views of the per-choice BN statistics of a candidate (empty without ``per_choice_bn``).
+
+        Views, so that a train-mode forward bound to them updates the stored statistics in place.
+        The kept channels of a choice are always the same, stored as a prefix of the choice's row.
+        """
+        stats: BNStats = {}
+        for name, gi in self._choice_gene.items():
+            gene = self.space.genes[gi]
+            row = gene.choices.index(bound.channels[gene.name])
+            size = bound.bn_sizes[name]
+            stats[name] = (getattr(self.choice_bn, _key(name) + "__mean")[row, :size],
+                           getattr(self.choice_bn, _key(name) + "__var")[row, :size])
+        return stats
+
     def forward(self, x: torch.Tensor, arch: Architecture | Mapping[str, int],
                 bn_stats: BNStats | None = None) -> torch.Tensor:
-        """Logits of candidate ``arch`` on ``x`` (BN uses batch statistics unless ``bn_stats`` is given)."""
+        """Logits of candidate ``arch`` on ``x``.
+
+        BN uses ``bn_stats`` when given, else the per-choice statistics (``per_choice_bn``; train
+        mode updates them), else batch statistics.
+        """
         bound = self.generate(arch)
+        if bn_stats is None and self.per_choice_bn:
+            bn_stats = self.choice_stats(bound)
         with self.bind(bound, bn_stats):
             return self.base(x)
 
@@ -334,7 +370,8 @@ class PruningNet(nn.Module):
         if not isinstance(config, dict) or not {"generator", "hidden", "rank"} <= set(config):
             raise InvalidFileError(f"{what} {path} has no valid config: retrain it")
         pnet = cls(space, generator=str(config["generator"]), hidden=int(config["hidden"]),
-                   rank=int(config["rank"]), importance=ckpt.get("importance") or None)
+                   rank=int(config["rank"]), importance=ckpt.get("importance") or None,
+                   per_choice_bn=bool(config.get("per_choice_bn", False)))
         try:
             pnet.load_state_dict(ckpt["state_dict"])
         except RuntimeError as exc:

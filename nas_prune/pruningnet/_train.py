@@ -73,6 +73,7 @@ def train_pruningnet(
     generator: str = "lowrank",
     hidden: int = 32,
     rank: int = 4,
+    per_choice_bn: bool = False,
     checkpoint: str | os.PathLike[str] | None = None,
     seed: int = 0,
 ) -> PruningNet:
@@ -91,7 +92,8 @@ def train_pruningnet(
             ``order()``): candidates are drawn from the gate priors, channels kept in gate order.
         importance: ``{gene: [channels, most important first]}``; overrides the gates' order.
         lr, momentum, weight_decay, batch_size: SGD settings.
-        generator, hidden, rank: The weight generator (see :class:`PruningNet`).
+        generator, hidden, rank, per_choice_bn: The PruningNet's settings (see :class:`PruningNet`);
+            a resumed run keeps the checkpoint's.
         checkpoint: Where to save the checkpoint every epoch (and resume from).
         seed: Seeds the candidates and the batch order.
 
@@ -107,7 +109,8 @@ def train_pruningnet(
         pnet = PruningNet.from_checkpoint(ckpt, path, space)
         start, history, opt_state = int(ckpt.get("epoch", 0)), list(ckpt.get("history", [])), ckpt.get("optimizer")
     else:
-        pnet = PruningNet(space, generator=generator, hidden=hidden, rank=rank, importance=importance)
+        pnet = PruningNet(space, generator=generator, hidden=hidden, rank=rank, importance=importance,
+                          per_choice_bn=per_choice_bn)
     sampler = ArchSampler(space, prior=prior)
     params = [p for p in pnet.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)

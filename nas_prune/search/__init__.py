@@ -26,6 +26,7 @@ from nas_prune.search._objective import (
     architecture_of,
     suggest_architecture,
 )
+from nas_prune.search._run import run_search
 from nas_prune.search._samplers import SAMPLERS, feasible_under, make_sampler
 from nas_prune.search._study import (
     RESULT_FORMAT,
@@ -55,6 +56,7 @@ __all__ = [
     "min_latency_architecture",
     "open_study",
     "parse_milliseconds",
+    "run_search",
     "run_trials",
     "search_result",
     "suggest_architecture",

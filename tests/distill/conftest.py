@@ -5,8 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nas_prune.data import load_data
+from nas_prune.data import DataBundle, load_data
 from nas_prune.training import TrainConfig, fit
+
+
+@pytest.fixture(autouse=True, scope="package")
+def one_thread():
+    """One torch thread: on a shared 2-core machine two threads run several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -15,8 +24,16 @@ def digits16():
 
 
 @pytest.fixture(scope="session")
+def digits_small(digits16):
+    """300 training and 120 validation images (the test split stays whole)."""
+    return DataBundle("digits", digits16.train.subset(torch.arange(300)), digits16.val.subset(torch.arange(120)),
+                      digits16.test, 10, 16)
+
+
+@pytest.fixture(scope="session")
 def tiny_teacher(tiny_space, digits16):
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     model = tiny_space.build_model()
-    fit(model, digits16.train, None, TrainConfig(epochs=12, batch_size=32, lr=0.05, seed=0))
+    fit(model, digits16.train, None, TrainConfig(epochs=8, batch_size=32, lr=0.05, seed=0))
     return model.eval()

@@ -64,6 +64,7 @@ def test_startup_trials_follow_the_prior_then_the_base_sampler_takes_over(xy_spa
     assert 1.2 < (sum((x - mean) ** 2 for x in xs) / len(xs)) ** 0.5 < 3.0
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_after_startup_the_wrapped_sampler_decides(xy_space_and_gates):
     space, gates = xy_space_and_gates
     fixed = optuna.samplers.PartialFixedSampler({"x": 16}, optuna.samplers.RandomSampler(seed=0))

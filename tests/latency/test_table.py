@@ -19,6 +19,8 @@ def test_table_records_what_it_is(tiny_table, tiny_space):
         assert key in meta, key
     assert meta["device"] == "test-vm" and meta["threads"] == 1 and meta["input_shape"] == list(tiny_space.input_shape)
     assert tiny_table.space_id == tiny_space.id
+    assert tiny_table.reference_channels == dict(tiny_space.uniform(0.5).channels)
+    assert tiny_table.relative(tiny_space.uniform(0.5)) == pytest.approx(1.0, abs=0.3)
     assert len(tiny_table.entries) == 12
     for e in tiny_table.entries:
         assert e["rel"] > 0 and e["rel_iqr"] >= 0 and e["median_ms"] > 0 and e["iqr_ms"] >= 0

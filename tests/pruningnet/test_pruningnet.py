@@ -184,3 +184,20 @@ def test_real_torchvision_space_forward():
     assert out.shape == (4, 10) and torch.isfinite(out).all()
     out.sum().backward()
     assert all(p.grad is not None for p in pnet.generators.parameters())
+
+
+def test_per_choice_bn_statistics(tiny_space, digits16):
+    torch.manual_seed(0)
+    pnet = train_pruningnet(tiny_space, digits16, epochs=1, batch_size=64, per_choice_bn=True)
+    assert pnet.config["per_choice_bn"]
+    means = {n: b for n, b in pnet.choice_bn.named_buffers() if n.endswith("__mean")}
+    assert len(means) == 5  # every BN of the tiny model has one gene
+    assert any(b.abs().sum() > 0 for b in means.values())  # training updated them
+    arch = tiny_space.sample(0)
+    evaluator = PruningNetEvaluator(pnet, digits16, recal_batches=0, batch_size=64)
+    stats = evaluator.recalibrated(arch)
+    assert set(stats) == {"stem.1", "block.1", "block.4", "block.7", "head.1"}
+    assert 0 <= evaluator.score(arch)["accuracy"] <= 1
+    x = torch.randn(3, *tiny_space.input_shape)
+    with torch.no_grad():
+        assert torch.allclose(pnet.export(arch, stats)(x), pnet.eval()(x, arch), atol=1e-5)

@@ -117,7 +117,7 @@ def main() -> None:
         "recal_batches": args.recal_batches, "val_images": min(args.val_batches * 128, len(data.val)),
         "test_images": min(args.test_batches * 256, len(data.test)), "threads": args.threads,
         "generator": pnet.config,
-        "pnet_train_seconds": round(pnet_train_s, 1),
+        "pnet_train_seconds_this_run": round(pnet_train_s, 1),  # ~0 when the checkpoint was already finished
         "pnet_history": pnet.history,
         "kendall_tau_pruningnet_vs_alone": tau_pnet,
         "kendall_tau_flops_vs_alone": tau_flops,

@@ -22,9 +22,10 @@ class DistillConfig:
         soft_weight: Weight of the ``T^2``-scaled KL term.
         hard_weight: Weight of the cross-entropy on labels.
         cc_weight: Weight of CCKD's correlation term on the *mean* over the batch's ``n^2`` pairs.
-            The paper's 0.003-0.005 made the term ~1e-4 of the KD loss on the mean here (inert);
-            64 = 0.004 * 128^2 is the paper's 0.004 applied to the *sum* over a 128-batch's pairs,
-            and puts the term at a few percent to tens of percent of the KD loss.
+            64 = 0.004 * 128^2 is the paper's 0.004 applied to the *sum* over a 128-batch's pairs.
+            Measured at the start of training (Fashion-MNIST, mobilenet_v2 teacher, 0.6-width
+            student, batch 128): KD loss 8.5, ``L_cc`` 0.15, so 64 * ``L_cc`` = 9.7 while 0.004 on
+            the mean would be 6e-4 (inert). The learned projection shrinks the term quickly.
         cc_gamma: CCKD RBF kernel ``gamma`` (paper: 0.4).
         cc_order: CCKD Taylor order ``P`` (paper: 2).
         embed_dim: Common dimension of CCKD's projected embeddings.

@@ -72,8 +72,8 @@ class _Run:
         self.example = space.example_input(2)
         self.s_head = classifier_layer(student, self.example)
         self.t_head = classifier_layer(teacher, self.example)
-        self.kd = HintonKD(temperature=cfg.temperature, soft_weight=cfg.soft_weight,
-                           hard_weight=cfg.hard_weight if method != "none" else 1.0)
+        # KD and CCKD's instance term; DAFL's student uses its soft term only (generated images have no labels).
+        self.kd = HintonKD(temperature=cfg.temperature, soft_weight=cfg.soft_weight, hard_weight=cfg.hard_weight)
         self.extra = nn.ModuleDict()
         if method == "cckd":
             with torch.no_grad(), penultimate_features(student, layer=self.s_head) as fs, \
@@ -320,8 +320,9 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
         seconds += time.perf_counter() - t0
         record = {"epoch": epoch + 1, "loss": loss, "val_accuracy": evaluate(student, data_bundle.val)}
         history.append(record)
-        save_state_dict(run.state()["state_dict"], ckpt_path, **{k: v for k, v in run.state().items() if k != "state_dict"},
-                        run=key, epoch=epoch + 1, history=history, seconds=seconds)
+        state = run.state()
+        save_state_dict(state.pop("state_dict"), ckpt_path, **state, run=key, epoch=epoch + 1, history=history,
+                        seconds=seconds)
         if on_epoch is not None:
             on_epoch(record)
 
@@ -375,8 +376,8 @@ def _write_metrics(space: ChannelSpace, *, arch: Architecture, student: nn.Modul
         metrics["speedup_median"] = lat["teacher"]["median_ms"] / lat["student"]["median_ms"]
     if tab is not None:
         metrics["predicted_ms"] = float(tab.predict(arch))  # with the reference timed when the table was built
-        if metrics["latency"] is not None:  # rescaled to the teacher (= the table's reference) timed just now
-            metrics["predicted_ms_now"] = float(tab.predict(arch, reference_ms=metrics["teacher"]["latency_ms"]))
+        if measure_latency:  # rescaled to the table's reference network timed just now (machine drift)
+            metrics["predicted_ms_now"] = float(tab.predict(arch, reference_ms=tab.measure_reference(space)))
     if budget_ms is not None:
         if metrics["latency"] is not None:
             metrics["budget_holds"] = bool(metrics["student"]["latency_ms"] <= budget_ms)

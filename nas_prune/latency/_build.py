@@ -83,7 +83,7 @@ def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: 
                 nets: int | None = None, seed: int = 0, device_name: str | None = None, rounds: int = 30,
                 runs_per_round: int = 20, warmup: int = 10, opt_level: str = "all", batch: int = 1,
                 group_size: int = 8, provider_options: Mapping[str, Any] | None = None,
-                reference_ratio: float = 0.5, progress: bool = True) -> LatencyTable:
+                reference_ratio: float = 0.5) -> LatencyTable:
     """Profile ``space`` on this machine and return (and, with ``output``, save) its latency table.
 
     Every group of ``group_size`` networks is timed round-robin with the unpruned reference network

@@ -114,19 +114,26 @@ class LatencyTable:
 
     def measure_reference(self, space: Any, *, rounds: int = 10) -> float:
         """Time the reference network now, with the table's settings; returns its latency (ms)."""
+        return self.measure_now(space, rounds=rounds)["reference"]
+
+    def measure_now(self, space: Any, models: Mapping[str, Any] | None = None, *, rounds: int = 10) -> dict[str, float]:
+        """Time the reference network and ``models`` (nn.Module, ONNX path or bytes) in the same rounds.
+
+        Uses the table's own settings; returns milliseconds per name, ``"reference"`` included, so
+        ``predict(arch, reference_ms=result["reference"])`` shares one clock with the measured models.
+        """
         from nas_prune.latency._measure import arch_onnx_bytes, measure_interleaved
+        from nas_prune.space import Architecture
 
         self.check_space(space)
         s = self.settings
-        from nas_prune.space import Architecture
-
         ref = Architecture(space.id, self.reference_channels) if self.reference_channels else space.full()
-        stats = measure_interleaved({"reference": arch_onnx_bytes(space, ref)}, space.input_shape,
+        stats = measure_interleaved({"reference": arch_onnx_bytes(space, ref), **dict(models or {})}, space.input_shape,
                                     threads=int(s["threads"]), rounds=rounds, runs_per_round=int(s["runs_per_round"]),
                                     warmup=int(s["warmup"]), provider=str(s["provider"]), batch=int(s["batch"]),
                                     opt_level=str(s["opt_level"]), percentile=float(s["percentile"]),
                                     provider_options=s.get("provider_options"))
-        return stats["reference"]["round_ms"]
+        return {name: rec["round_ms"] for name, rec in stats.items()}
 
     # ------------------------------------------------------------------ persistence
     def to_json(self) -> dict[str, Any]:

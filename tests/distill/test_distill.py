@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from nas_prune.data import DataBundle, load_data
+from nas_prune.data import DataBundle, ImageArrays
 from nas_prune.distill import DistillConfig, distill, init_student
 from nas_prune.errors import NasPruneError
 from nas_prune.export import load_model
@@ -33,19 +33,29 @@ class NoTrainingImages(Dataset):
 
 @pytest.mark.slow
 def test_kd_reduces_the_gap_to_the_teacher(tiny_space, tiny_teacher, digits16, tmp_path):
-    """100 labelled images: the teacher's soft targets must beat the labels alone (mean of 2 seeds)."""
-    full = load_data("digits", input_size=16, train_subset=100, seed=0)
-    small = DataBundle("digits", full.train, full.val.subset(torch.arange(60)), full.test, 10, 16)
+    """A small, weakly labelled problem: 300 images, 60% of their labels replaced by random classes.
+
+    Both students start from the teacher's pruned weights and train equally long; the one that
+    learns from the teacher's soft targets (KD) must end closer to the teacher than the one that
+    learns from the labels alone (mean of 2 seeds, margin 5 points; measured: ~20 points).
+    """
+    train = digits16.train.subset(torch.arange(300))
+    g = torch.Generator().manual_seed(0)
+    labels = train.labels.clone()
+    noisy = torch.rand(300, generator=g) < 0.6
+    labels[noisy] = torch.randint(0, 10, (int(noisy.sum()),), generator=g)
+    small = DataBundle("digits", ImageArrays(train.images, labels, 10), digits16.val.subset(torch.arange(60)),
+                       digits16.test, 10, 16)
     teacher_acc = evaluate(tiny_teacher, small.test)
+    assert teacher_acc > 0.8
     arch = tiny_space.uniform(0.5)
     gaps = {}
-    assert teacher_acc > 0.8
     for method in ("none", "kd"):
-        accs = [distill(tiny_space, arch, tiny_teacher, small, method=method, init="scratch", epochs=30, seed=s,
+        accs = [distill(tiny_space, arch, tiny_teacher, small, method=method, init="teacher", epochs=6, seed=s,
                         out_dir=tmp_path / f"{method}{s}", measure_latency=False,
                         config=DistillConfig(batch_size=20))["student"]["test_accuracy"] for s in (0, 1)]
         gaps[method] = teacher_acc - sum(accs) / len(accs)
-    assert gaps["kd"] < gaps["none"] - 0.02, gaps
+    assert gaps["kd"] < gaps["none"] - 0.05, gaps
 
 
 def test_dafl_reads_no_training_image(tiny_space, tiny_teacher, digits_small, tmp_path):
@@ -59,9 +69,13 @@ def test_dafl_reads_no_training_image(tiny_space, tiny_teacher, digits_small, tm
 
 def test_outputs_onnx_and_reload(tiny_space, tiny_teacher, digits_small, tmp_path):
     digits16 = digits_small
+    from nas_prune.latency import build_table
+
     arch = tiny_space.uniform(0.5)
+    table = tmp_path / "table.json"
+    build_table(tiny_space, nets=8, rounds=3, runs_per_round=5, warmup=2, output=table)
     metrics = distill(tiny_space, arch, tiny_teacher, digits16, method="cckd", init="teacher", epochs=1,
-                      out_dir=tmp_path, budget_ms=1000.0, config=FAST)
+                      out_dir=tmp_path, table=table, budget_ms=1000.0, config=FAST)
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk == json.loads(json.dumps(metrics))
     assert Architecture.load(tmp_path / "arch.json").channels == tiny_space.validate(arch)
@@ -78,7 +92,9 @@ def test_outputs_onnx_and_reload(tiny_space, tiny_teacher, digits_small, tmp_pat
     s, t = metrics["student"], metrics["teacher"]
     assert s["params"] < t["params"] and s["flops"] < t["flops"]
     assert s["latency_ms"] > 0 and t["latency_ms"] > 0 and metrics["speedup"] == pytest.approx(t["latency_ms"] / s["latency_ms"])
-    assert metrics["budget_holds"] is True and metrics["predicted_ms"] is None
+    assert metrics["budget_holds"] is True and metrics["budget_holds_predicted"] is True
+    assert metrics["latency"]["statistic"] == "round_ms"  # the statistic the table predicts
+    assert 0 < metrics["predicted_ms"] < 1000 and metrics["predicted_ms_now"] > 0
     assert len(metrics["history"]) == 1 and {"loss", "val_accuracy"} <= set(metrics["history"][0])
 
 

@@ -1,0 +1,72 @@
+"""End to end: ``nas-prune run`` on a tiny configuration, its summary and its report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nas_prune.errors import NasPruneError
+from nas_prune.pipeline import Budget, RunConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_budget_parse():
+    assert Budget.parse("0.5x") == Budget(0.5, True)
+    assert Budget.parse("1.8ms").to_ms(10.0) == 1.8
+    assert Budget.parse("250us").value == pytest.approx(0.25)
+    for bad in ("fast", "1.5x", "-1ms", "0x"):
+        with pytest.raises(NasPruneError):
+            Budget.parse(bad)
+
+
+def test_presets_fill_unset_fields():
+    cfg = RunConfig(data="fashion-mnist", n_trials=7)
+    assert cfg.n_trials == 7 and cfg.train_subset == 10000
+    with pytest.raises(NasPruneError):
+        RunConfig(backend="ray")
+
+
+TINY = ["--model", "tests.conftest:tiny_resnet", "--input-size", "16", "--teacher-epochs", "2", "--gate-epochs", "1",
+        "--pnet-epochs", "2", "--n-trials", "10", "--distill-epochs", "1", "--profile", "--validate-n", "3",
+        "--budget", "1ms"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NAS_PRUNE_PROGRESS": "0", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "nas_prune", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=1200)
+
+
+@pytest.mark.slow
+def test_run_tiny_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    r = run_cli("run", *TINY, "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    for who in ("teacher", "final"):
+        for key in ("accuracy", "params", "flops", "measured_latency_ms"):
+            assert isinstance(summary[who][key], (int, float)), (who, key)
+    assert summary["final"]["predicted_latency_ms"] > 0
+    assert summary["final"]["params"] <= summary["teacher"]["params"]
+    assert summary["budget_ms"] == 1.0 and summary["feasible"] is True
+    assert summary["speedup"] == pytest.approx(summary["teacher"]["measured_latency_ms"] / summary["final"]["measured_latency_ms"])
+    for rel in summary["artifacts"].values():
+        assert (out / rel).exists(), rel
+    html = (out / "report.html").read_text()
+    assert "Pareto front" in html and "Channels per gene" in html and "Distillation" in html
+    # every stage is cached: a re-run does no work and gives the same summary
+    r2 = run_cli("run", *TINY, "--out", str(out))
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    assert "cached" in r2.stderr and "▶" not in r2.stderr
+    again = json.loads((out / "summary.json").read_text())
+    assert again["final"]["channels"] == summary["final"]["channels"]
+    # another configuration in the same directory is refused, nothing damaged
+    r3 = run_cli("run", *TINY[:-1], "2ms", "--out", str(out))
+    assert r3.returncode == 2 and "other settings" in r3.stderr
+    assert json.loads((out / "summary.json").read_text()) == again

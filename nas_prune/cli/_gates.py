@@ -62,9 +62,14 @@ def prune(
     from nas_prune.gates import Budget, Gates
     from nas_prune.space import ChannelSpace
 
+    from nas_prune.errors import SpaceMismatchError
+
     sp = ChannelSpace.load(space_file)
     g = Gates.load(gates_file)
-    g.check_space(sp)
+    try:
+        g.check_space(sp)
+    except SpaceMismatchError as exc:
+        raise SpaceMismatchError(f"{gates_file} does not match {space_file}: {exc}") from None
     arch = g.prune(sp, Budget.parse(budget), ratio=ratio)
     arch.save(output)
     full, got = sp.count(sp.full()), sp.count(arch)

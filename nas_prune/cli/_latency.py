@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from nas_prune.errors import NasPruneError
+from nas_prune.errors import InvalidArchitectureError, NasPruneError
 
 __all__ = ["register"]
 
@@ -98,6 +98,11 @@ def predict(
     rows = []
     for path in tables:
         t = LatencyTable.load(path)
+        allowed = t.structure.get("genes", {}) if isinstance(t.structure, dict) else {}
+        for gene, count in arch.channels.items():  # the table extrapolates silently: refuse what no space allows
+            if gene in allowed and count not in allowed[gene]:
+                raise InvalidArchitectureError(f"architecture {arch_file}: gene {gene!r} has {count} channels; "
+                                               f"table {path} allows {allowed[gene]}: pick one of those")
         rows.append({"table": str(path), "device": t.meta.get("device"), "threads": t.meta.get("threads"),
                      "latency_ms": t.predict(arch, reference_ms=reference_ms), "relative": t.relative(arch)})
     if as_json:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from nas_prune.errors import InvalidFileError
 from nas_prune.export import load_checkpoint, save_model, save_state_dict
 from nas_prune.space import ChannelSpace
 
@@ -29,8 +30,12 @@ def train_teacher(space: ChannelSpace, data_spec: str, output: Path, *, epochs: 
     start, opt_state, history = 0, None, []
     if partial.exists():
         ckpt = load_checkpoint(partial, what="partial teacher checkpoint")
-        model.load_state_dict(ckpt["state_dict"])
-        start, opt_state, history = int(ckpt["epoch"]), ckpt["optimizer"], list(ckpt["history"])
+        try:
+            model.load_state_dict(ckpt["state_dict"])
+            start, opt_state, history = int(ckpt["epoch"]), dict(ckpt["optimizer"]), list(ckpt["history"])
+        except (KeyError, TypeError, ValueError, RuntimeError):
+            raise InvalidFileError(f"partial teacher checkpoint {partial} is not one of this model's: "
+                                   "delete it to start training over") from None
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, label="teacher", history=history)
 
     def on_epoch(epoch: int, record: dict) -> None:

@@ -39,7 +39,7 @@ class Budget:
 # Stage settings per dataset: digits is small (the demo must finish in minutes), fashion-mnist is the
 # realistic recipe. Anything can be overridden on the command line.
 PRESETS: dict[str, dict[str, Any]] = {
-    "digits": dict(teacher_epochs=10, gate_epochs=10, pnet_epochs=30, n_trials=120, distill_epochs=15,
+    "digits": dict(teacher_epochs=10, gate_epochs=3, pnet_epochs=15, n_trials=80, distill_epochs=10,
                    train_subset=None, batch_size=64),
     "fashion-mnist": dict(teacher_epochs=8, gate_epochs=2, pnet_epochs=12, n_trials=200, distill_epochs=8,
                           train_subset=10000, batch_size=128),

@@ -95,7 +95,7 @@ def train_pruningnet(
         generator, hidden, rank, per_choice_bn: The PruningNet's settings (see :class:`PruningNet`);
             a resumed run keeps the checkpoint's.
         checkpoint: Where to save the checkpoint every epoch (and resume from).
-        seed: Seeds the candidates and the batch order.
+        seed: Seeds the initial weights, the candidates and the batch order.
 
     Raises:
         SpaceMismatchError: the checkpoint or the gates belong to another space.
@@ -109,8 +109,10 @@ def train_pruningnet(
         pnet = PruningNet.from_checkpoint(ckpt, path, space)
         start, history, opt_state = int(ckpt.get("epoch", 0)), list(ckpt.get("history", [])), ckpt.get("optimizer")
     else:
-        pnet = PruningNet(space, generator=generator, hidden=hidden, rank=rank, importance=importance,
-                          per_choice_bn=per_choice_bn)
+        with torch.random.fork_rng():  # the initial weights follow ``seed`` too: a re-run is reproducible
+            torch.manual_seed(seed)
+            pnet = PruningNet(space, generator=generator, hidden=hidden, rank=rank, importance=importance,
+                              per_choice_bn=per_choice_bn)
     sampler = ArchSampler(space, prior=prior)
     params = [p for p in pnet.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)

@@ -23,6 +23,8 @@ class Architecture:
 
     space: str
     channels: Mapping[str, int] = field(default_factory=dict)
+    #: The file it was loaded from (named in validation errors); not part of its identity.
+    source: str | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"space": self.space, "channels": dict(self.channels)}
@@ -47,10 +49,16 @@ class Architecture:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "Architecture":
-        return cls.from_json(read_json(path, what="architecture"), source=f"architecture {path}")
+        arch = cls.from_json(read_json(path, what="architecture"), source=f"architecture {path}")
+        return cls(arch.space, arch.channels, source=str(path))
+
+    @property
+    def where(self) -> str:
+        """``architecture FILE`` when loaded from a file, else ``architecture`` (for error messages)."""
+        return f"architecture {self.source}" if self.source else "architecture"
 
     def check_space(self, space_id: str) -> None:
         if self.space != space_id:
             raise SpaceMismatchError(
-                f"architecture is for space {self.space!r}, not {space_id!r}: use an architecture of this space"
+                f"{self.where} is for space {self.space!r}, not {space_id!r}: use an architecture of this space"
             )

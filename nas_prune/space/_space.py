@@ -158,14 +158,14 @@ class ChannelSpace:
         unknown = sorted(set(arch.channels) - set(known))
         if unknown:
             raise InvalidArchitectureError(
-                f"architecture names genes {unknown[:3]} that space {self.id} lacks: use this space's gene names"
+                f"{arch.where} names genes {unknown[:3]} that space {self.id} lacks: use this space's gene names"
             )
         channels = {}
         for g in self.genes:
             c = arch.channels.get(g.name, g.width)
             if c not in g.choices:
                 raise InvalidArchitectureError(
-                    f"gene {g.name!r} has {c} channels; allowed: {g.choices[0]}..{g.width} "
+                    f"{arch.where}: gene {g.name!r} has {c} channels; allowed: {g.choices[0]}..{g.width} "
                     f"in steps of {g.step} (and {g.width}): pick one of the gene's choices"
                 )
             channels[g.name] = c

@@ -10,19 +10,22 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-ENV = {**os.environ, "NAS_PRUNE_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
+ROOT = Path(__file__).resolve().parents[2]
+# PYTHONPATH: the subprocess must import tests.conftest:tiny_resnet, whatever the caller's cwd.
+ENV = {**os.environ, "NAS_PRUNE_PROGRESS": "0", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+       "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
 
 
 def cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "nas_prune", *args], capture_output=True, text=True,
-                          cwd=cwd, env=ENV, timeout=timeout)
+                          cwd=cwd or ROOT, env=ENV, timeout=timeout)
 
 
 def kill_when(args: Sequence[str], ready: Callable[[], bool], *, cwd: Path | None = None,
               timeout: float = 300) -> bool:
     """Start ``nas-prune ARGS``; SIGKILL it as soon as ``ready()`` holds. True if it was killed mid-way."""
     proc = subprocess.Popen([sys.executable, "-m", "nas_prune", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, cwd=cwd, env=ENV, start_new_session=True)
+                            stderr=subprocess.DEVNULL, cwd=cwd or ROOT, env=ENV, start_new_session=True)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -38,3 +41,15 @@ def kill_when(args: Sequence[str], ready: Callable[[], bool], *, cwd: Path | Non
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def checkpoint_field(path: Path, key: str, default=None):  # noqa: ANN001, ANN201
+    """A field of a torch checkpoint, or ``default`` while it is absent or being written."""
+    from nas_prune.export import load_checkpoint
+
+    if not path.exists():
+        return default
+    try:
+        return load_checkpoint(path).get(key, default)
+    except Exception:
+        return default

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from nas_prune.errors import InvalidFileError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "write_json", "read_json", "require"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "write_json", "read_json", "require", "require_header"]
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -88,3 +88,11 @@ def require(cond: bool, path: str | os.PathLike[str], what: str, problem: str | 
     if not cond:
         text = problem() if callable(problem) else problem
         raise InvalidFileError(f"{what} {path} is invalid: {text}; regenerate it with nas-prune")
+
+
+def require_header(obj: Any, path: str | os.PathLike[str], what: str, *, fmt: str, version: int) -> None:
+    """Check a document's ``format`` tag and ``version`` (every nas-prune JSON file carries both)."""
+    require(isinstance(obj, dict) and obj.get("format") == fmt, path, what,
+            f"not a nas-prune {what} (format must be {fmt!r})")
+    require(obj.get("version") == version, path, what,
+            f"version {obj.get('version')!r} is not supported (this nas-prune reads {version})")

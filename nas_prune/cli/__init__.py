@@ -28,11 +28,11 @@ app = typer.Typer(
 _COMMAND_MODULES = (
     "nas_prune.cli._space",
     "nas_prune.cli._train",
-    "nas_prune.cli._distill",
-    "nas_prune.cli._latency",
     "nas_prune.cli._gates",
     "nas_prune.cli._pruningnet",
+    "nas_prune.cli._latency",
     "nas_prune.cli._search",
+    "nas_prune.cli._distill",
     "nas_prune.cli._run",
 )
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from nas_prune._io import read_json, require, write_json
+from nas_prune._io import read_json, require, require_header, write_json
 from nas_prune.errors import InvalidFileError, SpaceMismatchError
 
 if TYPE_CHECKING:
@@ -189,10 +189,7 @@ class Gates:
     @classmethod
     def from_json(cls, obj: Any, *, source: str = "<gates>") -> "Gates":
         what = "gates file"
-        require(isinstance(obj, dict) and obj.get("format") == GATES_FORMAT, source, what,
-                f"not a nas-prune gates file (format must be {GATES_FORMAT!r})")
-        require(obj.get("version") == GATES_VERSION, source, what,
-                f"version {obj.get('version')!r} is not supported (this nas-prune reads {GATES_VERSION})")
+        require_header(obj, source, what, fmt=GATES_FORMAT, version=GATES_VERSION)
         try:
             widths = {str(k): int(v) for k, v in obj["widths"].items()}
             runs = tuple(GateRun.from_json(r) for r in obj["runs"])

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from nas_prune._io import read_json, require, write_json
+from nas_prune._io import read_json, require, require_header, write_json
 from nas_prune.errors import InvalidArchitectureError, InvalidFileError, SpaceMismatchError
 from nas_prune.latency._structure import LayerCosts
 
@@ -152,10 +152,7 @@ class LatencyTable:
     @classmethod
     def from_json(cls, obj: Any, *, source: str = "<table>") -> "LatencyTable":
         what = "latency table"
-        require(isinstance(obj, dict) and obj.get("format") == TABLE_FORMAT, source, what,
-                f"not a nas-prune latency table (format must be {TABLE_FORMAT!r})")
-        require(obj.get("version") == TABLE_VERSION, source, what,
-                f"version {obj.get('version')!r} is not supported (this nas-prune reads {TABLE_VERSION})")
+        require_header(obj, source, what, fmt=TABLE_FORMAT, version=TABLE_VERSION)
         require(_finite_numbers(obj), source, what, "it holds a non-finite or non-JSON number")
         for key, typ in (("space", str), ("meta", dict), ("settings", dict), ("reference", dict), ("model", dict),
                          ("structure", dict), ("entries", list)):

@@ -54,6 +54,16 @@ def write_report(run_dir: str | os.PathLike[str], *, output: str | os.PathLike[s
     summary = read_json(run_dir / "summary.json", what="run summary")
     if not isinstance(summary, dict):
         raise InvalidFileError(f"run summary {run_dir / 'summary.json'} is not an object: re-run nas-prune run")
+    try:
+        return _render(run_dir, summary, output)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise InvalidFileError(
+            f"run summary {run_dir / 'summary.json'} or an artefact it names is damaged ({type(exc).__name__}: "
+            f"{str(exc)[:80]}): re-run 'nas-prune run --out {run_dir}'"
+        ) from None
+
+
+def _render(run_dir: Path, summary: dict[str, Any], output: str | os.PathLike[str] | None) -> Path:
     teacher, final = summary.get("teacher", {}), summary.get("final", {})
     budget = summary.get("budget_ms")
     figures: list[go.Figure] = []

@@ -62,12 +62,7 @@ def output_layer_name(model: nn.Module, example_input: torch.Tensor) -> str:
         for name, m in model.named_modules()
         if isinstance(m, (*_CONV, nn.Linear))
     ]
-    try:
-        with torch.no_grad():
-            model(example_input)
-    finally:
-        for h in hooks:
-            h.remove()
+    _forward_with_hooks(model, example_input, hooks)
     if not order:
         raise UnsupportedModelError("the model has no conv or linear layer: nothing to prune")
     return order[-1]
@@ -104,13 +99,18 @@ def _layer_table(model: nn.Module, example_input: torch.Tensor) -> dict[str, Lay
             n_params = sum(p.numel() for p in m.parameters(recurse=False))
             if n_ch:
                 table[name] = LayerInfo("norm", n_ch, n_ch, params_per_ch=n_params // n_ch)
+    _forward_with_hooks(model, example_input, hooks)
+    return table
+
+
+def _forward_with_hooks(model: nn.Module, example_input: torch.Tensor, hooks: list[Any]) -> None:
+    """One forward pass without gradients; the hooks are removed whatever happens."""
     try:
         with torch.no_grad():
             model(example_input)
     finally:
         for h in hooks:
             h.remove()
-    return table
 
 
 def _norm_channels(m: nn.Module) -> int:

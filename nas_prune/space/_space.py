@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from nas_prune import models as model_registry
-from nas_prune._io import read_json, require, write_json
+from nas_prune._io import read_json, require, require_header, write_json
 from nas_prune.errors import InvalidArchitectureError, InvalidFileError, NasPruneError
 from nas_prune.space._arch import Architecture
 from nas_prune.space._gene import Gene, width_choices
@@ -269,10 +269,7 @@ class ChannelSpace:
     @classmethod
     def from_json(cls, obj: Any, *, source: str = "<space>") -> "ChannelSpace":
         what = "space file"
-        require(isinstance(obj, dict) and obj.get("format") == SPACE_FORMAT, source, what,
-                f"not a nas-prune space (format must be {SPACE_FORMAT!r})")
-        require(obj.get("version") == SPACE_VERSION, source, what,
-                f"version {obj.get('version')!r} is not supported (this nas-prune reads {SPACE_VERSION})")
+        require_header(obj, source, what, fmt=SPACE_FORMAT, version=SPACE_VERSION)
         try:
             genes = tuple(Gene.from_json(g) for g in obj["genes"])
             layers = {str(k): LayerInfo(**v) for k, v in obj["layers"].items()}

@@ -25,7 +25,7 @@ rows are kept.
 Everything expensive is cached under ``--work`` (teacher, gates, PruningNet, searches in SQLite,
 each distilled student, latency measurements): re-running the same command resumes.
 
-Full benchmark (defaults; about 80 minutes on the 2-vCPU dev VM when it is not shared, see
+Full benchmark (defaults; about 75 minutes on the 2-vCPU dev VM when it is not shared, see
 ESTIMATE below)::
 
     nice -n 5 .venv/bin/python benchmarks/compare_methods.py
@@ -65,18 +65,21 @@ SEARCH_METHODS = ("random", "tpe", "evolution", "gate-prior")
 NAS_PRUNE_METHODS = ("gates",) + SEARCH_METHODS
 RESULT_FORMAT = "nas-prune/compare-methods"
 
-# ESTIMATE of the defaults' wall time on this 2-vCPU VM (2 threads, machine otherwise idle), from
-# the per-stage seconds the smoke run and earlier benchmarks measured (REFERENCE.md section 6:
-# mobilenet_v2 trains ~25 s per epoch on 10k images; pruningnet_throughput: ~2 CPU-s per
-# candidate at 2560+2560 images, here 1280+1024):
-#   mobilenet_v2 (4000 images): teacher 6 ep ~60 s, gates 3x2 ep ~70 s, PruningNet 6 ep ~150 s,
-#     search 4 samplers x 3 budgets x 30 evals x ~0.8 s ~290 s, Torch-Pruning bisections ~60 s,
-#     distillation <= 30 archs x 3 seeds x 3 ep x ~6 s + eval ~1800 s (shared archs are trained
-#     once), latency ~60 s: ~42 min.
-#   resnet18 (cheaper per image at 32x32 on onnxruntime, similar in torch): ~38 min.
-#   Total ~80 min; a loaded machine stretches it (rerun the same command to resume).
-DEFAULTS = dict(models="mobilenet_v2,resnet18", budgets="0.35,0.5,0.7", seeds="0,1,2", train_subset=4000,
-                epochs=6, gate_epochs=2, pnet_epochs=6, distill_epochs=3, n_evals=30, data="fashion-mnist",
+# ESTIMATE of the defaults' wall time on this 2-vCPU VM (2 threads, machine otherwise idle). Not yet
+# measured end to end (the VM was shared by six jobs while this was written); derived from
+# REFERENCE.md section 6 (mobilenet_v2 trains ~25 s per epoch on 10k images at 2 threads, so
+# ~7.5 s on the 3000-image subset; resnet18 at 32x32 costs ~0.8x that per batch here),
+# benchmarks/results/pruningnet_throughput.json (~2 CPU-s per candidate scoring 5120 images, here
+# 1280 + 1024 images: ~0.8 s) and the smoke run's per-student overhead (materialise, two ONNX
+# exports, val + test evaluation: ~8 s):
+#   mobilenet_v2: teacher 8 ep ~70 s, gates 3 ratios x 2 ep ~50 s, PruningNet 8 ep ~120 s,
+#     search 4 samplers x 3 budgets x 30 evals x ~0.8 s ~300 s, Torch-Pruning bisections ~90 s,
+#     distillation <= 30 distinct archs x 3 seeds x (3 ep x ~3.5 s + ~8 s) ~1650 s, latency ~60 s:
+#     ~39 min.
+#   resnet18: ~35 min.  Total ~75 min (under 90).  A loaded machine stretches it: rerun the same
+#   command and it resumes from --work.
+DEFAULTS = dict(models="mobilenet_v2,resnet18", budgets="0.35,0.5,0.7", seeds="0,1,2", train_subset=3000,
+                epochs=8, gate_epochs=2, pnet_epochs=8, distill_epochs=3, n_evals=30, data="fashion-mnist",
                 threads=2, tolerance=0.03)
 
 
@@ -109,6 +112,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--data", default=d["data"], help="digits | fashion-mnist[:ROOT] | cifar10:ROOT | imagefolder:ROOT")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "compare_methods", help="cache folder (resumable)")
     ap.add_argument("--threads", type=int, default=d["threads"], help="torch and onnxruntime threads (table's)")
+    ap.add_argument("--tables", type=Path, default=ROOT / "latency_tables",
+                    help="folder searched for a CPU table of each space at --threads (profile one on a new machine)")
     ap.add_argument("--tolerance", type=float, default=d["tolerance"], help="feasibility tolerance on the ratio")
     ap.add_argument("--gate-ratios", default="0.3,0.5,0.7", help="Pruning from Scratch target ratios")
     ap.add_argument("--tp-steps", type=int, default=10, help="bisection steps on Torch-Pruning's ratio")
@@ -159,9 +164,9 @@ class ModelBench:
         self.cache = StageCache(self.out)
         self.data = load_data(args.data, input_size=32, train_subset=subset, seed=0)
         self.space = ChannelSpace.from_name(model, input_size=32, num_classes=self.data.num_classes)
-        shipped = find_shipped_table(self.space.id, args.threads)
+        shipped = find_shipped_table(self.space.id, args.threads, root=args.tables)
         if shipped is None:
-            raise NasPruneError(f"no latency table in latency_tables/ for space {self.space.id} at {args.threads} "
+            raise NasPruneError(f"no latency table in {args.tables} for space {self.space.id} at {args.threads} "
                                 "thread(s): profile one with 'nas-prune profile' or pass --threads 1|2")
         self.table_path = shipped
         self.table = LatencyTable.load(shipped)
@@ -224,7 +229,12 @@ class ModelBench:
             if method in done:
                 continue
             start = time.perf_counter()
-            arch, extra = self._select(method, budget, budget_ms)
+            try:
+                arch, extra = self._select(method, budget, budget_ms)
+            except NasPruneError as exc:  # budget out of the method's reach: keep a row, it will be infeasible
+                from nas_prune.search import min_latency_architecture
+
+                arch, extra = min_latency_architecture(self.space), {"note": f"no feasible pick ({exc}); smallest"}
             rec = {"channels": dict(arch.channels), "search_seconds": time.perf_counter() - start,
                    "setup_seconds": self._setup_seconds(method), "predicted_ms": self.scaled.predict(arch), **extra}
             done[method] = rec
@@ -358,7 +368,7 @@ class ModelBench:
                     "accuracy_min": min(accs), "accuracy_max": max(accs), "accuracies": accs,
                     **describe(Architecture(space.id, rec["channels"]), space),
                     "search_seconds": rec["search_seconds"], "setup_seconds": rec["setup_seconds"],
-                    **{x: rec[x] for x in ("pruning_ratio", "pnet_accuracy", "n_complete") if x in rec},
+                    **{x: rec[x] for x in ("pruning_ratio", "pnet_accuracy", "n_complete", "note") if x in rec},
                     "arch_key": k, "channels": rec["channels"],
                 })
         full = describe(space.full(), space)
@@ -429,7 +439,7 @@ def figure(rows: list[dict[str, Any]], path: Path) -> None:
     fig.update_layout(title="Accuracy vs measured latency at equal budgets (x markers: over budget)",
                       height=520, width=560 * len(models))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(path, include_plotlyjs="cdn")
+    fig.write_html(path, include_plotlyjs=True)  # self-contained: viewable offline
 
 
 def main(argv: list[str] | None = None) -> int:

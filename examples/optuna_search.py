@@ -67,7 +67,7 @@ def main() -> None:
     # 2. A latency table measured on this machine (saved as it goes, resumes).
     table_path = OUT / "table.json"
     table = LatencyTable.load(table_path) if table_path.exists() else build_table(
-        space, output=table_path, nets=int(os.environ.get("EXAMPLE_NETS", "24")), rounds=5, device_name="this-cpu", progress=True)
+        space, output=table_path, nets=int(os.environ.get("EXAMPLE_NETS", "24")), rounds=5, device_name="this-cpu")
     full_ms = table.predict(space.full())
     budgets = LatencyBudget.for_tables([table], [BUDGET_FRACTION * full_ms])
     print(f"full model {full_ms:.4f} ms; budget {budgets[0].budget_ms:.4f} ms")

@@ -163,8 +163,13 @@ def run_bundle(bundle: str | os.PathLike[str], output: str | os.PathLike[str], *
             write_json(output, results)
 
         done = {r["id"] for r in results["records"]}
-        run_groups(load, plan["reference"], plan["nets"], settings, group_size=int(plan.get("group_size", 8)),
-                   done=done, on_group=on_group, advance=advance)
+        try:
+            run_groups(load, plan["reference"], plan["nets"], settings, group_size=int(plan.get("group_size", 8)),
+                       done=done, on_group=on_group, advance=advance)
+        except InvalidFileError as exc:  # a model of the bundle is broken: name the bundle and how to fix it
+            if str(bundle) in str(exc):
+                raise
+            raise InvalidFileError(f"bundle {bundle}: {exc}; rebuild the bundle with 'nas-prune profile bundle'") from None
         results["complete"] = True
         results["meta"]["load_average_end"] = machine_info(device_name)["load_average"]
         write_json(output, results)

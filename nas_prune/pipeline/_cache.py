@@ -27,7 +27,9 @@ class StageCache:
         if self.path.exists():
             try:
                 obj = read_json(self.path, what="stage record")
-                self.records = obj if isinstance(obj, dict) else {}
+                # keep only well-formed records: a damaged one only costs re-running its stage
+                self.records = {k: v for k, v in obj.items() if isinstance(v, dict) and isinstance(v.get("result"), dict)
+                                and isinstance(v.get("seconds"), (int, float))} if isinstance(obj, dict) else {}
             except InvalidFileError:
                 self.records = {}  # a damaged record only costs re-running stages
 

@@ -8,13 +8,12 @@ killed resumes from its own checkpoint.
 from __future__ import annotations
 
 import platform
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from nas_prune._io import read_json, write_json
+from nas_prune._io import atomic_write_bytes, read_json, write_json
 from nas_prune.errors import NasPruneError
 from nas_prune.pipeline._cache import StageCache
 from nas_prune.pipeline._config import RunConfig
@@ -109,11 +108,11 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         if cfg.table is not None:
             table = LatencyTable.load(cfg.table)
             table.check_space(space)
-            shutil.copyfile(cfg.table, out / "table.json")
+            atomic_write_bytes(out / "table.json", Path(cfg.table).read_bytes())
             return {"source": str(cfg.table)}
         shipped = None if cfg.profile else find_shipped_table(space.id, cfg.threads)
         if shipped is not None:
-            shutil.copyfile(shipped, out / "table.json")
+            atomic_write_bytes(out / "table.json", shipped.read_bytes())
             return {"source": str(shipped.relative_to(TABLES_DIR.parent))}
         console.print(f"profiling a latency table for {space.id} at {cfg.threads} thread(s) (saves as it goes)")
         build_table(space, threads=cfg.threads, output=out / "table.json")

@@ -59,7 +59,7 @@ def write_report(run_dir: str | os.PathLike[str], *, output: str | os.PathLike[s
     except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
         raise InvalidFileError(
             f"run summary {run_dir / 'summary.json'} or an artefact it names is damaged ({type(exc).__name__}: "
-            f"{str(exc)[:80]}): re-run 'nas-prune run --out {run_dir}'"
+            f"{' '.join(str(exc).split())[:80]}): re-run 'nas-prune run --out {run_dir}'"
         ) from None
 
 

@@ -88,7 +88,7 @@ def test_latency_budget_with_a_real_table(tiny_gates, tiny_space, tmp_path):
     latency = pytest.importorskip("nas_prune.latency")
     path = tmp_path / "table.json"
     latency.build_table(tiny_space, threads=1, output=path, nets=12, rounds=3, runs_per_round=5, warmup=2,
-                        group_size=6, device_name="test-vm", progress=False)
+                        group_size=6, device_name="test-vm")
     table = latency.LatencyTable.load(path)
     smallest = tiny_space.decode({g.name: g.low for g in tiny_space.searchable_genes})
     target = (table.predict(smallest) + table.predict(tiny_space.full())) / 2  # fixed costs dominate tiny nets

@@ -32,3 +32,23 @@ def robust_artifacts(tiny_space, tmp_path_factory):
     finally:
         torch.set_num_threads(threads)
     return d
+
+
+@pytest.fixture(scope="session")
+def search_artifacts(tiny_space, tmp_path_factory):
+    """What ``nas-prune search`` reads: space.json, table.json and a briefly trained pnet.pt."""
+    from nas_prune.data import load_data
+    from nas_prune.latency import build_table
+    from nas_prune.pruningnet import train_pruningnet
+
+    d = tmp_path_factory.mktemp("search-artifacts")
+    tiny_space.save(d / "space.json")
+    build_table(tiny_space, output=d / "table.json", nets=8, rounds=3, runs_per_round=5, warmup=2,
+                device_name="test-cpu")
+    train_pruningnet(tiny_space, load_data("digits", input_size=16, train_subset=256), epochs=1,
+                     checkpoint=d / "pnet.pt")
+    return d
+
+
+# The search tests' throw-away PostgreSQL server on 127.0.0.1.
+from tests.search.conftest import postgres_url  # noqa: E402,F401

@@ -36,7 +36,7 @@ def tiny_artifacts(tiny_space, tmp_path_factory):
     d = tmp_path_factory.mktemp("artifacts")
     tiny_space.save(d / "space.json")
     build_table(tiny_space, output=d / "table.json", nets=8, rounds=3, runs_per_round=5, warmup=2,
-                device_name="test-cpu", progress=False)
+                device_name="test-cpu")
     bundle = load_data("digits", input_size=tiny_space.input_shape[-1], train_subset=256)
     train_pruningnet(tiny_space, bundle, epochs=1, checkpoint=d / "pnet.pt")
     return d

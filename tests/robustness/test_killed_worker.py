@@ -1,0 +1,105 @@
+"""Three ``nas-prune search`` workers on one PostgreSQL study; one is SIGKILLed mid-trial.
+
+The study must end with every trial complete or failed (by the heartbeat), none duplicated, the dead
+worker's trial run again by a survivor, and a feasible best trial that every survivor reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from tests.search.conftest import ROOT, cli_env
+from tests.search.test_cli_search import search_args
+
+optuna = pytest.importorskip("optuna")
+from optuna.trial import TrialState  # noqa: E402
+
+
+# Trials long enough (~1 s) that all three workers are inside one at the same time.
+SLOWER = ["--recal-batches", "10", "--val-batches", "20", "--eval-batch-size", "8"]
+
+
+def _states(conn) -> Counter:  # noqa: ANN001
+    """Trial states straight from Optuna's table (polling through load_study is too slow to catch overlaps)."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT state, count(*) FROM trials GROUP BY state")
+            return Counter({str(state).split(".")[-1]: k for state, k in cur.fetchall()})
+    except Exception:
+        conn.rollback()
+        return Counter()  # the schema is not created yet
+
+
+def _trials(url: str) -> list:
+    try:
+        return optuna.load_study(study_name="shared", storage=url).trials
+    except Exception:
+        return []  # not created yet
+
+
+@pytest.mark.slow
+def test_killed_worker_trial_is_failed_and_rerun(search_artifacts, postgres_url, tmp_path):
+    n = 10
+    procs = []
+    for w in range(3):
+        args = search_args(search_artifacts, tmp_path / f"w{w}" / "best.json", "--n-trials", n, "--storage", postgres_url,
+                           "--study-name", "shared", "--sampler", "random", "--seed", str(w), "--heartbeat", "1",
+                           *SLOWER)
+        procs.append(subprocess.Popen([sys.executable, "-m", "nas_prune", *map(str, args)], cwd=ROOT, env=cli_env(),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      start_new_session=True))
+    victim = procs[0]
+    psycopg2 = pytest.importorskip("psycopg2")
+    conn = psycopg2.connect(postgres_url.replace("postgresql+psycopg2", "postgresql"))
+    conn.autocommit = True
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:  # every worker is inside a trial: killing one kills a trial
+            states = _states(conn)
+            if states["RUNNING"] >= 3 and states["COMPLETE"] >= 1:
+                os.killpg(victim.pid, signal.SIGKILL)
+                break
+            ended = [p for p in procs if p.poll() is not None]
+            if ended:
+                pytest.fail(f"a worker ended before all three were running trials: {ended[0].stderr.read()[-1500:]}")
+            time.sleep(0.02)
+        else:
+            pytest.fail("the workers made no progress")
+        running_at_kill = {t.number for t in _trials(postgres_url) if t.state == TrialState.RUNNING}
+        victim.wait()
+        for p in procs[1:]:
+            _, stderr = p.communicate(timeout=400)
+            assert p.returncode == 0, stderr[-2000:]
+    finally:
+        conn.close()
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    trials = study.trials
+    assert sorted(t.number for t in trials) == list(range(len(trials)))  # none duplicated, none lost
+    states = Counter(t.state for t in trials)
+    assert set(states) <= {TrialState.COMPLETE, TrialState.FAIL}, states  # nothing left running or queued
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1 and failed[0].number in running_at_kill  # the dead worker's trial, failed by heartbeat
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number]
+    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
+    assert retried[0].params == failed[0].params  # the same candidate, run again by a survivor
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert n <= len(complete) <= n + 2
+    assert all(t.user_attrs["feasible"] for t in complete)
+    results = [json.loads((tmp_path / f"w{w}" / "best.json").read_text()) for w in (1, 2)]
+    best = {r["best"]["trial"] for r in results}
+    assert len(best) == 1
+    assert study.trials[best.pop()].user_attrs["feasible"]
+    assert not (tmp_path / "w0" / "best.json").exists()  # the killed worker wrote nothing half-way

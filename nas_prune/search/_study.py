@@ -177,7 +177,7 @@ def run_trials(
             fail_stale_trials(study)
         done, running, waiting = _count(study)
         progress(study, None)
-        if done >= n_trials:
+        if done >= n_trials and not (heartbeat and (running or waiting)):  # dead workers: fail, retry first
             return done
         if waiting or done + running < n_trials:
             study.optimize(objective, n_trials=max(waiting, n_trials - done - running), callbacks=[stop, progress],

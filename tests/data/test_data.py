@@ -5,7 +5,6 @@ import torch
 
 from nas_prune.data import FASHION_MNIST_ROOT, batches, load_data
 from nas_prune.errors import DataError
-from nas_prune.models import build_model
 from nas_prune.training import TrainConfig, evaluate, fit
 
 

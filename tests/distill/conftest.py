@@ -5,22 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nas_prune.data import DataBundle, load_data
+from nas_prune.data import DataBundle
 from nas_prune.training import TrainConfig, fit
 
 
-@pytest.fixture(autouse=True, scope="package")
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads run several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def digits16():
-    return load_data("digits", input_size=16)
 
 
 @pytest.fixture(scope="session")

@@ -5,19 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-import torch
 
 from nas_prune.gates import GateRun, Gates
 from nas_prune.space import Gene
 
-
-@pytest.fixture(autouse=True, scope="session")
-def _one_thread():
-    """One intra-op thread: on a shared machine two spinning threads run tiny models ~40x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -6,20 +6,11 @@ import json
 
 import pytest
 
-from nas_prune.cli import main
 from nas_prune.gates import Gates
 from nas_prune.space import Architecture
 
 
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from tests.conftest import run_main as cli
 
 
 def test_gates_prune_and_nni(capsys, tmp_path, tiny_space, tiny_space_file, tiny_gates):

@@ -12,19 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from nas_prune.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from tests.conftest import run_main as _cli
 
 
 @pytest.mark.slow

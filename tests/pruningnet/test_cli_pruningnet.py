@@ -3,29 +3,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
-from nas_prune.cli import main
 from nas_prune.export import load_checkpoint, load_model
 from nas_prune.space import ChannelSpace
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.conftest import run_main as cli
 
 
 @pytest.mark.slow

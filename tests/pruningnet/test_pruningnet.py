@@ -13,18 +13,6 @@ from nas_prune.pruningnet import ArchSampler, PruningNet, PruningNetEvaluator, t
 from nas_prune.space import Architecture, ChannelSpace, materialize
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: on a shared 2-core machine a second OpenMP thread mostly waits."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def digits16():
-    return load_data("digits", input_size=16)
 
 
 def _perturb(pnet: PruningNet, seed: int = 0) -> None:

@@ -40,7 +40,7 @@ def final_results(port):
 
 
 def test_trial_scores_a_candidate_outside_nni(tiny_artifacts, tmp_path, tiny_space):
-    from nas_prune.search.nni_trial import main, write_trial_config
+    from nas_prune.search.nni_trial import write_trial_config
 
     cfg = write_trial_config(tmp_path / "trial.json", space=tiny_artifacts / "space.json", pnet=tiny_artifacts / "pnet.pt",
                              tables=[tiny_artifacts / "table.json"], budgets_ms=[1e-6], names=["test-cpu"],

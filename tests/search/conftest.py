@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -21,6 +22,15 @@ def cli_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.update(NAS_PRUNE_PROGRESS="0", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     return env
+
+
+def run_cli(*args, check=True, timeout=300):
+    """Run ``nas-prune ARGS`` in a subprocess (``cli_env``); raise with its output unless it succeeds."""
+    proc = subprocess.run([sys.executable, "-m", "nas_prune", *map(str, args)], cwd=ROOT, env=cli_env(),
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.search.conftest import ROOT, _free_port, cli_env
+from tests.search.conftest import ROOT, _free_port, cli_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -18,11 +18,7 @@ FAST = ["--recal-batches", "1", "--val-batches", "2", "--eval-batch-size", "32"]
 
 
 def cli(*args, check=True, timeout=400):
-    proc = subprocess.run([sys.executable, "-m", "nas_prune", *map(str, args)], cwd=ROOT, env=cli_env(),
-                          capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
+    return run_cli(*args, check=check, timeout=timeout)
 
 
 def rest(port, path):

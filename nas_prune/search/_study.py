@@ -6,6 +6,7 @@ import os
 import random
 import time
 import warnings
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -31,6 +32,43 @@ class NoFeasibleArchitectureError(NasPruneError):
     """No architecture of the study meets every latency budget."""
 
 
+def _storage_class() -> type:
+    """Optuna's RDBStorage, also failing trials whose worker died before its first heartbeat.
+
+    Optuna's stale check (``RDBStorage._get_stale_trial_ids``) skips a RUNNING trial that has no
+    heartbeat row yet. A worker killed between creating its trial (``study.ask``, which includes the
+    sampler's relative sampling) and the heartbeat thread's first beat leaves such a trial, and every
+    surviving worker would wait for it forever. Here a RUNNING trial without a heartbeat is stale
+    once it started more than the grace period ago (by the workers' clocks, which stamp
+    ``datetime_start``), and Optuna then fails and retries it like any other stale trial.
+    """
+    import optuna
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from optuna.trial import TrialState
+
+    class _RDBStorage(optuna.storages.RDBStorage):
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            stale = super()._get_stale_trial_ids(study_id)
+            grace = self.grace_period if self.grace_period is not None else 2 * (self.heartbeat_interval or 0)
+            # Optuna 5 stores trial datetimes as naive UTC (the column behind ``datetime_start``).
+            cutoff = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=grace)
+            with _create_scoped_session(self.scoped_session, True) as session:
+                never_beat = (
+                    session.query(models.TrialModel.trial_id)
+                    .outerjoin(models.TrialHeartbeatModel,
+                               models.TrialHeartbeatModel.trial_id == models.TrialModel.trial_id)
+                    .filter(models.TrialModel.study_id == study_id,
+                            models.TrialModel.state == TrialState.RUNNING,
+                            models.TrialModel._datetime_start_utc < cutoff,
+                            models.TrialHeartbeatModel.trial_heartbeat_id.is_(None))
+                    .all()
+                )
+            return stale + [trial_id for (trial_id,) in never_beat if trial_id not in stale]
+
+    return _RDBStorage
+
+
 def _rdb_storage(url: str, heartbeat_interval: int | None, grace_period: int | None) -> Any:
     import optuna
 
@@ -46,7 +84,8 @@ def _rdb_storage(url: str, heartbeat_interval: int | None, grace_period: int | N
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
+                storage_class = _storage_class() if heartbeat_interval else optuna.storages.RDBStorage
+                return storage_class(
                     url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
                     grace_period=grace_period, heartbeat_stale_trial_callback=callback,
                 )

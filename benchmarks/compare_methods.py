@@ -80,7 +80,7 @@ RESULT_FORMAT = "nas-prune/compare-methods"
 #   command and it resumes from --work.
 DEFAULTS = dict(models="mobilenet_v2,resnet18", budgets="0.35,0.5,0.7", seeds="0,1,2", train_subset=3000,
                 epochs=8, gate_epochs=2, pnet_epochs=8, distill_epochs=3, n_evals=30, data="fashion-mnist",
-                threads=2, tolerance=0.03)
+                threads=1, tolerance=0.03)
 
 
 def _key(obj: Any) -> str:

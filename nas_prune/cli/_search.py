@@ -8,15 +8,9 @@ from typing import List, Optional
 import typer
 
 from nas_prune.errors import NasPruneError
+from nas_prune.search._nni import NNI_PORT_WARNING
 
 __all__ = ["register"]
-
-NNI_PORT_WARNING = (
-    "warning: NNI 3.0 binds its web UI port {port} on every network interface and has no option to bind "
-    "127.0.0.1 only: anyone who can reach this host on port {port} can see and control the experiment. "
-    "Firewall the port (e.g. 'ufw deny {port}'), run on a host without exposed interfaces, or reach the UI "
-    "through an SSH tunnel ('ssh -L {port}:127.0.0.1:{port} host')."
-)
 
 
 def search(

@@ -50,10 +50,10 @@ def search_stage(cfg: RunConfig, space: ChannelSpace, data: DataBundle, out: Pat
 
 def _nni_search(cfg: RunConfig, space: ChannelSpace, out: Path, table: Any, budget_ms: float) -> dict[str, Any]:
     """NNI trials predict with the table as stored: budgets and results are converted to and from its clock."""
-    from nas_prune.search._nni import launch_nni_experiment
+    from nas_prune.search._nni import NNI_PORT_WARNING, launch_nni_experiment
 
     to_table = table.table.reference_ms / table.reference_ms
-    console.print("[yellow]NNI 3.0 binds its web UI port 8080 on every interface: see the README's 'NNI' section[/yellow]")
+    console.print(NNI_PORT_WARNING.format(port=8080), style="yellow", markup=False)
     result = launch_nni_experiment(space_file=out / "space.json", pnet=out / "pnet.pt", tables=[out / "table.json"],
                                    budgets=[budget_ms * to_table], output=out / "nni" / "best.json", data=cfg.data,
                                    trials=cfg.n_trials, concurrency=1, echo=console.print)

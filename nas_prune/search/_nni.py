@@ -16,10 +16,18 @@ from typing import Any, Callable, Sequence
 
 from nas_prune.errors import NasPruneError
 
-__all__ = ["launch_nni_experiment", "resume_nni_experiment", "stop_experiment", "collect_results"]
+__all__ = ["NNI_PORT_WARNING", "launch_nni_experiment", "resume_nni_experiment", "stop_experiment", "collect_results"]
 
 _FINISHED = ("SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED")
 RUN_FILE = "nas-prune-run.json"
+
+# Printed (``.format(port=...)``) whenever nas-prune starts an NNI experiment.
+NNI_PORT_WARNING = (
+    "warning: NNI 3.0 binds its web UI port {port} on every network interface and has no option to bind "
+    "127.0.0.1 only: anyone who can reach this host on port {port} can see and control the experiment. "
+    "Firewall the port (e.g. 'ufw deny {port}'), run on a host without exposed interfaces, or reach the UI "
+    "through an SSH tunnel ('ssh -L {port}:127.0.0.1:{port} host')."
+)
 
 
 def _nni() -> Any:

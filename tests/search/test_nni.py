@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 import sys
@@ -19,6 +20,12 @@ FAST = ["--recal-batches", "1", "--val-batches", "2", "--eval-batch-size", "32"]
 
 def cli(*args, check=True, timeout=400):
     return run_cli(*args, check=check, timeout=timeout)
+
+
+def _listening_ips(port: int) -> set[str]:
+    psutil = pytest.importorskip("psutil")
+    return {c.laddr.ip for c in psutil.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
 
 
 def rest(port, path):
@@ -60,6 +67,11 @@ def test_nni_experiment_reports_stops_and_resumes(tiny_artifacts, tmp_path):
                    "--table", tiny_artifacts / "table.json", "--budget", "5ms", "--trials", "3", "--concurrency", "1",
                    "--port", port, "-o", out, "--detach", *FAST)
         assert "binds its web UI port" in proc.stderr and "SSH tunnel" in proc.stderr
+        # The warning tells the truth: NNI 3.0's manager really listens beyond loopback on that port.
+        warning = next(line for line in proc.stderr.splitlines() if "binds its web UI port" in line)
+        assert str(port) in warning and "every network interface" in warning
+        listeners = _listening_ips(port)
+        assert listeners and any(not ipaddress.ip_address(ip.split("%")[0]).is_loopback for ip in listeners), listeners
         started = proc.stdout.split("NNI experiment ")[1].split(":")[0]
         deadline = time.time() + 300
         while time.time() < deadline and not final_results(port):

@@ -3,12 +3,13 @@
 Protocol (issue 7):
 * data: Fashion-MNIST at 32x32, a random 5k-image training subset (``--train-subset``), the first
   2k images of the validation split for the per-epoch curves (``--val``), the full 10k test split;
-* teacher: torchvision mobilenet_v2 trained by ``nas_prune.cli._train.train_teacher`` (6 epochs on
-  the same subset), cached in the work folder;
-* student: the uniform-width architecture whose measured onnxruntime latency (1 thread, interleaved
-  with the teacher) is nearest 50% of the teacher's (the search stage is not ready; uniform widths
-  are the baseline every search must beat), initialised from the teacher's L1-most-important
-  channels (``init="teacher"``) for every method;
+* teacher and student: with ``--run DIR``, the teacher and the *searched* architecture of a
+  ``nas-prune run --data fashion-mnist --out DIR`` (searched under half the teacher's measured
+  latency; its measured fraction is re-measured here, interleaved with the teacher). Without it,
+  a torchvision mobilenet_v2 teacher trained here by ``train_teacher`` (6 epochs on the subset) and
+  the uniform-width architecture whose measured latency is nearest 50% of the teacher's. The
+  student is initialised from the teacher's L1-most-important channels (``init="teacher"``) for
+  every method;
 * methods kd / cckd / dafl / none with the same epochs and seeds 0, 1, 2; DAFL's epoch has as many
   generated images as the training subset (steps = ceil(5000 / 256)).
 
@@ -18,7 +19,7 @@ one torch thread; two threads were 4-5x slower under the other agents' load).
 Every run resumes (its folder keeps per-epoch checkpoints) and the JSON is rewritten after each run,
 so an interrupted benchmark loses at most one epoch. Prints the JSON.
 
-Usage: ``nice -n 5 .venv/bin/python benchmarks/distill_methods.py [--epochs 5] [--seeds 3]``
+Usage: ``nice -n 5 .venv/bin/python benchmarks/distill_methods.py [--run runs/fmnist] [--epochs 5] [--seeds 3]``
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from nas_prune.data import load_data
 from nas_prune.distill import DistillConfig, distill
 from nas_prune.distill._latency import measure_pair
 from nas_prune.export import export_onnx, load_model
-from nas_prune.space import ChannelSpace, materialize
+from nas_prune.space import Architecture, ChannelSpace, materialize
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("none", "kd", "cckd", "dafl")
@@ -66,6 +67,18 @@ def pick_architecture(space: ChannelSpace, teacher: torch.nn.Module, work: Path,
     return {"teacher_ms": t, "candidates": rows, "chosen_ratio": best["ratio"]}
 
 
+def measure_searched(space: ChannelSpace, teacher: torch.nn.Module, arch: Architecture, work: Path) -> dict:
+    """Measured latency fraction of a searched architecture, timed interleaved with the teacher."""
+    work.mkdir(parents=True, exist_ok=True)
+    paths = {"teacher": work / "teacher.onnx", "searched": work / "searched.onnx"}
+    export_onnx(teacher, space.example_input(), paths["teacher"])
+    export_onnx(materialize(teacher, arch, space=space), space.example_input(), paths["searched"])
+    lat = measure_pair(paths, space.input_shape, threads=1)
+    t = lat["teacher"]["median_ms"]
+    return {"teacher_ms": t, "searched_ms": lat["searched"]["median_ms"],
+            "latency_fraction": lat["searched"].get("rel", lat["searched"]["median_ms"] / t), **space.count(arch)}
+
+
 def summarise(runs: list[dict]) -> dict:
     out = {}
     for m in METHODS:
@@ -85,14 +98,25 @@ def main() -> None:
     ap.add_argument("--teacher-epochs", type=int, default=6)
     ap.add_argument("--threads", type=int, default=1, help="torch training threads")
     ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "distill_bench")
+    ap.add_argument("--run", type=Path, default=None,
+                    help="a 'nas-prune run --data fashion-mnist' folder: its teacher and searched architecture")
+    ap.add_argument("--work", type=Path, default=None, help="cache folder (default: runs/distill_bench[_<run>])")
     ap.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "distill_methods.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t_start = time.time()
 
-    space = ChannelSpace.load(ROOT / "search_spaces" / "mobilenet_v2-32.json")
-    teacher_path = args.work / "teacher.pt"
+    if args.work is None:
+        args.work = ROOT / "runs" / ("distill_bench" + (f"_{args.run.name}" if args.run else ""))
+    if args.run is not None:
+        space = ChannelSpace.load(args.run / "space.json")
+        teacher_path = args.run / "teacher.pt"
+        searched = Architecture.load(args.run / "arch.json")
+        searched.check_space(space.id)
+    else:
+        space = ChannelSpace.load(ROOT / "search_spaces" / "mobilenet_v2-32.json")
+        teacher_path = args.work / "teacher.pt"
+        searched = None
     if not teacher_path.exists():
         train_teacher(space, "fashion-mnist", teacher_path, epochs=args.teacher_epochs, batch_size=64,
                       train_subset=args.train_subset, seed=0)
@@ -104,10 +128,13 @@ def main() -> None:
     choice_file = args.work / "arch_choice.json"
     if choice_file.exists():
         choice = read_json(choice_file)
+    elif searched is not None:
+        choice = {"searched": str(args.run / "arch.json"), **measure_searched(space, teacher, searched, args.work / "latency")}
+        write_json(choice_file, choice)
     else:
         choice = pick_architecture(space, teacher, args.work / "latency", (0.35, 0.5, 0.6, 0.75))
         write_json(choice_file, choice)
-    arch = space.uniform(choice["chosen_ratio"])
+    arch = searched if searched is not None else space.uniform(choice["chosen_ratio"])
     cfg = DistillConfig(dafl_steps_per_epoch=math.ceil(args.train_subset / DistillConfig().dafl_batch_size))
 
     runs: list[dict] = []
@@ -123,7 +150,8 @@ def main() -> None:
             result = {
                 "benchmark": "distill_methods", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "settings": {"data": "fashion-mnist 32x32", "train_subset": args.train_subset, "val": len(data.val),
-                             "test": len(data.test), "teacher": "mobilenet_v2", "teacher_epochs": args.teacher_epochs,
+                             "test": len(data.test), "teacher": str(teacher_path.relative_to(ROOT)) if teacher_path.is_relative_to(ROOT) else str(teacher_path),
+                             "teacher_epochs": None if args.run else args.teacher_epochs,
                              "epochs": args.epochs, "seeds": args.seeds, "init": "teacher (L1 channels)",
                              "torch_threads": args.threads, "latency_threads": 1, "config": cfg.to_json()},
                 "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,

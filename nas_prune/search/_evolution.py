@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 from optuna.samplers import BaseSampler, RandomSampler
 
 from nas_prune.errors import NasPruneError
+from nas_prune.gates._enqueue import grid_value
 from nas_prune.space import Architecture, ChannelSpace, Gene
 
 __all__ = ["EvolutionSampler"]
@@ -27,7 +28,9 @@ class EvolutionSampler(BaseSampler):
     ``[0, n_mutation)``), a uniform crossover of two parents (the next ``n_crossover`` slots) or a
     random architecture (the rest). A candidate that ``feasibility`` rejects (e.g. over a latency
     budget) or that the study already holds (completed, running or queued) is redrawn before it
-    costs an evaluation, up to ``max_redraws`` times per operator.
+    costs an evaluation, up to ``max_redraws`` times per operator (``max_random_draws`` for random
+    candidates: under a tight budget the feasible share of uniform random architectures can be
+    1 in 5000, and a draw costs ~30 microseconds).
 
     All state is read from the study's trials, never kept in the sampler, so several workers on one
     storage (e.g. PostgreSQL) and a resumed study continue the same evolution; it is steady-state
@@ -45,8 +48,10 @@ class EvolutionSampler(BaseSampler):
         n_mutation: Mutation slots per ``population_size`` trials.
         n_crossover: Crossover slots per ``population_size`` trials.
         feasibility: ``arch -> bool``; infeasible candidates are redrawn (e.g. a latency budget).
-        max_redraws: Draws per operator before falling back to random candidates (then to a
-            duplicate or infeasible one, with a warning, which the objective does not evaluate).
+        max_redraws: Draws per mutation or crossover before falling back to random candidates.
+        max_random_draws: Draws of random candidates before giving up on a new feasible one (the
+            trial then repeats an architecture or breaks the budget, with a warning, and the
+            objective does not evaluate it).
         seed: Seed of the random streams.
     """
 
@@ -61,14 +66,17 @@ class EvolutionSampler(BaseSampler):
         n_crossover: int = 25,
         feasibility: Callable[[Architecture], bool] | None = None,
         max_redraws: int = 1000,
+        max_random_draws: int = 100_000,
         seed: int | None = None,
     ) -> None:
         if population_size < 2 or not 2 <= num_parents <= population_size:
             raise NasPruneError(
                 f"population_size={population_size}, num_parents={num_parents}: need 2 <= num_parents <= population_size"
             )
-        if not 0.0 <= mutation_prob <= 1.0 or n_mutation < 0 or n_crossover < 0 or max_redraws < 1:
-            raise NasPruneError("mutation_prob must lie in [0, 1]; n_mutation, n_crossover >= 0; max_redraws >= 1")
+        if (not 0.0 <= mutation_prob <= 1.0 or n_mutation < 0 or n_crossover < 0 or max_redraws < 1
+                or max_random_draws < 1):
+            raise NasPruneError("mutation_prob must lie in [0, 1]; n_mutation, n_crossover >= 0; "
+                                "max_redraws, max_random_draws >= 1")
         self.space = space
         self.population_size = population_size
         self.num_parents = num_parents
@@ -77,6 +85,7 @@ class EvolutionSampler(BaseSampler):
         self.n_crossover = n_crossover
         self.feasibility = feasibility
         self.max_redraws = max_redraws
+        self.max_random_draws = max_random_draws
         self._seed = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
         self._genes: tuple[Gene, ...] = space.searchable_genes
         self._random = RandomSampler(seed=seed)
@@ -98,7 +107,7 @@ class EvolutionSampler(BaseSampler):
         if genes and len(genes) == len(self._genes) and not any(g.name in fixed for g in genes):
             arch, info = self._next_architecture(study, trial)
             study._storage.set_trial_system_attr(trial._trial_id, _ATTR, info)
-            params = {g.name: _to_param(g, arch.channels[g.name]) for g in genes}
+            params = {g.name: grid_value(g, arch.channels[g.name]) for g in genes}
         for name, dist in search_space.items():
             if name not in params:
                 params[name] = self._random.sample_independent(study, trial, name, dist)
@@ -120,12 +129,12 @@ class EvolutionSampler(BaseSampler):
         draw = {"mutation": self._mutate, "crossover": self._crossover, "random": self._random_arch}
         candidate: Architecture | None = None
         for name in dict.fromkeys([op, "random"]):
-            for _ in range(self.max_redraws):
+            for _ in range(self.max_random_draws if name == "random" else self.max_redraws):
                 candidate, used = draw[name](rng, parents)
                 if _key(candidate, self._genes) not in seen and self._feasible(candidate):
                     return candidate, {"op": name, "parents": used, "channels": list(_key(candidate, self._genes))}
         warnings.warn(
-            f"EvolutionSampler: no new feasible architecture in {self.max_redraws} draws; trial {trial.number} "
+            f"EvolutionSampler: no new feasible architecture in {self.max_random_draws} random draws; trial {trial.number} "
             "repeats or breaks the budget (it is not evaluated again): the space may be exhausted",
             stacklevel=2,
         )
@@ -186,11 +195,6 @@ class EvolutionSampler(BaseSampler):
 
 def _key(arch: Architecture, genes: Sequence[Gene]) -> tuple[int, ...]:
     return tuple(int(arch.channels[g.name]) for g in genes)
-
-
-def _to_param(gene: Gene, channels: int) -> int:
-    """The Optuna value of a choice: the widest choice may lie off the step grid, use its end."""
-    return gene.high if channels == gene.width else channels
 
 
 def _rank(study: Any, trials: Sequence[Any]) -> list[tuple[Any, ...]]:

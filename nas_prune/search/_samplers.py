@@ -9,7 +9,7 @@ from nas_prune.search._budget import LatencyBudget
 from nas_prune.search._evolution import EvolutionSampler
 from nas_prune.space import Architecture, ChannelSpace
 
-__all__ = ["SAMPLERS", "feasible_under", "make_sampler"]
+__all__ = ["SAMPLERS", "enqueue_feasible_random", "feasible_under", "make_sampler"]
 
 SAMPLERS = ("tpe", "nsga2", "evolution", "gate-prior", "random")
 
@@ -40,7 +40,9 @@ def make_sampler(
             ``nsga2`` (NSGA-II, constrained domination), ``evolution``
             (:class:`~nas_prune.search.EvolutionSampler`; infeasible candidates redrawn before they
             are evaluated), ``gate-prior`` (``nas_prune.gates.GatePriorSampler``: startup trials
-            drawn from the gate priors, then TPE, or NSGA-II when ``multi_objective``), ``random``.
+            drawn from the gate priors, then TPE, or NSGA-II when ``multi_objective``), ``random``
+            (uniform over each gene's choices; with budgets, infeasible draws are rejected before
+            they cost an evaluation: MetaPruning's random-search baseline).
         space: The channel space.
         budgets: Latency budgets (the evolution sampler rejects candidates over them).
         gates: A loaded ``nas_prune.gates.Gates`` (required by ``gate-prior``).
@@ -68,7 +70,11 @@ def make_sampler(
                 else _tpe(seed, n_startup_trials))
         return GatePriorSampler(gates=gates, space=space, base_sampler=base, n_startup_trials=n_startup_trials, seed=seed)
     if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
+        if not budgets:
+            return optuna.samplers.RandomSampler(seed=seed)
+        # Rejection sampling: the evolution sampler with every slot random (and no duplicates).
+        return EvolutionSampler(space=space, feasibility=feasible_under(budgets), seed=seed,
+                                population_size=population_size, num_parents=2, n_mutation=0, n_crossover=0)
     raise NasPruneError(f"unknown sampler {name!r}: choose one of {', '.join(SAMPLERS)}")
 
 
@@ -77,3 +83,37 @@ def _tpe(seed: int | None, n_startup_trials: int) -> Any:
 
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials, multivariate=True,
                                       constant_liar=True)
+
+
+def enqueue_feasible_random(study: Any, space: ChannelSpace, budgets: Sequence[LatencyBudget], n: int, *,
+                            seed: int | None = None, max_draws: int = 100_000) -> int:
+    """Enqueue ``n`` random architectures that meet every budget as the first trials of a new study.
+
+    TPE and NSGA-II start from random trials; under a tight budget nearly all of them would be
+    infeasible (not evaluated, so they teach the model nothing about accuracy). Drawing the
+    startup architectures uniformly among the feasible ones, by rejection, gives the model
+    ``n`` scored points. Only a new study is seeded. Returns how many were enqueued.
+    """
+    import random
+
+    from nas_prune.gates import grid_value
+
+    feasible = feasible_under(budgets)
+    if feasible is None or n < 1 or study.get_trials(deepcopy=False):
+        return 0
+    rng = random.Random(seed)
+    genes = space.searchable_genes
+    full = space.full().channels
+    seen: set[tuple[int, ...]] = set()
+    last = 0  # draw of the last new feasible architecture
+    for draw in range(1, max_draws + 1):
+        if len(seen) >= n or draw - last > max(10_000, 20 * last / max(1, len(seen))):
+            break  # enough, or the feasible architectures are (nearly) exhausted
+        channels = {**full, **{g.name: rng.choice(g.choices) for g in genes}}
+        key = tuple(channels[g.name] for g in genes)
+        if key in seen or not feasible(Architecture(space.id, channels)):
+            continue
+        seen.add(key)
+        last = draw
+        study.enqueue_trial({g.name: grid_value(g, c) for g, c in zip(genes, key)}, skip_if_exists=True)
+    return len(seen)

@@ -146,6 +146,38 @@ def test_every_sampler_finds_a_feasible_architecture(tiny_space, name):
     assert study.best_trial.user_attrs["latency_ms:fake-cpu"] <= 0.5
 
 
+def test_random_sampler_under_a_budget_evaluates_only_new_feasible_architectures(tiny_space):
+    budgets = LatencyBudget.for_tables([FakeTable(tiny_space)], ["0.5ms"])
+    names = [g.name for g in tiny_space.searchable_genes]
+    feasible = {tuple(a.channels[n] for n in names) for a in all_archs(tiny_space) if budgets[0].feasible(a)}
+    assert 1 < len(feasible) < 24
+    ev = FakeEvaluator(tiny_space)
+    objective = ArchitectureObjective(space=tiny_space, evaluator=ev, budgets=budgets)
+    study = optuna.create_study(direction="maximize",
+                                sampler=make_sampler("random", space=tiny_space, budgets=budgets, seed=0))
+    study.optimize(objective, n_trials=len(feasible))
+    assert all(t.user_attrs["feasible"] and t.user_attrs["evaluated"] for t in study.trials)
+    evaluated = [tuple(c[n] for n in names) for c in ev.calls]
+    assert sorted(evaluated) == sorted(feasible)  # every feasible architecture once, nothing else
+
+
+def test_tpe_search_starts_from_feasible_random_architectures(tiny_space, tmp_path):
+    from nas_prune.search import run_search
+
+    budgets = LatencyBudget.for_tables([FakeTable(tiny_space)], ["0.5ms"])
+    n_feasible = sum(budgets[0].feasible(a) for a in all_archs(tiny_space))
+    study, result = run_search(tiny_space, FakeEvaluator(tiny_space), budgets, storage=f"sqlite:///{tmp_path}/s.db",
+                               study_name="s", n_trials=n_feasible + 2, sampler="tpe", seed=0, heartbeat_interval=None)
+    seeded = [t for t in study.trials if "fixed_params" in t.system_attrs]
+    assert len(seeded) == min(10, n_feasible)  # all distinct feasible architectures, up to TPE's 10 startup trials
+    assert all(t.user_attrs["feasible"] and t.user_attrs["evaluated"] for t in seeded)
+    assert [t.number for t in seeded] == list(range(len(seeded)))  # they come first
+    # A resumed study is not seeded again.
+    study, _ = run_search(tiny_space, FakeEvaluator(tiny_space), budgets, storage=f"sqlite:///{tmp_path}/s.db",
+                          study_name="s", n_trials=n_feasible + 4, sampler="tpe", seed=0, heartbeat_interval=None)
+    assert len([t for t in study.trials if "fixed_params" in t.system_attrs]) == len(seeded)
+
+
 @pytest.mark.slow
 def test_study_opens_in_optuna_dashboard(tiny_space, tmp_path):
     dashboard = pytest.importorskip("optuna_dashboard")

@@ -31,6 +31,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--exact", action="store_true", help="materialize + torch-export each network (slow)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds per group of networks (default: the table's own)")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
     tables = args.table or sorted((ROOT / "latency_tables").glob("*/*.json"))
@@ -39,13 +41,14 @@ def main() -> None:
         sp = ChannelSpace.load(f)
         spaces[sp.id] = (f, sp)
     results = []
+    load_start = list(os.getloadavg())
     for path in tables:
         table = LatencyTable.load(path)
         if table.space_id not in spaces:
             print(f"skip {path}: space {table.space_id} not in search_spaces/", file=sys.stderr)
             continue
         space_file, space = spaces[table.space_id]
-        res = validate_table(table, space, n=args.n, seed=args.seed, exact=args.exact)
+        res = validate_table(table, space, n=args.n, seed=args.seed, exact=args.exact, rounds=args.rounds)
         res.update({"table": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
                     "space_file": str(space_file.relative_to(ROOT)), "table_build_seconds": table.meta.get("build_seconds"),
                     "table_nets": len(table.entries), "table_cv": table.model.get("cv"), "block": table.model.get("block")})
@@ -54,8 +57,8 @@ def main() -> None:
                                               "predict_us")}), file=sys.stderr)
     out = {"benchmark": "latency_validate", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "machine": {"cpu_count": os.cpu_count(), "load_average": list(os.getloadavg()),
-                       "note": "2-vCPU VM shared with ~6 agents loading the CPU during the measurement"},
-           "n": args.n, "seed": args.seed, "results": results}
+                       "load_average_start": load_start},
+           "n": args.n, "seed": args.seed, "rounds": args.rounds, "results": results}
     text = json.dumps(out, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

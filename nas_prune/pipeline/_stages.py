@@ -57,8 +57,10 @@ def _check_config(cfg: RunConfig, out: Path) -> None:
     new = cfg.to_json()
     if path.exists():
         old = read_json(path, what="run configuration")
+        if not isinstance(old, dict):
+            raise NasPruneError(f"{path} is not a nas-prune run configuration (a JSON object): use another --out")
         keys = ("model", "data", "budget", "input_size", "threads", "backend", "sampler", "method", "seed")
-        diff = [k for k in keys if isinstance(old, dict) and old.get(k) != new.get(k)]
+        diff = [k for k in keys if old.get(k) != new.get(k)]
         if diff:
             raise NasPruneError(
                 f"{out} holds a run with other settings ({', '.join(diff)}): use another --out or delete it"

@@ -70,3 +70,12 @@ def test_run_tiny_end_to_end(tmp_path):
     r3 = run_cli("run", *TINY[:-1], "2ms", "--out", str(out))
     assert r3.returncode == 2 and "other settings" in r3.stderr
     assert json.loads((out / "summary.json").read_text()) == again
+
+
+def test_run_refuses_a_directory_whose_config_is_not_ours(tmp_path):
+    from nas_prune.pipeline import run_pipeline
+
+    (tmp_path / "config.json").write_text("[1, 2, 3]")
+    with pytest.raises(NasPruneError, match=r"config.json is not a nas-prune run configuration"):
+        run_pipeline(RunConfig(out=str(tmp_path)))
+    assert (tmp_path / "config.json").read_text() == "[1, 2, 3]"  # left as it was

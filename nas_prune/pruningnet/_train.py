@@ -11,11 +11,11 @@ from typing import Any, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from nas_prune.data import DataBundle, batches, num_batches
+from nas_prune.data import DataBundle, num_batches
 from nas_prune.export import load_checkpoint
-from nas_prune.progress import progress_bar
 from nas_prune.pruningnet._net import PruningNet
 from nas_prune.space import Architecture, ChannelSpace
+from nas_prune.training import train_epoch
 
 __all__ = ["ArchSampler", "train_pruningnet"]
 
@@ -120,26 +120,20 @@ def train_pruningnet(
         opt.load_state_dict(opt_state)
     per_epoch = max(1, num_batches(data_bundle.train, batch_size, drop_last=True))
     total = per_epoch * max(epochs, 1)
-    pnet.train()
+    for group in opt.param_groups:
+        group.setdefault("initial_lr", lr)
+    # Cosine decay per batch over the whole run; a resumed run continues at its step.
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)),
+                                                 last_epoch=start * per_epoch - 1)
     for epoch in range(start, epochs):
-        rng = random.Random(seed * 100_003 + epoch)
-        loss_sum, n = 0.0, 0
-        with progress_bar(f"pruningnet {epoch + 1}/{epochs}", total=per_epoch) as advance:
-            for step, (x, y) in enumerate(batches(data_bundle.train, batch_size, shuffle=True,
-                                                  seed=seed * 1000 + epoch, drop_last=True)):
-                for group in opt.param_groups:
-                    group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (epoch * per_epoch + step) / total))
-                loss = F.cross_entropy(pnet(x, sampler.sample(rng)), y)
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"pruningnet epoch {epoch + 1}: loss is {value}; lower the learning rate")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                loss_sum += value * len(y)
-                n += len(y)
-                advance()
-        history.append({"epoch": epoch + 1, "loss": loss_sum / max(n, 1)})
+        rng = random.Random(seed * 100_003 + epoch)  # the sampled architectures of this epoch
+
+        def loss_fn(model: PruningNet, x: torch.Tensor, y: torch.Tensor, rng: random.Random = rng) -> torch.Tensor:
+            return F.cross_entropy(model(x, sampler.sample(rng)), y)
+
+        loss = train_epoch(pnet, data_bundle.train, opt, batch_size=batch_size, seed=seed * 1000 + epoch,
+                           loss_fn=loss_fn, scheduler=schedule, label=f"pruningnet {epoch + 1}/{epochs}")
+        history.append({"epoch": epoch + 1, "loss": loss})
         if path is not None:
             pnet.save(path, epoch=epoch + 1, epochs=epochs, optimizer=opt.state_dict(), history=history, seed=seed)
     pnet.history = history  # type: ignore[attr-defined]

@@ -88,7 +88,7 @@ def test_training_reduces_loss(tiny_space, digits16):
 
 @pytest.mark.slow
 def test_resume_continues_from_checkpoint(tiny_space, digits16, tmp_path, monkeypatch):
-    from nas_prune.pruningnet import _train
+    from nas_prune import training as _train  # the epoch loop the PruningNet trains with
 
     ckpt = tmp_path / "pnet.pt"
     torch.manual_seed(0)

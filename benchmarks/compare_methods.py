@@ -380,7 +380,8 @@ class ModelBench:
                     "accuracy_min": min(accs), "accuracy_max": max(accs), "accuracies": accs,
                     **describe(Architecture(space.id, rec["channels"]), space),
                     "search_seconds": rec["search_seconds"], "setup_seconds": rec["setup_seconds"],
-                    **{x: rec[x] for x in ("pruning_ratio", "pnet_accuracy", "n_complete", "note") if x in rec},
+                    **{x: rec[x] for x in ("pruning_ratio", "pnet_accuracy", "n_complete", "n_feasible", "n_evaluated", "note")
+                       if x in rec},
                     "arch_key": k, "channels": rec["channels"],
                 })
         full = describe(space.full(), space)

@@ -100,6 +100,8 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--run", type=Path, default=None,
                     help="a 'nas-prune run --data fashion-mnist' folder: its teacher and searched architecture")
+    ap.add_argument("--arch", type=Path, default=None,
+                    help="a searched architecture JSON of the mobilenet_v2-32 space (teacher trained here)")
     ap.add_argument("--work", type=Path, default=None, help="cache folder (default: runs/distill_bench[_<run>])")
     ap.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "distill_methods.json")
     args = ap.parse_args()
@@ -116,7 +118,9 @@ def main() -> None:
     else:
         space = ChannelSpace.load(ROOT / "search_spaces" / "mobilenet_v2-32.json")
         teacher_path = args.work / "teacher.pt"
-        searched = None
+        searched = Architecture.load(args.arch) if args.arch else None
+        if searched is not None:
+            searched.check_space(space.id)
     if not teacher_path.exists():
         train_teacher(space, "fashion-mnist", teacher_path, epochs=args.teacher_epochs, batch_size=64,
                       train_subset=args.train_subset, seed=0)
@@ -125,11 +129,12 @@ def main() -> None:
     if args.val < len(data.val):
         data.val = data.val.subset(torch.arange(args.val))
 
-    choice_file = args.work / "arch_choice.json"
+    choice_file = args.work / ("searched_choice.json" if searched is not None else "arch_choice.json")
     if choice_file.exists():
         choice = read_json(choice_file)
     elif searched is not None:
-        choice = {"searched": str(args.run / "arch.json"), **measure_searched(space, teacher, searched, args.work / "latency")}
+        source = args.run / "arch.json" if args.run else args.arch
+        choice = {"searched": str(source), **measure_searched(space, teacher, searched, args.work / "latency" / "searched")}
         write_json(choice_file, choice)
     else:
         choice = pick_architecture(space, teacher, args.work / "latency", (0.35, 0.5, 0.6, 0.75))
@@ -142,7 +147,7 @@ def main() -> None:
     for seed in range(args.seeds):
         for method in args.methods.split(","):
             m = distill(space, arch, teacher, data, method=method, init="teacher", epochs=args.epochs, seed=seed,
-                        out_dir=args.work / f"{method}-e{args.epochs}-s{seed}", threads=1, config=cfg)
+                        out_dir=args.work / f"{'searched-' if searched is not None else ''}{method}-e{args.epochs}-s{seed}", threads=1, config=cfg)
             runs.append({"method": method, "seed": seed, "student_test_accuracy": m["student"]["test_accuracy"],
                          "teacher_test_accuracy": m["teacher"]["test_accuracy"], "train_seconds": m["train_seconds"],
                          "student_ms": m["student"]["latency_ms"], "teacher_ms": m["teacher"]["latency_ms"],

@@ -296,7 +296,12 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
              budget_ms: float | None, threads: int, measure_latency: bool,
              on_epoch: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
     torch.manual_seed(seed)
-    student = init_student(space, Architecture(space.id, channels), teacher, init, seed=seed)
+    recal = None
+    if init.startswith("pnet:") and method != "dafl":  # BN statistics of the generated weights (DAFL reads no data)
+        from itertools import islice
+
+        recal = [x for x, _ in islice(batches(data_bundle.train, cfg.batch_size, shuffle=True, seed=seed), 10)]
+    student = init_student(space, Architecture(space.id, channels), teacher, init, seed=seed, recal=recal)
     for p in student.parameters():
         p.requires_grad_(True)
     run = _Run(space, student, teacher, data_bundle, method, cfg, epochs, seed)

@@ -166,3 +166,20 @@ def test_bad_teacher_checkpoint_is_one_line_error(tiny_space, digits_small, tmp_
     assert str(bad) in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(NasPruneError, match="unknown distillation method"):
         distill(tiny_space, tiny_space.uniform(0.5), bad, digits16, method="magic", out_dir=tmp_path / "o")
+
+
+def test_pnet_init_recalibrates_batchnorm_on_given_batches(tiny_space, tiny_teacher, digits_small, tmp_path):
+    """MetaPruning's BN recalibration: the student starts with the candidate's own statistics, not 0/1."""
+    pn = pytest.importorskip("nas_prune.pruningnet", reason="the PruningNet stage is not installed")
+    from nas_prune.data import batches
+
+    torch.manual_seed(0)
+    net = pn.PruningNet(tiny_space)
+    net.save(tmp_path / "pnet.pt")
+    arch = tiny_space.uniform(0.5)
+    recal = [x for x, _ in batches(digits_small.train, 32, shuffle=True, seed=0)][:3]
+    student = init_student(tiny_space, arch, tiny_teacher, f"pnet:{tmp_path / 'pnet.pt'}", recal=recal)
+    expected = net.export(arch, net.recalibrate(net.generate(arch), recal)).state_dict()
+    assert all(torch.allclose(v.float(), expected[k].float()) for k, v in student.state_dict().items())
+    means = [v for k, v in student.state_dict().items() if k.endswith("running_mean")]
+    assert means and any(m.abs().sum() > 0 for m in means)  # not the reset statistics

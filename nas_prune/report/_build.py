@@ -63,7 +63,8 @@ def write_report(run_dir: str | os.PathLike[str], *, output: str | os.PathLike[s
         ) from None
 
 
-def _render(run_dir: Path, summary: dict[str, Any], output: str | os.PathLike[str] | None) -> Path:
+def build_figures(run_dir: Path, summary: dict[str, Any]) -> list[go.Figure]:
+    """The report's plotly figures, from the artefacts ``summary`` names (missing ones are skipped)."""
     teacher, final = summary.get("teacher", {}), summary.get("final", {})
     budget = summary.get("budget_ms")
     figures: list[go.Figure] = []
@@ -72,8 +73,12 @@ def _render(run_dir: Path, summary: dict[str, Any], output: str | os.PathLike[st
     if trials_path:
         trials = read_json(trials_path, what="search trials")
         chosen = None
-        if final.get("predicted_latency_ms") is not None and summary.get("search", {}).get("pnet_accuracy") is not None:
-            chosen = {"latency_ms": final["predicted_latency_ms"], "accuracy": summary["search"]["pnet_accuracy"]}
+        search = summary.get("search", {})
+        # The trials' latencies are predicted on the search's clock (the reference timed when the
+        # budget was set); the star must use the same clock, not the final check's.
+        chosen_ms = search.get("predicted_ms", final.get("predicted_latency_ms"))
+        if chosen_ms is not None and search.get("pnet_accuracy") is not None:
+            chosen = {"latency_ms": chosen_ms, "accuracy": search["pnet_accuracy"]}
         t_lat = {"latency_ms": summary.get("teacher_predicted_latency_ms")}
         figures.append(pareto_figure(trials, budget_ms=budget, chosen=chosen, teacher=t_lat))
     space_path, arch_path = _artifact(run_dir, summary, "space"), _artifact(run_dir, summary, "arch")
@@ -97,14 +102,19 @@ def _render(run_dir: Path, summary: dict[str, Any], output: str | os.PathLike[st
         if curve:
             figures.append(distill_figure({metrics.get("method", "student"): curve},
                                           teacher_accuracy=teacher.get("accuracy")))
+    return figures
 
+
+def _render(run_dir: Path, summary: dict[str, Any], output: str | os.PathLike[str] | None) -> Path:
+    teacher, final = summary.get("teacher", {}), summary.get("final", {})
+    figures = build_figures(run_dir, summary)
     feasible = summary.get("feasible")
     cards = [
         ("teacher accuracy", _fmt_pct(teacher.get("accuracy")), ""),
         ("final accuracy", _fmt_pct(final.get("accuracy")), ""),
         ("teacher latency", _fmt_ms(teacher.get("measured_latency_ms")), ""),
         ("final latency", _fmt_ms(final.get("measured_latency_ms")), ""),
-        ("budget", _fmt_ms(budget), ""),
+        ("budget", _fmt_ms(summary.get("budget_ms")), ""),
         ("speed-up", f"{summary['speedup']:.2f}x" if isinstance(summary.get("speedup"), (int, float)) else "-", ""),
         ("budget met", {True: "yes", False: "no"}.get(feasible, "-"), {True: "ok", False: "bad"}.get(feasible, "")),
     ]

@@ -65,3 +65,16 @@ def test_report_renders_in_chromium(tmp_path, tiny_space):
     assert max(ImageStat.Stat(img).stddev) > 20
     colours = img.resize((300, 400)).getcolors(maxcolors=100000)
     assert colours is not None and len(colours) > 50
+
+
+def test_chosen_star_sits_on_the_search_clock(tmp_path, tiny_space):
+    """Trials are predicted when the budget was set; the star uses that prediction, not the final check's."""
+    from nas_prune.report._build import build_figures
+
+    run = fake_run(tmp_path, tiny_space)
+    summary = __import__("json").loads((run / "summary.json").read_text())
+    summary["search"]["predicted_ms"] = 0.1234
+    write_json(run / "summary.json", summary)
+    pareto = build_figures(run, summary)[0]  # the search figure comes first
+    star = next(t for t in pareto.data if t.name == "chosen")
+    assert list(star.x) == [0.1234] and list(star.y) == [90.0]

@@ -83,6 +83,11 @@ def read_json(path: str | os.PathLike[str], *, what: str = "JSON file") -> Any:
         ) from None
 
 
+def describe_error(exc: BaseException, limit: int = 160) -> str:
+    """``Type: message`` of ``exc`` on one line (a key or value quoted in it may hold newlines)."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:limit]
+
+
 def require(cond: bool, path: str | os.PathLike[str], what: str, problem: str | Callable[[], str]) -> None:
     """Raise a one-line :class:`InvalidFileError` about ``path`` unless ``cond`` holds."""
     if not cond:

@@ -18,9 +18,16 @@ __all__ = [
 
 
 class NasPruneError(Exception):
-    """Base class of every error caused by user input (exit code 2 in the CLI)."""
+    """Base class of every error caused by user input (exit code 2 in the CLI).
+
+    The message is kept to one line: whitespace runs (newlines from a quoted key, a library's
+    multi-line message) become single spaces.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(" ".join(str(message).split()), *args)
 
 
 class InvalidFileError(NasPruneError):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from nas_prune._io import read_json, require, require_header, write_json
+from nas_prune._io import describe_error, read_json, require, require_header, write_json
 from nas_prune.errors import InvalidFileError, SpaceMismatchError
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ class Gates:
             gates = cls(str(obj["space"]), widths, runs, dict(obj.get("settings") or {}))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidFileError(
-                f"gates file {source} is invalid ({type(exc).__name__}: {exc}): regenerate it with 'nas-prune gates'"
+                f"gates file {source} is invalid ({describe_error(exc)}): regenerate it with 'nas-prune gates'"
             ) from None
         require(len(runs) > 0 and len(widths) > 0, source, what, "no runs or no genes")
         for r in runs:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from nas_prune._io import read_json, require, require_header, write_json
+from nas_prune._io import describe_error, read_json, require, require_header, write_json
 from nas_prune.errors import InvalidArchitectureError, InvalidFileError, SpaceMismatchError
 from nas_prune.latency._structure import LayerCosts
 
@@ -173,5 +173,5 @@ class LatencyTable:
                        structure=structure, model=model, entries=obj["entries"])
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise InvalidFileError(
-                f"{what} {source} is invalid ({type(exc).__name__}: {exc}): regenerate it with 'nas-prune profile'"
+                f"{what} {source} is invalid ({describe_error(exc)}): regenerate it with 'nas-prune profile'"
             ) from None

@@ -8,7 +8,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from nas_prune._io import read_json
+from nas_prune._io import describe_error, read_json
 from nas_prune.errors import InvalidFileError
 from nas_prune.report._figures import distill_figure, gates_figure, latency_check_figure, pareto_figure, widths_figure
 from nas_prune.report._html import render_page
@@ -58,8 +58,8 @@ def write_report(run_dir: str | os.PathLike[str], *, output: str | os.PathLike[s
         return _render(run_dir, summary, output)
     except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
         raise InvalidFileError(
-            f"run summary {run_dir / 'summary.json'} or an artefact it names is damaged ({type(exc).__name__}: "
-            f"{' '.join(str(exc).split())[:80]}): re-run 'nas-prune run --out {run_dir}'"
+            f"run summary {run_dir / 'summary.json'} or an artefact it names is damaged "
+            f"({describe_error(exc, 100)}): re-run 'nas-prune run --out {run_dir}'"
         ) from None
 
 

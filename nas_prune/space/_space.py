@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from nas_prune import models as model_registry
-from nas_prune._io import read_json, require, require_header, write_json
+from nas_prune._io import describe_error, read_json, require, require_header, write_json
 from nas_prune.errors import InvalidArchitectureError, InvalidFileError, NasPruneError
 from nas_prune.space._arch import Architecture
 from nas_prune.space._gene import Gene, width_choices
@@ -286,7 +286,7 @@ class ChannelSpace:
             )
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise InvalidFileError(
-                f"space file {source} is invalid ({type(exc).__name__}: {exc}): regenerate it with 'nas-prune space'"
+                f"space file {source} is invalid ({describe_error(exc)}): regenerate it with 'nas-prune space'"
             ) from None
         for g in space.genes:
             require(g.width > 0 and len(g.choices) > 0 and list(g.choices) == sorted(set(g.choices))

@@ -24,7 +24,8 @@ def profile(
     threads: int = typer.Option(1, help="onnxruntime intra-op threads."),
     device_name: Optional[str] = typer.Option(None, help="Device name recorded in the table (default: host name)."),
     nets: Optional[int] = typer.Option(None, help="Networks to time (default: 5 per fitted coefficient, >= 60)."),
-    rounds: int = typer.Option(30, help="Interleaved rounds per group of networks."),
+    rounds: Optional[int] = typer.Option(None, help="Interleaved rounds per group of networks (default: 30 at 1 thread, "
+                                         "60 at more: every core is then in the measurement)."),
     runs_per_round: int = typer.Option(20, help="Runs of each network per round."),
     opt_level: str = typer.Option("all", help="Graph optimisation: disable | basic | extended | all."),
     seed: int = typer.Option(0, help="Seed of the random designs."),

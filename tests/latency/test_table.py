@@ -110,3 +110,13 @@ def test_measure_latency_takes_a_torch_module(tiny_space):
     model = tiny_space.build_model()
     stats = measure_latency(model, tiny_space.input_shape, repeats=10, warmup=1, threads=2)
     assert stats["median_ms"] > 0
+
+
+def test_multithreaded_tables_default_to_more_rounds(tiny_space, tmp_path):
+    """Every core is in a multi-threaded measurement: the default doubles the rounds (30 -> 60)."""
+    from nas_prune.latency import build_table
+
+    one = build_table(tiny_space, threads=1, nets=4, runs_per_round=1, warmup=1, output=tmp_path / "t1.json")
+    two = build_table(tiny_space, threads=2, nets=4, runs_per_round=1, warmup=1, output=tmp_path / "t2.json")
+    assert (one.settings["rounds"], two.settings["rounds"]) == (30, 60)
+    assert LatencyTable.load(tmp_path / "t2.json").settings["rounds"] == 60

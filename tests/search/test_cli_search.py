@@ -114,7 +114,8 @@ def test_killed_search_resumes(tiny_artifacts, tmp_path):
         assert after.trials[number].state == TrialState.FAIL
         retried = [t for t in after.trials if t.system_attrs.get("failed_trial") == number]
         assert retried and retried[0].state == TrialState.COMPLETE
-        assert retried[0].params == after.trials[number].params
+        # the same candidate (a trial killed while its sampler was still drawing has none or only its first genes)
+        assert after.trials[number].params.items() <= retried[0].params.items()
     assert json.loads(out.read_text())["n_complete"] == target
 
 

@@ -12,6 +12,7 @@ from nas_prune.space import Architecture, ChannelSpace
 __all__ = ["SAMPLERS", "enqueue_feasible_random", "feasible_under", "make_sampler"]
 
 SAMPLERS = ("tpe", "nsga2", "evolution", "gate-prior", "random")
+N_STARTUP_TRIALS = 10  # random (or gate-prior, or enqueued feasible) trials before TPE models the results
 
 
 def feasible_under(budgets: Sequence[LatencyBudget]) -> Callable[[Architecture], bool] | None:
@@ -30,7 +31,7 @@ def make_sampler(
     gates: Any = None,
     seed: int | None = None,
     multi_objective: bool = False,
-    n_startup_trials: int = 10,
+    n_startup_trials: int = N_STARTUP_TRIALS,
     population_size: int = 50,
 ) -> Any:
     """Build a sampler for a channel search.

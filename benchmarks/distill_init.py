@@ -11,15 +11,19 @@ before the BatchNorm statistics of the generated weights were recalibrated (they
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 
+import nas_prune.distill._run as distill_run
 from nas_prune.cli._train import train_teacher
 from nas_prune.data import load_data
-from nas_prune.distill import distill, _init
+from nas_prune.distill import distill
+from nas_prune.distill._init import init_student
 from nas_prune.pruningnet import train_pruningnet
 from nas_prune.space import ChannelSpace
 
@@ -43,19 +47,16 @@ def main() -> None:
         train_pruningnet(space, data, epochs=4, batch_size=64, seed=0).save(w / "pnet.pt")
     arch = space.uniform(0.5)
     rows = {}
-    real_init = _init.init_student
     for name, init in (("pnet", f"pnet:{w / 'pnet.pt'}"), ("pnet-no-recal", f"pnet:{w / 'pnet.pt'}"),
                        ("teacher", "teacher")):
-        if name == "pnet-no-recal":  # the former behaviour: generated weights, BatchNorm statistics reset
-            _init_no_recal = lambda *a, **k: real_init(*a, **{**k, "recal": None})  # noqa: E731
-            import nas_prune.distill._run as run_mod
-
-            run_mod.init_student = _init_no_recal
         t0 = time.time()
-        m = distill(space, arch, w / "teacher.pt", data, method="kd", init=init, epochs=args.epochs, seed=0,
-                    out_dir=w / f"student-{name}", measure_latency=False)
-        if name == "pnet-no-recal":
-            run_mod.init_student = real_init
+        # "pnet-no-recal": the former behaviour, generated weights with BatchNorm statistics reset
+        without_recal = (mock.patch.object(distill_run, "init_student",
+                                           lambda *a, **k: init_student(*a, **{**k, "recal": None}))
+                         if name == "pnet-no-recal" else contextlib.nullcontext())
+        with without_recal:
+            m = distill(space, arch, w / "teacher.pt", data, method="kd", init=init, epochs=args.epochs, seed=0,
+                        out_dir=w / f"student-{name}", measure_latency=False)
         rows[name] = {"val_accuracy_per_epoch": [h["val_accuracy"] for h in m["history"]],
                       "test_accuracy": m["student"]["test_accuracy"], "seconds": round(time.time() - t0, 1)}
     result = {"benchmark": "distill_init", "date": time.strftime("%Y-%m-%d", time.gmtime()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nas_prune.space._arch import Architecture
+from nas_prune.space._draw import Cost, draw_near, flops_cost, scaled, smallest
 from nas_prune.space._gene import Gene, width_choices
 from nas_prune.space._materialize import channel_groups, l1_importance, materialize
 from nas_prune.space._space import SPACE_FORMAT, SPACE_VERSION, ChannelSpace
@@ -10,11 +11,16 @@ from nas_prune.space._space import SPACE_FORMAT, SPACE_VERSION, ChannelSpace
 __all__ = [
     "Architecture",
     "ChannelSpace",
+    "Cost",
+    "draw_near",
+    "flops_cost",
     "Gene",
     "SPACE_FORMAT",
     "SPACE_VERSION",
     "channel_groups",
     "l1_importance",
     "materialize",
+    "scaled",
+    "smallest",
     "width_choices",
 ]

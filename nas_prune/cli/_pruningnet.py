@@ -47,8 +47,14 @@ def _load(pnet_file: Path, space_file: Optional[Path]):  # noqa: ANN202 (lazy to
 def train(
     space_file: Path = typer.Option(..., "--space", help="Space JSON."),
     data: str = typer.Option("digits", help="digits | fashion-mnist[:root] | cifar10:root | imagefolder:root"),
-    gates_file: Optional[Path] = typer.Option(None, "--gates", help="Gates JSON: draw candidates from its priors, keep channels in its order."),
-    epochs: int = typer.Option(10, help="Epochs (about 1/4 of normal training, as in MetaPruning)."),
+    teacher: Optional[Path] = typer.Option(None, "--teacher", help="Trained teacher (nas-prune train): initial weights and channel order (L1). Recommended."),
+    gates_file: Optional[Path] = typer.Option(None, "--gates", help="Gates JSON: a --prior-mix share of random candidates drawn from its priors (its order when there is no teacher)."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs (default: as many as the teacher trained, else 15)."),
+    sandwich: bool = typer.Option(True, "--sandwich/--no-sandwich", help="Each step trains the full, the smallest and --n-random candidates (default), or one random candidate (MetaPruning's original)."),
+    n_random: int = typer.Option(2, help="Random candidates per step under the sandwich rule."),
+    inplace_distill: bool = typer.Option(True, "--inplace-distill/--no-inplace-distill", help="Smaller candidates learn the full network's soft output."),
+    sampling: str = typer.Option("size", help="How random candidates are drawn: size (a FLOPs target uniform over the range, then a shape near it) or uniform (per gene)."),
+    prior_mix: float = typer.Option(0.25, help="Share of random candidates drawn from the gate priors (with --gates)."),
     batch_size: int = typer.Option(64, help="Batch size."),
     lr: float = typer.Option(0.05, help="Peak learning rate (SGD, cosine)."),
     generator: str = typer.Option("lowrank", help="lowrank (cheap, default) or mlp (the official design)."),
@@ -59,12 +65,16 @@ def train(
     seed: int = typer.Option(0, help="Random seed."),
     output: Path = typer.Option(..., "-o", "--output", help="PruningNet checkpoint (written every epoch; re-running resumes)."),
 ) -> None:
-    """Train a PruningNet with a new random candidate every batch; resumes from OUTPUT."""
+    """Train a PruningNet (teacher-initialised, sandwich rule, in-place distillation); resumes from OUTPUT."""
     from nas_prune.data import load_data
-    from nas_prune.pruningnet import train_pruningnet
+    from nas_prune.pruningnet import SAMPLING_MODES, train_pruningnet
 
-    if epochs < 1:
+    if epochs is not None and epochs < 1:
         raise NasPruneError(f"--epochs {epochs}: train for at least one epoch")
+    if sampling not in SAMPLING_MODES:
+        raise NasPruneError(f"--sampling {sampling!r}: use one of {', '.join(SAMPLING_MODES)}")
+    if not 0 <= prior_mix <= 1 or n_random < 0:
+        raise NasPruneError(f"--prior-mix {prior_mix} / --n-random {n_random}: need a share in [0, 1] and 0 or more candidates")
     space = ChannelSpace.load(space_file)
     gates = None
     if gates_file is not None:
@@ -73,9 +83,10 @@ def train(
         gates = Gates.load(gates_file)
         gates.check_space(space)
     bundle = load_data(data, input_size=space.input_shape[-1], train_subset=train_subset, seed=seed)
-    pnet = train_pruningnet(space, bundle, epochs=epochs, gates=gates, lr=lr, batch_size=batch_size,
-                            generator=generator, hidden=hidden, rank=rank, per_choice_bn=per_choice_bn,
-                            checkpoint=output, seed=seed)
+    pnet = train_pruningnet(space, bundle, epochs=epochs, teacher=teacher, gates=gates, lr=lr, batch_size=batch_size,
+                            sandwich=sandwich, n_random=n_random, inplace_distill=inplace_distill, sampling=sampling,
+                            prior_mix=prior_mix, generator=generator, hidden=hidden, rank=rank,
+                            per_choice_bn=per_choice_bn, checkpoint=output, seed=seed)
     last = pnet.history[-1] if pnet.history else {}
     typer.echo(json.dumps({"space": space.id, "epochs": len(pnet.history), "loss": last.get("loss"),
                            "output": str(output)}))
@@ -90,7 +101,7 @@ def evaluate(
     recal_batches: int = typer.Option(20, help="Training batches that recalibrate BatchNorm (0: per-choice statistics)."),
     batch_size: int = typer.Option(128, help="Batch size."),
     val_batches: Optional[int] = typer.Option(None, help="Score only this many validation batches."),
-    as_json: bool = typer.Option(False, "--json", help="Print {\"accuracy\", \"seconds\"} as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the score, loss, accuracy and seconds as JSON."),
 ) -> None:
     """Score one architecture: generate its weights, recalibrate BN, evaluate on the validation split."""
     from nas_prune.data import load_data
@@ -104,7 +115,8 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(result))
     else:
-        typer.echo(f"accuracy {result['accuracy']:.4f} ({result['seconds']:.2f} s)")
+        typer.echo(f"score {result['score']:.4f} (validation loss {result['loss']:.4f} +- {result['loss_se']:.4f}), "
+                   f"accuracy {result['accuracy']:.4f} ({result['seconds']:.2f} s)")
 
 
 @pruningnet_app.command("export")

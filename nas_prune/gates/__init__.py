@@ -14,26 +14,29 @@ from nas_prune.gates._budget import Budget, architecture_at, prune
 from nas_prune.gates._enqueue import enqueue_gate_architectures, grid_value
 from nas_prune.gates._gates import GATES_FORMAT, GATES_VERSION, GateRun, Gates
 from nas_prune.gates._hooks import GateHooks, gate_targets
-from nas_prune.gates._learn import default_epochs, default_gamma, learn_gates
+from nas_prune.gates._learn import MIN_STEPS, PRUNE_SHARE, default_epochs, default_gamma, kept_gates, learn_gates
 from nas_prune.gates._priors import decode_prior_params, gene_prior, nni_prior_space
 from nas_prune.gates._sampler import GatePriorSampler
 
 __all__ = [
-    "Budget",
     "GATES_FORMAT",
     "GATES_VERSION",
-    "GateHooks",
-    "GatePriorSampler",
-    "GateRun",
-    "Gates",
+    "MIN_STEPS",
+    "PRUNE_SHARE",
     "architecture_at",
+    "Budget",
     "decode_prior_params",
     "default_epochs",
     "default_gamma",
     "enqueue_gate_architectures",
     "gate_targets",
+    "GateHooks",
+    "GatePriorSampler",
+    "GateRun",
+    "Gates",
     "gene_prior",
     "grid_value",
+    "kept_gates",
     "learn_gates",
     "nni_prior_space",
     "prune",

@@ -131,6 +131,24 @@ class GateHooks:
         for g in self.gates.values():
             g.clamp_(0.0, 1.0)
 
+    @torch.no_grad()
+    def keep_top_(self, k: int) -> None:
+        """Zero every gate but the ``k`` largest (over all genes), keeping each gene's largest.
+
+        The projection onto "at most ``k`` non-zero gates" (iterative hard thresholding), so that
+        a gene never loses all its channels.
+        """
+        flat = self.flat()
+        if k >= flat.numel():
+            return
+        threshold = torch.topk(flat, max(k, 1)).values[-1]
+        guarded = sum(int(g.max() < threshold) for g in self.gates.values())  # kept beyond the top k
+        if guarded:
+            threshold = torch.topk(flat, max(k - guarded, 1)).values[-1]
+        for g in self.gates.values():
+            top = g.max()
+            g.masked_fill_((g < threshold) & (g < top), 0.0)
+
     def flat(self) -> torch.Tensor:
         return torch.cat([g.view(-1) for g in self.gates.values()])
 

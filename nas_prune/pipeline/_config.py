@@ -39,12 +39,12 @@ class Budget:
 # Stage settings per dataset: digits is small (the demo must finish in minutes), fashion-mnist is the
 # realistic recipe. Anything can be overridden on the command line.
 PRESETS: dict[str, dict[str, Any]] = {
-    "digits": dict(teacher_epochs=10, gate_epochs=3, pnet_epochs=15, n_trials=80, distill_epochs=10,
+    "digits": dict(teacher_epochs=10, gate_steps=160, n_trials=80, distill_epochs=10,
                    train_subset=None, batch_size=64),
-    "fashion-mnist": dict(teacher_epochs=8, gate_epochs=2, pnet_epochs=12, n_trials=200, distill_epochs=8,
+    "fashion-mnist": dict(teacher_epochs=8, gate_steps=240, n_trials=200, distill_epochs=8,
                           train_subset=10000, batch_size=128),
 }
-_DEFAULT_PRESET = dict(teacher_epochs=8, gate_epochs=3, pnet_epochs=12, n_trials=150, distill_epochs=8,
+_DEFAULT_PRESET = dict(teacher_epochs=8, gate_steps=400, n_trials=150, distill_epochs=8,
                        train_subset=None, batch_size=128)
 
 
@@ -68,6 +68,7 @@ class RunConfig:
     seed: int = 0
     teacher_epochs: int | None = None
     gate_epochs: int | None = None
+    gate_steps: int | None = None
     pnet_epochs: int | None = None
     n_trials: int | None = None
     distill_epochs: int | None = None
@@ -84,6 +85,8 @@ class RunConfig:
         for key, value in preset.items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
+        if self.pnet_epochs is None:  # the PruningNet trains at least as many steps as the teacher did
+            self.pnet_epochs = self.teacher_epochs
 
     @property
     def budget_spec(self) -> Budget:

@@ -51,6 +51,19 @@ def find_shipped_table(space_id: str, threads: int, root: Path = TABLES_DIR) -> 
     return None
 
 
+def pruningnet_check(pnet: Any, space: Any, data: Any, *, seed: int) -> dict[str, Any]:
+    """Score uniform widths with the trained PruningNet; warn loudly when wider does not score higher."""
+    from nas_prune.pruningnet import PruningNetEvaluator, uniform_width_check
+
+    check = uniform_width_check(PruningNetEvaluator(pnet, data, seed=seed), space)
+    if not check["ordered"]:
+        scores = " / ".join(f"{s:.3f}" for s in check["scores"])
+        console.print(f"WARNING: the PruningNet scores uniform widths {check['widths']} at {scores}: wider networks "
+                      "do not score higher, so its ranking is unreliable (train it longer: --pnet-epochs)",
+                      style="bold red")
+    return {"uniform_check": check}
+
+
 def _check_config(cfg: RunConfig, out: Path) -> None:
     """A run directory belongs to one configuration: resuming with other settings is refused."""
     path = out / "config.json"
@@ -141,10 +154,16 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         from nas_prune.gates import learn_gates
 
         gates = learn_gates(space, data, ratios=cfg.ratios, seeds=(cfg.seed,), epochs=cfg.gate_epochs,
-                            batch_size=cfg.batch_size, checkpoint=out / "gates.ckpt")
+                            steps=cfg.gate_steps, batch_size=cfg.batch_size, checkpoint=out / "gates.ckpt")
         gates.save(out / "gates.json")
         (out / "gates.ckpt").unlink(missing_ok=True)
-        return {"ratios": list(gates.ratios)}
+        runs = [{"ratio": r.ratio, "nonzero_fraction": r.nonzero_fraction, "met_ratio": r.met_ratio}
+                for r in gates.runs]
+        for r in runs:
+            if abs(r["nonzero_fraction"] - r["ratio"]) > 0.05:
+                console.print(f"WARNING: gates for ratio {r['ratio']} ended with {r['nonzero_fraction']:.2f} "
+                              "non-zero: their priors are unreliable (raise --gate-epochs)", style="bold red")
+        return {"ratios": list(gates.ratios), "runs": runs}
 
     cache.run("gates", stage_gates, outputs=("gates.json",))
     from nas_prune.gates import Gates
@@ -155,11 +174,12 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
     def stage_pnet() -> dict[str, Any]:
         from nas_prune.pruningnet import train_pruningnet
 
-        pnet = train_pruningnet(space, data, epochs=cfg.pnet_epochs, gates=gates, importance=gates.order(),
+        pnet = train_pruningnet(space, data, epochs=cfg.pnet_epochs, teacher=out / "teacher.pt", gates=gates,
                                 batch_size=cfg.batch_size, checkpoint=out / "pnet.ckpt", seed=cfg.seed)
         pnet.save(out / "pnet.pt")
         (out / "pnet.ckpt").unlink(missing_ok=True)
-        return {"parameters": sum(p.numel() for p in pnet.parameters())}
+        return {"parameters": sum(p.numel() for p in pnet.parameters()), "settings": pnet.train_settings,
+                **pruningnet_check(pnet, space, data, seed=cfg.seed)}
 
     cache.run("pruningnet", stage_pnet, outputs=("pnet.pt",))
 

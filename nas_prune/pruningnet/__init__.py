@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from nas_prune.pruningnet._check import CHECK_WIDTHS, uniform_width_check
 from nas_prune.pruningnet._evaluator import PruningNetEvaluator
 from nas_prune.pruningnet._generators import GENERATORS, LowRankGenerator, MLPGenerator
 from nas_prune.pruningnet._net import PNET_FORMAT, PNET_VERSION, PruningNet
-from nas_prune.pruningnet._train import ArchSampler, train_pruningnet
+from nas_prune.pruningnet._sampling import SAMPLING_MODES, ArchSampler
+from nas_prune.pruningnet._train import DEFAULT_EPOCHS, train_pruningnet
 
 __all__ = [
     "ArchSampler",
+    "CHECK_WIDTHS",
+    "DEFAULT_EPOCHS",
     "GENERATORS",
     "LowRankGenerator",
     "MLPGenerator",
@@ -16,5 +20,7 @@ __all__ = [
     "PNET_VERSION",
     "PruningNet",
     "PruningNetEvaluator",
+    "SAMPLING_MODES",
     "train_pruningnet",
+    "uniform_width_check",
 ]

@@ -72,6 +72,10 @@ class PruningNet(nn.Module):
             channels, updated while training (the official code's per-choice BN). Scoring can
             then skip recalibration (``PruningNetEvaluator(..., recal_batches=0)``). BNs whose
             channels come from several genes (a concatenation) use batch statistics instead.
+        init_state: A state dict of the space's model (e.g. the trained teacher's) whose weights
+            become the generators' shared weights and the shared biases and norm parameters, so
+            every candidate starts as the correspondingly pruned teacher (Once-for-All, Cai et al.,
+            ICLR 2020, arXiv 1908.09791, trains its supernet from the trained full network).
     """
 
     def __init__(
@@ -83,6 +87,7 @@ class PruningNet(nn.Module):
         rank: int = 4,
         importance: Mapping[str, Sequence[int]] | None = None,
         per_choice_bn: bool = False,
+        init_state: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         self.space = space
@@ -93,6 +98,12 @@ class PruningNet(nn.Module):
         self._choice_gene: dict[str, int] = {}
         self.orders = check_orders(space, importance)
         base = space.build_model()
+        if init_state is not None:
+            try:
+                base.load_state_dict(dict(init_state))
+            except RuntimeError as exc:
+                raise SpaceMismatchError(f"initial weights do not fit space {space.id} "
+                                         f"({str(exc).splitlines()[0][:160]}): pass the teacher of this space") from None
         self.index = ChannelIndex.build(space, base)
         self._gene_pos = {g.name: i for i, g in enumerate(space.genes)}
         modules = dict(base.named_modules())

@@ -23,7 +23,7 @@ ARCH_ATTR = "architecture"
 class CandidateEvaluator(Protocol):
     """Scores an architecture, e.g. :class:`nas_prune.pruningnet.PruningNetEvaluator`."""
 
-    def score(self, arch: Architecture) -> Mapping[str, float]:  # {"accuracy": ..., "seconds": ...}
+    def score(self, arch: Architecture) -> Mapping[str, float]:  # {"score"?, "accuracy", "seconds"?, ...}
         ...
 
 
@@ -79,8 +79,10 @@ class ArchitectureObjective:
 
     Each call suggests an architecture (:func:`suggest_architecture`), constrains it with every
     latency table (:func:`add_latency_constraints`), and scores it with ``evaluator`` (a PruningNet:
-    weights generated for the candidate, BatchNorm recalibrated, validation accuracy; MetaPruning,
-    Liu et al., ICCV 2019). Infeasible candidates are not evaluated (their accuracy is recorded as
+    weights generated for the candidate, BatchNorm recalibrated, ``exp(-validation cross-entropy)``;
+    MetaPruning, Liu et al., ICCV 2019). The evaluator's ``score`` is the value (its ``accuracy``
+    when it has no score); its accuracy, loss and the score's standard error are kept as user
+    attributes ``pnet_accuracy``, ``pnet_loss`` and ``pnet_score_se``. Infeasible candidates are not evaluated (their accuracy is recorded as
     0.0 and the constraint keeps them out of ``best_trial``); an architecture already evaluated in
     the study is never evaluated again (its result is copied, ``cached_from`` names the trial).
 
@@ -121,36 +123,46 @@ class ArchitectureObjective:
         arch = suggest_architecture(trial, self.space)
         predicted = add_latency_constraints(trial, arch, self.budgets)
         feasible = all(predicted[b.name] <= b.budget_ms for b in self.budgets)
-        accuracy = self._accuracy(trial, arch, feasible)
+        score, accuracy = self._score(trial, arch, feasible)
+        trial.set_user_attr("score", score)
         trial.set_user_attr("accuracy", accuracy)
         if not self.multi_objective:
-            return accuracy
+            return score
         if self.budgets:
             cost = predicted[self.budgets[0].name]
         else:
             cost = trial.user_attrs.get("flops", self.space.count(arch)["flops"]) / 1e6
-        return accuracy, float(cost)
+        return score, float(cost)
 
-    def _accuracy(self, trial: Any, arch: Architecture, feasible: bool) -> float:
+    def _score(self, trial: Any, arch: Architecture, feasible: bool) -> tuple[float, float]:
+        """``(score, accuracy)`` of a candidate: 0 for an infeasible one, copied for a repeated one."""
         if not feasible and not self.evaluate_infeasible:
             trial.set_user_attr("evaluated", False)
-            return 0.0
+            return 0.0, 0.0
         if self.use_cache:
             hit = _cached(trial, arch)
             if hit is not None:
+                number, attrs = hit
                 trial.set_user_attr("evaluated", False)
-                trial.set_user_attr("cached_from", hit[0])
-                return hit[1]
+                trial.set_user_attr("cached_from", number)
+                for key, value in attrs.items():
+                    if key.startswith("pnet_"):
+                        trial.set_user_attr(key, value)
+                score = float(attrs.get("score", attrs["accuracy"]))
+                return score, float(attrs["accuracy"])
         start = time.perf_counter()
         result = self.evaluator.score(arch)
-        accuracy = float(result["accuracy"])
         trial.set_user_attr("evaluated", True)
         trial.set_user_attr("eval_seconds", float(result.get("seconds", time.perf_counter() - start)))
-        return accuracy
+        for key in ("accuracy", "loss", "score_se"):  # what the evaluator measured beside its score
+            if key in result:
+                trial.set_user_attr(f"pnet_{key}", float(result[key]))
+        score = float(result.get("score", result["accuracy"]))
+        return score, float(result.get("accuracy", score))
 
 
-def _cached(trial: Any, arch: Architecture) -> tuple[int, float] | None:
-    """``(trial number, accuracy)`` of a completed trial of the study that evaluated ``arch``."""
+def _cached(trial: Any, arch: Architecture) -> tuple[int, dict[str, Any]] | None:
+    """``(trial number, user attributes)`` of a completed trial of the study that evaluated ``arch``."""
     study = getattr(trial, "study", None)
     if study is None:
         return None
@@ -159,5 +171,5 @@ def _cached(trial: Any, arch: Architecture) -> tuple[int, float] | None:
     channels = dict(arch.channels)
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if t.user_attrs.get("evaluated") and t.user_attrs.get(ARCH_ATTR) == channels and "accuracy" in t.user_attrs:
-            return t.number, float(t.user_attrs["accuracy"])
+            return t.number, dict(t.user_attrs)
     return None

@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 
 from nas_prune.search._budget import LatencyBudget
 from nas_prune.search._objective import ArchitectureObjective, CandidateEvaluator
-from nas_prune.search._samplers import N_STARTUP_TRIALS, enqueue_feasible_random, make_sampler
+from nas_prune.search._samplers import N_STARTUP_TRIALS, enqueue_feasible_random, enqueue_widest_uniform, make_sampler
 from nas_prune.search._study import check_budgets_reachable, open_study, run_trials, search_result
 from nas_prune.space import ChannelSpace
 
@@ -58,11 +58,14 @@ def run_search(
     base = {"space": space.id, "budgets": {b.name: b.budget_ms for b in budgets}, "multi_objective": multi_objective}
     study = open_study(storage=storage, study_name=study_name, directions=objective.directions, sampler=smp,
                        settings={**base, **(settings or {})}, heartbeat_interval=heartbeat_interval)
+    fresh = not study.get_trials(deepcopy=False)
     if gates is not None:
         enqueue_gate_candidates(study, gates, space, budgets)
     elif sampler in ("tpe", "nsga2"):  # start the model from scored (feasible) random architectures
         enqueue_feasible_random(study, space, budgets, N_STARTUP_TRIALS if sampler == "tpe" else population_size,
                                 seed=seed)
+    if fresh:  # the pick is then never below uniform width by the evaluator's own score
+        enqueue_widest_uniform(study, space, budgets)
     objective.evaluator = evaluator() if callable(evaluator) and not hasattr(evaluator, "score") else evaluator
     run_trials(study, objective, n_trials, on_progress=on_progress, log=log)
     return study, search_result(study, space, budgets, storage=storage)

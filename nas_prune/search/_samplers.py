@@ -9,10 +9,51 @@ from nas_prune.search._budget import LatencyBudget
 from nas_prune.search._evolution import EvolutionSampler
 from nas_prune.space import Architecture, ChannelSpace
 
-__all__ = ["SAMPLERS", "enqueue_feasible_random", "feasible_under", "make_sampler"]
+__all__ = ["MIN_FILL", "SAMPLERS", "budget_fill", "enqueue_feasible_random", "enqueue_widest_uniform",
+           "feasible_under", "make_sampler", "widest_uniform"]
 
 SAMPLERS = ("tpe", "nsga2", "evolution", "gate-prior", "random")
 N_STARTUP_TRIALS = 10  # random (or gate-prior, or enqueued feasible) trials before TPE models the results
+#: Least share of the budget the evolution's and random search's candidates use: a budgeted
+#: search should pick a network near its budget unless a narrower one scores better.
+MIN_FILL = 0.9
+
+
+def budget_fill(budgets: Sequence[LatencyBudget]) -> Callable[[Architecture], float] | None:
+    """``arch -> max over budgets of predicted / budget`` (1.0 = exactly at the tightest budget)."""
+    if not budgets:
+        return None
+    budgets = tuple(budgets)
+    return lambda arch: max(b.predict(arch) / b.budget_ms for b in budgets)
+
+
+def widest_uniform(space: ChannelSpace, budgets: Sequence[LatencyBudget], *, steps: int = 100) -> Architecture | None:
+    """The widest uniform-width architecture (every gene at the same ratio) under every budget."""
+    feasible = feasible_under(budgets)
+    best = None
+    for i in range(1, steps + 1):
+        arch = space.uniform(i / steps)
+        arch = Architecture(space.id, {**space.full().channels,
+                                       **{g.name: arch.channels[g.name] for g in space.searchable_genes}})
+        if feasible is None or feasible(arch):
+            best = arch
+    return best
+
+
+def enqueue_widest_uniform(study: Any, space: ChannelSpace, budgets: Sequence[LatencyBudget]) -> Architecture | None:
+    """Enqueue :func:`widest_uniform` (call it on a new study), so that it is always evaluated.
+
+    Scaling every layer by one factor is what a user gets in one line; the search's pick is then
+    never below it by the evaluator's own score.
+    """
+    from nas_prune.gates import grid_value
+
+    arch = widest_uniform(space, budgets)
+    if arch is None:
+        return None
+    study.enqueue_trial({g.name: grid_value(g, arch.channels[g.name]) for g in space.searchable_genes},
+                        user_attrs={"seed": "widest uniform width"}, skip_if_exists=True)
+    return arch
 
 
 def feasible_under(budgets: Sequence[LatencyBudget]) -> Callable[[Architecture], bool] | None:
@@ -39,11 +80,12 @@ def make_sampler(
     Args:
         name: ``tpe`` (multivariate TPE with the constant liar, so parallel workers spread out),
             ``nsga2`` (NSGA-II, constrained domination), ``evolution``
-            (:class:`~nas_prune.search.EvolutionSampler`; infeasible candidates redrawn before they
-            are evaluated), ``gate-prior`` (``nas_prune.gates.GatePriorSampler``: startup trials
+            (:class:`~nas_prune.search.EvolutionSampler`; infeasible candidates, and candidates
+            using less than :data:`MIN_FILL` of the budget, redrawn before they are evaluated), ``gate-prior`` (``nas_prune.gates.GatePriorSampler``: startup trials
             drawn from the gate priors, then TPE, or NSGA-II when ``multi_objective``), ``random``
-            (uniform over each gene's choices; with budgets, infeasible draws are rejected before
-            they cost an evaluation: MetaPruning's random-search baseline).
+            (uniform over each gene's choices; with budgets, random shapes drawn by size between
+            :data:`MIN_FILL` of the budget and the budget, and infeasible draws rejected before
+            they cost an evaluation: MetaPruning's random-search baseline, aimed at the budget).
         space: The channel space.
         budgets: Latency budgets (the evolution sampler rejects candidates over them).
         gates: A loaded ``nas_prune.gates.Gates`` (required by ``gate-prior``).
@@ -61,7 +103,8 @@ def make_sampler(
     if name == "evolution":
         return EvolutionSampler(space=space, feasibility=feasible_under(budgets), seed=seed,
                                 population_size=population_size, num_parents=max(2, population_size // 5),
-                                n_mutation=population_size // 2, n_crossover=population_size // 2)
+                                n_mutation=population_size // 2, n_crossover=population_size // 2,
+                                fill=budget_fill(budgets), min_fill=MIN_FILL)
     if name == "gate-prior":
         if gates is None:
             raise NasPruneError("--sampler gate-prior needs --gates gates.json (learn them with 'nas-prune gates')")
@@ -75,7 +118,8 @@ def make_sampler(
             return optuna.samplers.RandomSampler(seed=seed)
         # Rejection sampling: the evolution sampler with every slot random (and no duplicates).
         return EvolutionSampler(space=space, feasibility=feasible_under(budgets), seed=seed,
-                                population_size=population_size, num_parents=2, n_mutation=0, n_crossover=0)
+                                population_size=population_size, num_parents=2, n_mutation=0, n_crossover=0,
+                                fill=budget_fill(budgets), min_fill=MIN_FILL)
     raise NasPruneError(f"unknown sampler {name!r}: choose one of {', '.join(SAMPLERS)}")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import os
 import random
 import time
@@ -242,10 +244,34 @@ def check_budgets_reachable(space: ChannelSpace, budgets: Sequence[LatencyBudget
             )
 
 
+def fastest_within_noise(best: Any, trials: Sequence[Any], budgets: Sequence[LatencyBudget]) -> Any:
+    """The fastest feasible trial whose score is within the best score's noise of it.
+
+    A score difference smaller than the best trial's standard error (``pnet_score_se``, from the
+    validation images) says nothing about which network is better, so the faster one is the
+    better pick; exact ties (the same score) are decided the same way. Speed is the predicted
+    latency on the first budget's table (FLOPs without a budget). Trials without a standard error
+    only tie when their scores are equal.
+    """
+    tol = float(best.user_attrs.get("pnet_score_se") or 0.0)
+    floor = best.values[0] - tol
+
+    def speed(t: Any) -> float:
+        if budgets:
+            return float(t.user_attrs.get(f"latency_ms:{budgets[0].name}", math.inf))
+        return float(t.user_attrs.get("flops", math.inf))
+
+    tied = [t for t in trials if t.values and t.values[0] >= floor and t.user_attrs.get(ARCH_ATTR) is not None
+            and all(v <= 0 for v in t.constraints.values())]
+    return min(tied, key=lambda t: (speed(t), -t.values[0], t.number)) if tied else best
+
+
 def _trial_record(t: Any, space: ChannelSpace, budgets: Sequence[LatencyBudget]) -> dict[str, Any]:
     return {
         "trial": t.number,
         "architecture": {"space": space.id, "channels": dict(t.user_attrs.get(ARCH_ATTR, {}))},
+        "score": t.values[0] if t.values else None,
+        "score_se": t.user_attrs.get("pnet_score_se"),
         "accuracy": t.user_attrs.get("accuracy", t.values[0] if t.values else None),
         "latency_ms": {b.name: t.user_attrs.get(f"latency_ms:{b.name}") for b in budgets},
         "flops": t.user_attrs.get("flops"),
@@ -283,6 +309,8 @@ def search_result(
             best = None
         if best is not None and any(v > 0 for v in best.constraints.values()):
             best = None
+        if best is not None:
+            best = fastest_within_noise(best, complete, budgets)
         pareto = []
     if best is None:
         fastest = min_latency_architecture(space)

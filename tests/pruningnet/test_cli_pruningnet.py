@@ -27,7 +27,8 @@ def test_train_resume_eval_export(tiny_space, tiny_space_file, tmp_path, capsys)
                          "--arch", str(arch_file), "--data", "digits", "--recal-batches", "3", "--json")
     assert code == 0, err
     result = json.loads(out)
-    assert set(result) == {"accuracy", "seconds"} and 0 <= result["accuracy"] <= 1
+    assert set(result) == {"score", "loss", "loss_se", "score_se", "accuracy", "seconds"}
+    assert 0 <= result["accuracy"] <= 1 and 0 < result["score"] <= 1
 
     model_file = tmp_path / "model.pt"
     code, out, err = cli(capsys, "pruningnet", "export", "--pnet", str(pnet), "--arch", str(arch_file),

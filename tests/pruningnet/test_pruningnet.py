@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -151,10 +152,106 @@ def test_load_refuses_other_files(tiny_space, tmp_path):
 
 def test_prior_sampler_follows_the_prior(tiny_space):
     gene = tiny_space.gene("block.0")
-    sampler = ArchSampler(tiny_space, prior={"block.0": (16.0, 1.0)})
+    sampler = ArchSampler(tiny_space, prior={"block.0": (16.0, 1.0)}, prior_mix=1.0)
     rng = random.Random(0)
-    counts = [sampler.sample(rng).channels["block.0"] for _ in range(200)]
-    assert sum(c == 16 for c in counts) > 150 and all(c in gene.choices for c in counts)
+    counts = [sampler.sample(rng).channels["block.0"] for _ in range(400)]
+    assert all(c in gene.choices for c in counts)
+    # The std is floored at one grid step: centred on the mean, but not stuck there.
+    assert max(set(counts), key=counts.count) == 16 and len(set(counts)) > 1
+
+
+def test_a_std_zero_prior_still_explores(tiny_space):
+    gene = tiny_space.gene("block.0")
+    sampler = ArchSampler(tiny_space, prior={"block.0": (16.0, 0.0)}, prior_mix=1.0)
+    rng = random.Random(1)
+    counts = {sampler.sample(rng).channels["block.0"] for _ in range(200)}
+    assert {16 - gene.step, 16, 16 + gene.step} <= counts
+
+
+def test_size_targeted_draws_cover_the_space_range():
+    from nas_prune.space import flops_cost, smallest
+
+    space = ChannelSpace.from_name("mobilenet_v3_small", input_size=32, num_classes=10)
+    cost = flops_cost(space)
+    rng = random.Random(0)
+    sized = sorted(cost(ArchSampler(space).sample(rng)) for _ in range(300))
+    flat = sorted(cost(ArchSampler(space, mode="uniform").sample(rng)) for _ in range(300))
+    low = cost(smallest(space))
+    q = lambda xs, p: xs[int(p * (len(xs) - 1))]  # noqa: E731
+    # Uniform per-gene draws never reach wide networks; size-targeted ones span the whole range.
+    assert q(flat, 0.95) < 0.7
+    assert q(sized, 0.05) < low + 0.1 and q(sized, 0.95) > 0.85 and max(sized) > 0.95
+    # Each tenth of the range is drawn (roughly) as often.
+    deciles = [sum(low + (1 - low) * k / 10 <= c < low + (1 - low) * (k + 1) / 10 for c in sized) for k in range(10)]
+    assert min(deciles) >= 10
+
+
+def test_sandwich_steps_train_the_full_the_smallest_and_random_candidates(tiny_space, digits16, monkeypatch):
+    from nas_prune.space import smallest
+
+    seen: list[dict[str, int]] = []
+    real = PruningNet.forward
+
+    def recording(self, x, arch, bn_stats=None):
+        seen.append(dict(arch.channels))
+        return real(self, x, arch, bn_stats)
+
+    monkeypatch.setattr(PruningNet, "forward", recording)
+    train_pruningnet(tiny_space, digits16, epochs=1, batch_size=128, n_random=2, seed=0)
+    steps = len(seen) // 4
+    assert steps >= 5 and len(seen) == 4 * steps
+    full, small = dict(tiny_space.full().channels), dict(smallest(tiny_space).channels)
+    for i in range(steps):
+        step = seen[4 * i: 4 * i + 4]
+        assert step[0] == full and step[1] == small
+    randoms = {tuple(c.values()) for i in range(steps) for c in seen[4 * i + 2: 4 * i + 4]}
+    assert len(randoms) > steps  # new random candidates every step
+
+
+def test_teacher_initialises_the_shared_weights_and_the_channel_order(tiny_space, digits16):
+    from nas_prune.space import l1_importance
+    from nas_prune.training import TrainConfig, fit
+
+    torch.manual_seed(0)
+    teacher = tiny_space.build_model()
+    fit(teacher, digits16.train, None, TrainConfig(epochs=1, batch_size=64))
+    pnet = PruningNet(tiny_space, importance=l1_importance(teacher, tiny_space), init_state=teacher.state_dict())
+    state = teacher.state_dict()
+    for name, w in pnet.full_weights(tiny_space.full()).items():
+        assert torch.allclose(w, state[f"{name}.weight"]), name
+    # Trained from the teacher (0 epochs = no step yet is not allowed, so train one and compare orders).
+    trained = train_pruningnet(tiny_space, digits16, epochs=1, teacher=teacher, batch_size=128)
+    assert trained.orders == check_orders_of(teacher, tiny_space)
+    assert trained.train_settings["teacher_init"] and trained.train_settings["sandwich"]
+
+
+def check_orders_of(teacher, space):
+    from nas_prune.pruningnet._channels import check_orders
+    from nas_prune.space import l1_importance
+
+    return check_orders(space, l1_importance(teacher, space))
+
+
+def test_scores_are_exp_of_minus_the_validation_loss(tiny_space, digits16):
+    pnet = PruningNet(tiny_space)
+    res = PruningNetEvaluator(pnet, digits16, recal_batches=2, batch_size=64).score(tiny_space.full())
+    assert 0 < res["score"] <= 1 and res["score"] == pytest.approx(math.exp(-res["loss"]))
+    assert res["loss_se"] > 0 and res["score_se"] == pytest.approx(res["score"] * res["loss_se"])
+    assert 0 <= res["accuracy"] <= 1
+
+
+def test_uniform_width_check_flags_an_inverted_ranking(tiny_space):
+    from nas_prune.pruningnet import uniform_width_check
+
+    class Fake:
+        def __init__(self, scores):
+            self.scores = iter(scores)
+
+        def score(self, arch):
+            return {"score": next(self.scores), "score_se": 0.001, "accuracy": 0.5}
+
+    assert uniform_width_check(Fake([0.5, 0.6, 0.7, 0.8]), tiny_space)["ordered"]
+    assert not uniform_width_check(Fake([0.5, 0.6, 0.7, 0.55]), tiny_space)["ordered"]
 
 
 @pytest.mark.slow

@@ -140,13 +140,19 @@ class EvolutionSampler(BaseSampler):
             slot = trial.number % self.population_size
             op = "mutation" if slot < self.n_mutation else "crossover" if slot < self.n_mutation + self.n_crossover else "random"
         parents = population[: self.num_parents]
-        draw = {"mutation": self._mutate, "crossover": self._crossover, "random": self._random_arch}
+        draw = {"mutation": self._mutate, "crossover": self._crossover, "random": self._random_arch,
+                "uniform": self._uniform_arch}
+        # Near the budget first (random = drawn by size); when those are exhausted, any new feasible one.
+        names = [op, "random", "uniform"] if self.min_fill else [op, "uniform"]
         candidate: Architecture | None = None
-        for name in dict.fromkeys([op, "random"]):
-            for _ in range(self.max_random_draws if name == "random" else self.max_redraws):
+        for name in dict.fromkeys(names):
+            tries = self.max_random_draws if name == "uniform" else self.max_redraws
+            for _ in range(tries):
                 candidate, used = draw[name](rng, parents)
-                if _key(candidate, self._genes) not in seen and self._feasible(candidate) and self._full_enough(candidate):
-                    return candidate, {"op": name, "parents": used, "channels": list(_key(candidate, self._genes))}
+                near = name == "uniform" or self._full_enough(candidate)
+                if near and _key(candidate, self._genes) not in seen and self._feasible(candidate):
+                    return candidate, {"op": "random" if name == "uniform" else name, "parents": used,
+                                       "channels": list(_key(candidate, self._genes))}
         warnings.warn(
             f"EvolutionSampler: no new feasible architecture in {self.max_random_draws} random draws; trial {trial.number} "
             "repeats or breaks the budget (it is not evaluated again): the space may be exhausted",
@@ -190,9 +196,12 @@ class EvolutionSampler(BaseSampler):
         return population[: self.population_size], seen  # type: ignore[return-value]
 
     def _random_arch(self, rng: random.Random, parents: Sequence[tuple[int, Architecture]]) -> tuple[Architecture, list[int]]:
-        if self.min_fill:
+        if self.min_fill:  # a size between min_fill and the budget, then a random shape of that size
             target = rng.uniform(self.min_fill, self._top_fill)
             return draw_near(self.space, self.fill, target, rng), []  # type: ignore[arg-type]
+        return self._uniform_arch(rng, parents)
+
+    def _uniform_arch(self, rng: random.Random, parents: Sequence[tuple[int, Architecture]]) -> tuple[Architecture, list[int]]:
         return self._complete({g.name: rng.choice(g.choices) for g in self._genes}), []
 
     def _mutate(self, rng: random.Random, parents: Sequence[tuple[int, Architecture]]) -> tuple[Architecture, list[int]]:

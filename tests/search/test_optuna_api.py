@@ -9,7 +9,9 @@ import pytest
 
 from nas_prune.search import (
     ArchitectureObjective,
+    EvolutionSampler,
     LatencyBudget,
+    feasible_under,
     make_sampler,
     parse_milliseconds,
     search_result,
@@ -169,7 +171,9 @@ def test_tpe_search_starts_from_feasible_random_architectures(tiny_space, tmp_pa
     study, result = run_search(tiny_space, FakeEvaluator(tiny_space), budgets, storage=f"sqlite:///{tmp_path}/s.db",
                                study_name="s", n_trials=n_feasible + 2, sampler="tpe", seed=0, heartbeat_interval=None)
     seeded = [t for t in study.trials if "fixed_params" in t.system_attrs]
-    assert len(seeded) == min(10, n_feasible)  # all distinct feasible architectures, up to TPE's 10 startup trials
+    uniform = [t for t in seeded if t.user_attrs.get("seed") == "widest uniform width"]
+    assert len(uniform) <= 1  # the widest uniform width comes last (unless it was drawn already)
+    assert len(seeded) - len(uniform) == min(10, n_feasible)  # distinct feasible architectures, up to TPE's 10
     assert all(t.user_attrs["feasible"] and t.user_attrs["evaluated"] for t in seeded)
     assert [t.number for t in seeded] == list(range(len(seeded)))  # they come first
     # A resumed study is not seeded again.
@@ -222,3 +226,66 @@ def test_open_study_refuses_other_settings_and_directions(tiny_space, tmp_path):
     with pytest.raises(NasPruneError, match="cannot open the study storage"):
         open_study(storage="postgresql+psycopg2://u@127.0.0.1:1/db", study_name="x", directions=["maximize"],
                    sampler=None)
+
+
+class _FlatEvaluator:
+    """Every candidate scores the same (inside the noise): the search must prefer the faster one."""
+
+    def score(self, arch):
+        return {"score": 0.9, "score_se": 0.01, "accuracy": 0.9, "seconds": 0.0}
+
+
+def test_search_evaluates_the_widest_uniform_width_and_ties_go_to_the_faster(tiny_space, tmp_path):
+    from nas_prune.search import run_search
+    from nas_prune.search._samplers import widest_uniform
+
+    table = FakeTable(tiny_space)
+    budgets = LatencyBudget.for_tables([table], ["0.6ms"])
+    study, result = run_search(tiny_space, _FlatEvaluator(), budgets, storage=f"sqlite:///{tmp_path}/s.db",
+                               study_name="s", n_trials=12, sampler="evolution", seed=0, heartbeat_interval=None)
+    uniform = dict(widest_uniform(tiny_space, budgets).channels)
+    assert any(t.user_attrs.get("architecture") == uniform and t.user_attrs["evaluated"] for t in study.trials)
+    feasible = [t for t in study.trials if t.user_attrs["feasible"]]
+    fastest = min(t.user_attrs["latency_ms:fake-cpu"] for t in feasible)
+    assert result["best"]["latency_ms"]["fake-cpu"] == fastest  # every score ties: the fastest wins
+
+
+def test_a_better_score_beyond_the_noise_beats_a_faster_network(tiny_space):
+    from types import SimpleNamespace
+
+    from nas_prune.search._study import fastest_within_noise
+
+    def trial(n, score, ms):
+        return SimpleNamespace(number=n, values=[score], constraints={"t": -1.0},
+                               user_attrs={"architecture": {}, "pnet_score_se": 0.01, "latency_ms:t": ms})
+
+    budgets = [SimpleNamespace(name="t")]
+    best, close, far = trial(0, 0.90, 1.0), trial(1, 0.895, 0.8), trial(2, 0.85, 0.5)
+    assert fastest_within_noise(best, [best, close, far], budgets) is close
+    assert fastest_within_noise(best, [best, far], budgets) is best
+
+
+def test_evolution_draws_near_the_budget(tiny_space):
+    from nas_prune.search._samplers import MIN_FILL, budget_fill
+
+    budgets = LatencyBudget.for_tables([FakeTable(tiny_space)], ["0.6ms"])
+    fill = budget_fill(budgets)
+    ev = FakeEvaluator(tiny_space)
+    objective = ArchitectureObjective(space=tiny_space, evaluator=ev, budgets=budgets)
+    study = optuna.create_study(direction="maximize",
+                                sampler=make_sampler("evolution", space=tiny_space, budgets=budgets, seed=0,
+                                                     population_size=4))
+    full = tiny_space.full().channels
+    near = sum(MIN_FILL <= fill(Architecture(tiny_space.id, {**full, **a.channels})) <= 1.0 for a in all_archs(tiny_space))
+    assert near >= 6
+    study.optimize(objective, n_trials=near)
+    fills = [fill(Architecture(tiny_space.id, c)) for c in ev.calls]
+    assert all(MIN_FILL <= f <= 1.0 for f in fills)  # every one near the budget, until those run out
+    study.optimize(objective, n_trials=2)
+    assert all(f <= 1.0 for f in [fill(Architecture(tiny_space.id, c)) for c in ev.calls])  # then any feasible
+    # Without the floor, random draws land far below the budget.
+    plain = optuna.create_study(direction="maximize", sampler=EvolutionSampler(
+        space=tiny_space, feasibility=feasible_under(budgets), population_size=4, num_parents=2, seed=0))
+    ev2 = FakeEvaluator(tiny_space)
+    plain.optimize(ArchitectureObjective(space=tiny_space, evaluator=ev2, budgets=budgets), n_trials=10)
+    assert min(fill(Architecture(tiny_space.id, c)) for c in ev2.calls) < MIN_FILL

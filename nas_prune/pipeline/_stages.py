@@ -94,7 +94,7 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
 
     # 2. teacher -------------------------------------------------------------------------
     def stage_teacher() -> dict[str, Any]:
-        from nas_prune.cli._train import train_teacher
+        from nas_prune.teacher import train_teacher
 
         res = train_teacher(space, cfg.data, out / "teacher.pt", epochs=cfg.teacher_epochs,
                             batch_size=cfg.batch_size, train_subset=cfg.train_subset, seed=cfg.seed)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
+from nas_prune.cli._common import load_arch
 from nas_prune.errors import InvalidArchitectureError, NasPruneError
 from nas_prune.space import Architecture, ChannelSpace
 
@@ -30,7 +31,7 @@ def parse_arch(value: str, space: ChannelSpace) -> Architecture:
             raise InvalidArchitectureError(f"--arch {value!r}: the ratio must be in (0, 1]")
         arch = space.uniform(ratio)
     else:
-        arch = Architecture.load(value)
+        arch = load_arch(value)
     space.validate(arch)
     return arch
 
@@ -76,8 +77,9 @@ def train(
     pnet = train_pruningnet(space, bundle, epochs=epochs, gates=gates, lr=lr, batch_size=batch_size,
                             generator=generator, hidden=hidden, rank=rank, per_choice_bn=per_choice_bn,
                             checkpoint=output, seed=seed)
-    last = pnet.history[-1] if pnet.history else {}
-    typer.echo(json.dumps({"space": space.id, "epochs": len(pnet.history), "loss": last.get("loss"),
+    history: list[dict[str, Any]] = getattr(pnet, "history", [])  # set by train_pruningnet
+    last = history[-1] if history else {}
+    typer.echo(json.dumps({"space": space.id, "epochs": len(history), "loss": last.get("loss"),
                            "output": str(output)}))
 
 
@@ -85,7 +87,7 @@ def train(
 def evaluate(
     pnet_file: Path = typer.Option(..., "--pnet", help="PruningNet checkpoint."),
     space_file: Optional[Path] = typer.Option(None, "--space", help="Space JSON (checked; default: the one embedded in the checkpoint)."),
-    arch_value: str = typer.Option(..., "--arch", help="Architecture JSON, 'full' or 'uniform:RATIO'."),
+    arch_value: str = typer.Option(..., "--arch", help="Architecture JSON, search result (best.json), 'full' or 'uniform:RATIO'."),
     data: str = typer.Option("digits", help="Dataset (its training split recalibrates BN, its validation split scores)."),
     recal_batches: int = typer.Option(20, help="Training batches that recalibrate BatchNorm (0: per-choice statistics)."),
     batch_size: int = typer.Option(128, help="Batch size."),
@@ -111,7 +113,7 @@ def evaluate(
 def export(
     pnet_file: Path = typer.Option(..., "--pnet", help="PruningNet checkpoint."),
     space_file: Optional[Path] = typer.Option(None, "--space", help="Space JSON (checked; default: the one embedded in the checkpoint)."),
-    arch_value: str = typer.Option(..., "--arch", help="Architecture JSON, 'full' or 'uniform:RATIO'."),
+    arch_value: str = typer.Option(..., "--arch", help="Architecture JSON, search result (best.json), 'full' or 'uniform:RATIO'."),
     data: Optional[str] = typer.Option(None, help="Recalibrate BatchNorm on this dataset first (else statistics are reset)."),
     recal_batches: int = typer.Option(20, help="Training batches that recalibrate BatchNorm."),
     output: Path = typer.Option(..., "-o", "--output", help="Model checkpoint to write (load with load_model(space, path))."),

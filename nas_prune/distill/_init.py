@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -12,9 +13,73 @@ from torch import nn
 from nas_prune.errors import NasPruneError
 from nas_prune.space import Architecture, ChannelSpace, materialize
 
-__all__ = ["init_student", "INIT_CHOICES"]
+__all__ = ["init_student", "INIT_CHOICES", "InitKind", "register_init", "get_init_kind", "init_names", "init_help"]
 
-INIT_CHOICES = "scratch | teacher | gates:PATH | pnet:PATH"
+#: Builds a student: ``(space, arch, teacher, arg, seed=, recal=) -> nn.Module``; ``arg`` is the text
+#: after ``kind:`` (a path for ``gates:`` and ``pnet:``), ``teacher`` a trainable copy.
+InitBuilder = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class InitKind:
+    """A way to set a student's starting weights, chosen by ``init="name"`` or ``init="name:ARG"``.
+
+    Attributes:
+        name: The kind's name (before the colon).
+        build: The builder (see :data:`InitBuilder`).
+        arg: What follows the colon (``"PATH"``), or ``None`` for kinds without an argument.
+        summary: One line for the command line's help.
+        wants_recalibration: ``build`` uses ``recal`` batches (real training images) to recalibrate
+            BatchNorm statistics; the run passes them unless the method is data-free.
+    """
+
+    name: str
+    build: InitBuilder
+    arg: str | None = None
+    summary: str = ""
+    wants_recalibration: bool = False
+
+    @property
+    def usage(self) -> str:
+        return f"{self.name}:{self.arg}" if self.arg else self.name
+
+
+_REGISTRY: dict[str, InitKind] = {}
+
+
+def register_init(name: str, *, arg: str | None = None, summary: str = "",
+                  wants_recalibration: bool = False) -> Callable[[InitBuilder], InitBuilder]:
+    """Decorator: register ``build`` as the init kind ``name`` (``init="name"`` / ``--init name[:ARG]``)."""
+    def deco(build: InitBuilder) -> InitBuilder:
+        if name in _REGISTRY and _REGISTRY[name].build is not build:
+            raise ValueError(f"student init kind {name!r} is already registered")
+        _REGISTRY[name] = InitKind(name, build, arg, summary, wants_recalibration)
+        return build
+
+    return deco
+
+
+def init_names() -> tuple[str, ...]:
+    """Registered init kinds, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def init_help() -> str:
+    """``scratch | teacher | gates:PATH | pnet:PATH | ...`` for help texts and error messages."""
+    return " | ".join(k.usage for k in _REGISTRY.values())
+
+
+def get_init_kind(init: str) -> InitKind:
+    """The kind of ``init`` (``"teacher"``, ``"pnet:pnet.pt"``, ...).
+
+    Raises:
+        NasPruneError: an unknown kind, or a kind that needs an argument given none.
+    """
+    kind, _, arg = init.partition(":")
+    found = _REGISTRY.get(kind)
+    if found is None or (found.arg and not arg):
+        raise NasPruneError(f"unknown init {init!r}: use one of {init_help()}")
+    return found
 
 
 def _reset(model: nn.Module) -> nn.Module:
@@ -44,32 +109,53 @@ def init_student(space: ChannelSpace, arch: Architecture, teacher: nn.Module, in
     Raises:
         NasPruneError: an unknown ``init`` or a stage that is not installed.
     """
-    kind, _, path = init.partition(":")
+    kind = get_init_kind(init)
+    arg = init.partition(":")[2]
     # Torch-Pruning traces with autograd: a frozen teacher (requires_grad=False) would hide its layers.
     teacher = copy.deepcopy(teacher)
     for p in teacher.parameters():
         p.requires_grad_(True)
-    if kind == "scratch":
-        torch.manual_seed(seed)
-        return _reset(materialize(teacher, arch, space=space)).train()
-    if kind == "teacher":
-        return materialize(teacher, arch, space=space).train()
-    if kind == "gates" and path:
-        try:
-            from nas_prune.gates import Gates  # another stage; imported only when asked for
-        except ImportError:
-            raise NasPruneError("init 'gates:' needs nas_prune.gates, which is not installed: use --init teacher") from None
-        gates = Gates.load(Path(path))
-        gates.check_space(space)
-        order = gates.order()
-        return materialize(teacher, arch, importance=order, space=space).train()
-    if kind == "pnet" and path:
-        try:
-            from nas_prune.pruningnet import PruningNet  # another stage; imported only when asked for
-        except ImportError:
-            raise NasPruneError("init 'pnet:' needs nas_prune.pruningnet, which is not installed: use --init teacher") from None
-        pnet = PruningNet.load(Path(path), space=space)
-        recal = list(recal or [])
-        stats = pnet.recalibrate(pnet.generate(arch), recal) if recal else None
-        return pnet.export(arch, stats).train()
-    raise NasPruneError(f"unknown init {init!r}: use one of {INIT_CHOICES}")
+    return kind.build(space, arch, teacher, arg, seed=seed, recal=recal)
+
+
+@register_init("scratch", summary="random weights")
+def _scratch(space: ChannelSpace, arch: Architecture, teacher: nn.Module, arg: str, *, seed: int,
+             recal: Iterable[torch.Tensor] | None) -> nn.Module:
+    torch.manual_seed(seed)
+    return _reset(materialize(teacher, arch, space=space)).train()
+
+
+@register_init("teacher", summary="the teacher's weights, channels ranked by L1 magnitude")
+def _teacher(space: ChannelSpace, arch: Architecture, teacher: nn.Module, arg: str, *, seed: int,
+             recal: Iterable[torch.Tensor] | None) -> nn.Module:
+    return materialize(teacher, arch, space=space).train()
+
+
+@register_init("gates", arg="PATH", summary="the teacher's weights, channels ranked by the gates")
+def _gates(space: ChannelSpace, arch: Architecture, teacher: nn.Module, arg: str, *, seed: int,
+           recal: Iterable[torch.Tensor] | None) -> nn.Module:
+    try:
+        from nas_prune.gates import Gates  # another stage; imported only when asked for
+    except ImportError:
+        raise NasPruneError("init 'gates:' needs nas_prune.gates, which is not installed: use --init teacher") from None
+    gates = Gates.load(Path(arg))
+    gates.check_space(space)
+    order = gates.order()
+    return materialize(teacher, arch, importance=order, space=space).train()
+
+
+@register_init("pnet", arg="PATH", summary="weights generated by a trained PruningNet", wants_recalibration=True)
+def _pnet(space: ChannelSpace, arch: Architecture, teacher: nn.Module, arg: str, *, seed: int,
+          recal: Iterable[torch.Tensor] | None) -> nn.Module:
+    try:
+        from nas_prune.pruningnet import PruningNet  # another stage; imported only when asked for
+    except ImportError:
+        raise NasPruneError("init 'pnet:' needs nas_prune.pruningnet, which is not installed: use --init teacher") from None
+    pnet = PruningNet.load(Path(arg), space=space)
+    batches = list(recal or [])
+    stats = pnet.recalibrate(pnet.generate(arch), batches) if batches else None
+    return pnet.export(arch, stats).train()
+
+
+#: The built-in kinds (:func:`init_help` also lists kinds registered later).
+INIT_CHOICES = init_help()

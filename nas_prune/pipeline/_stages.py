@@ -77,11 +77,11 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    _check_config(cfg, out)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     set_seed(cfg.seed)
-    cache = StageCache(out)
     data = load_data(cfg.data, input_size=cfg.input_size, train_subset=cfg.train_subset, seed=cfg.seed)
+    _check_config(cfg, out)  # after every setting, the data included, is known to be valid
+    cache = StageCache(out)
 
     # 1. space ---------------------------------------------------------------------------
     def stage_space() -> dict[str, Any]:

@@ -35,8 +35,8 @@ from typing import Any
 
 import torch
 
-from nas_prune._io import write_json
 from nas_prune.data import load_data, num_batches
+from nas_prune.files import write_json
 from nas_prune.gates import Budget, default_epochs, learn_gates
 from nas_prune.space import Architecture, ChannelSpace, materialize
 from nas_prune.training import TrainConfig, evaluate, fit, set_seed

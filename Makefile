@@ -34,6 +34,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_imports.py
 
+# Rebuild the benchmark figures (benchmarks/results/*.html, not committed) from the committed JSON.
+figures: $(STAMP)
+	$(BIN)/python benchmarks/render.py
+
 # Regenerate the shipped search spaces in search_spaces/.
 spaces: $(STAMP)
 	$(BIN)/python -m nas_prune.space.shipped search_spaces

@@ -78,3 +78,18 @@ def test_a_typo_leaves_no_config_behind(capsys, tmp_path, bad):
     code, _, err = run_main(capsys, "run", *bad, "--out", str(out))
     assert code == 2 and err.count("\n") == 1, err
     assert not (out / "config.json").exists()
+
+
+def test_distill_takes_a_search_result(capsys, tiny_space, tiny_space_file, tmp_path):
+    from nas_prune.search import RESULT_FORMAT
+
+    best = tmp_path / "best.json"
+    best.write_text(json.dumps({"format": RESULT_FORMAT, "best": {"architecture": tiny_space.uniform(0.5).to_json()}}))
+    bad = tmp_path / "teacher.pt"
+    bad.write_bytes(b"\x00garbage")
+    code, _, err = run_main(capsys, "distill", "--space", str(tiny_space_file), "--arch", str(best), "--teacher", str(bad),
+                            "-o", str(tmp_path / "o"))
+    assert code == 2 and str(bad) in err and "architecture" not in err  # the architecture was accepted
+    code, _, err = run_main(capsys, "distill", "--space", str(tiny_space_file), "--arch", str(best), "--teacher", str(bad),
+                            "--method", "kdd", "-o", str(tmp_path / "o"))
+    assert code == 2 and "unknown distillation method 'kdd'" in err

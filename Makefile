@@ -6,17 +6,19 @@ STAMP  := $(VENV)/.installed
 OUT    ?= runs/demo
 PYTEST_ARGS ?=
 
-.PHONY: run test setup clean spaces
+.PHONY: run test lint setup clean spaces figures
 
 setup: $(STAMP)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when the dependency list changes (idempotent).
-$(STAMP): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/python -m pip install -q --upgrade pip "setuptools<81" wheel
-	$(BIN)/python -m pip install -q -e ".[nni,postgres,dashboard,test]"
+# Reinstall only when the dependency list changes (idempotent). constraints.txt pins the tested
+# versions; pyproject.toml keeps the ranges.
+$(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt setuptools wheel
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[nni,postgres,dashboard,test,dev]"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -24,6 +26,17 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# ruff (pycodestyle, pyflakes, isort, bugbear) and lenient mypy, both configured in pyproject.toml;
+# the import contract is tests/test_imports.py (run by `make test` too).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_imports.py
+
+# Rebuild the benchmark figures (benchmarks/results/*.html, not committed) from the committed JSON.
+figures: $(STAMP)
+	$(BIN)/python benchmarks/render.py
 
 # Regenerate the shipped search spaces in search_spaces/.
 spaces: $(STAMP)

@@ -11,23 +11,25 @@ before the BatchNorm statistics of the generated weights were recalibrated (they
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import time
 from pathlib import Path
-from unittest import mock
 
 import torch
 
-import nas_prune.distill._run as distill_run
-from nas_prune.cli._train import train_teacher
 from nas_prune.data import load_data
-from nas_prune.distill import distill
-from nas_prune.distill._init import init_student
+from nas_prune.distill import distill, get_init_kind, register_init
 from nas_prune.pruningnet import train_pruningnet
 from nas_prune.space import ChannelSpace
+from nas_prune.teacher import train_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@register_init("pnet-no-recal", arg="PATH", summary="PruningNet weights, BatchNorm statistics left at 0 / 1")
+def _pnet_without_recalibration(space, arch, teacher, arg, *, seed, recal):
+    """The former ``pnet:``: the generated weights without recalibration batches."""
+    return get_init_kind("pnet:" + arg).build(space, arch, teacher, arg, seed=seed, recal=None)
 
 
 def main() -> None:
@@ -47,16 +49,11 @@ def main() -> None:
         train_pruningnet(space, data, epochs=4, batch_size=64, seed=0).save(w / "pnet.pt")
     arch = space.uniform(0.5)
     rows = {}
-    for name, init in (("pnet", f"pnet:{w / 'pnet.pt'}"), ("pnet-no-recal", f"pnet:{w / 'pnet.pt'}"),
+    for name, init in (("pnet", f"pnet:{w / 'pnet.pt'}"), ("pnet-no-recal", f"pnet-no-recal:{w / 'pnet.pt'}"),
                        ("teacher", "teacher")):
         t0 = time.time()
-        # "pnet-no-recal": the former behaviour, generated weights with BatchNorm statistics reset
-        without_recal = (mock.patch.object(distill_run, "init_student",
-                                           lambda *a, **k: init_student(*a, **{**k, "recal": None}))
-                         if name == "pnet-no-recal" else contextlib.nullcontext())
-        with without_recal:
-            m = distill(space, arch, w / "teacher.pt", data, method="kd", init=init, epochs=args.epochs, seed=0,
-                        out_dir=w / f"student-{name}", measure_latency=False)
+        m = distill(space, arch, w / "teacher.pt", data, method="kd", init=init, epochs=args.epochs, seed=0,
+                    out_dir=w / f"student-{name}", measure_latency=False)
         rows[name] = {"val_accuracy_per_epoch": [h["val_accuracy"] for h in m["history"]],
                       "test_accuracy": m["student"]["test_accuracy"], "seconds": round(time.time() - t0, 1)}
     result = {"benchmark": "distill_init", "date": time.strftime("%Y-%m-%d", time.gmtime()),

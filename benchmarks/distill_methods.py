@@ -1,6 +1,6 @@
 """Accuracy of a ~50%-latency mobilenet_v2 student on Fashion-MNIST: KD vs CCKD vs DAFL vs labels only.
 
-Protocol (issue 7):
+Protocol:
 * data: Fashion-MNIST at 32x32, a random 5k-image training subset (``--train-subset``), the first
   2k images of the validation split for the per-epoch curves (``--val``), the full 10k test split;
 * teacher and student: with ``--run DIR``, the teacher and the *searched* architecture of a
@@ -34,13 +34,12 @@ from pathlib import Path
 import onnxruntime
 import torch
 
-from nas_prune._io import read_json, write_json
-from nas_prune.cli._train import train_teacher
 from nas_prune.data import load_data
-from nas_prune.distill import DistillConfig, distill
-from nas_prune.distill._latency import measure_pair
+from nas_prune.distill import DistillConfig, distill, measure_pair
 from nas_prune.export import export_onnx, load_model
+from nas_prune.files import read_json, write_json
 from nas_prune.space import Architecture, ChannelSpace, materialize
+from nas_prune.teacher import train_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("none", "kd", "cckd", "dafl")

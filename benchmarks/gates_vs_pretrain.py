@@ -9,7 +9,7 @@ Fashion-MNIST with torchvision's mobilenet_v2 at 32x32 (one intra-op thread, CPU
    defaults: Adam lr 0.01, gamma 0.5, batch 128) vs pretraining the same model with weights (the
    teacher recipe: SGD, one-cycle, batch 128, same data). Both are timed for a few epochs; the full
    schedules (gates: nas-prune's default epochs for the data size; pretraining: the 8-epoch teacher
-   recipe of REFERENCE section 6) are projected from the measured per-epoch cost and labelled so;
+   recipe of ``nas-prune run --data fashion-mnist``) are projected from the measured per-epoch cost and labelled so;
 2. the test accuracy after the same short training from scratch (3 seeds) of
    (a) the gate architecture at 50% FLOPs (``gates.prune(space, "flops:0.5")``, channels kept in
    gate order), (b) the uniform-width architecture with the nearest FLOPs, and (c) the
@@ -35,8 +35,8 @@ from typing import Any
 
 import torch
 
-from nas_prune._io import write_json
 from nas_prune.data import load_data, num_batches
+from nas_prune.files import write_json
 from nas_prune.gates import Budget, default_epochs, learn_gates
 from nas_prune.space import Architecture, ChannelSpace, materialize
 from nas_prune.training import TrainConfig, evaluate, fit, set_seed

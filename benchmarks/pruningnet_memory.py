@@ -90,7 +90,7 @@ def main() -> None:
         space, gen, batch, build = args.one
         print(json.dumps(measure(space, gen, int(batch), build == "1")))
         return
-    from nas_prune._io import write_json
+    from nas_prune.files import write_json
 
     rows = []
     for space, gen, batch, build in CONFIGS:

@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from nas_prune._io import write_json
 from nas_prune.data import load_data
+from nas_prune.files import write_json
 from nas_prune.pruningnet import PruningNetEvaluator, train_pruningnet
 from nas_prune.space import ChannelSpace
 

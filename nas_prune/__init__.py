@@ -25,6 +25,7 @@ _LAZY = {
     "PruningNet": "nas_prune.pruningnet",
     "PruningNetEvaluator": "nas_prune.pruningnet",
     "NasPruneError": "nas_prune.errors",
+    "train_teacher": "nas_prune.teacher",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator
 
 import torch
@@ -40,7 +43,7 @@ class ModelEntry:
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
-# The models nas-prune is tested on (issue: foundation).
+# The models nas-prune is tested on (tests/space builds, materializes and exports each).
 TESTED_MODELS = (
     "resnet18",
     "resnet50",
@@ -138,6 +141,24 @@ def list_models(*, all_torchvision: bool = False) -> list[str]:
     return sorted(names)
 
 
+def _import_user_module(module_name: str) -> Any:
+    """Import ``module_name``, looking in the current directory first.
+
+    ``nas-prune space mymodel:factory`` then finds ``./mymodel.py`` (or ``./mymodel/``) without
+    ``PYTHONPATH=.``: a console script's ``sys.path`` does not hold the current directory.
+    """
+    cwd = os.getcwd()
+    top = Path(cwd) / module_name.partition(".")[0]
+    if not (top.with_suffix(".py").is_file() or (top / "__init__.py").is_file()):
+        return importlib.import_module(module_name)
+    sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        if cwd in sys.path:
+            sys.path.remove(cwd)
+
+
 def get_entry(spec: str) -> ModelEntry:
     """Resolve a registry name, a torchvision classifier name or ``package.module:factory``."""
     if spec in _REGISTRY:
@@ -145,10 +166,11 @@ def get_entry(spec: str) -> ModelEntry:
     if ":" in spec:
         module_name, _, attr = spec.partition(":")
         try:
-            module = importlib.import_module(module_name)
+            module = _import_user_module(module_name)
         except ImportError as exc:
             raise UnknownModelError(
-                f"cannot import {module_name!r} for model {spec!r} ({exc}): put it on PYTHONPATH"
+                f"cannot import {module_name!r} for model {spec!r} ({exc}): run from the folder that holds it "
+                "or put it on PYTHONPATH"
             ) from None
         factory = getattr(module, attr, None)
         if not callable(factory):

@@ -5,14 +5,20 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Callable, Iterator
+from typing import Iterator, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-__all__ = ["progress_bar", "console", "enabled"]
+__all__ = ["Advance", "progress_bar", "console", "enabled"]
 
 console = Console(stderr=True)
+
+
+class Advance(Protocol):
+    """What :func:`progress_bar` yields: ``advance()`` or ``advance(n)`` moves the bar on."""
+
+    def __call__(self, n: int = 1) -> None: ...
 
 
 def enabled() -> bool:
@@ -24,13 +30,20 @@ def enabled() -> bool:
 
 
 @contextlib.contextmanager
-def progress_bar(label: str, *, total: int | None) -> Iterator[Callable[[int], None]]:
+def progress_bar(label: str, *, total: int | None) -> Iterator[Advance]:
     """Context manager yielding ``advance(n=1)``; draws a rich bar on a terminal, nothing otherwise."""
     if not enabled():
-        yield lambda n=1: None
+        def quiet(n: int = 1) -> None:
+            return None
+
+        yield quiet
         return
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(label, total=total)
-        yield lambda n=1: bar.advance(task, n)
+
+        def advance(n: int = 1) -> None:
+            bar.advance(task, n)
+
+        yield advance

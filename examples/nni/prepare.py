@@ -16,8 +16,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the model factory "model:small_net"
 
-from nas_prune._io import write_json  # noqa: E402
 from nas_prune.data import load_data  # noqa: E402
+from nas_prune.files import write_json  # noqa: E402
 from nas_prune.latency import LatencyTable, build_table  # noqa: E402
 from nas_prune.pruningnet import train_pruningnet  # noqa: E402
 from nas_prune.search.nni_trial import write_trial_config  # noqa: E402

@@ -7,18 +7,20 @@ from pathlib import Path
 
 import typer
 
-from nas_prune.space import Architecture, ChannelSpace
+from nas_prune.cli._common import load_arch
+from nas_prune.distill import get_init_kind, get_method, init_help, method_help
+from nas_prune.space import ChannelSpace
 
 __all__ = ["register"]
 
 
 def distill_command(
     space_file: Path = typer.Option(..., "--space", help="Space JSON."),
-    arch_file: Path = typer.Option(..., "--arch", help="Architecture JSON (from the search)."),
+    arch_file: Path = typer.Option(..., "--arch", help="Architecture JSON, or a search result (best.json)."),
     teacher: Path = typer.Option(..., "--teacher", help="Teacher checkpoint written by 'nas-prune train'."),
     data: str = typer.Option("digits", help="digits | fashion-mnist[:root] | cifar10:root | imagefolder:root"),
-    init: str = typer.Option("teacher", help="scratch | teacher | gates:gates.json | pnet:pnet.pt"),
-    method: str = typer.Option("kd", help="kd | cckd | dafl (data-free) | none (labels only)"),
+    init: str = typer.Option("teacher", help=f"Student init: {init_help()}"),
+    method: str = typer.Option("kd", help=f"Distillation method: {method_help()}"),
     epochs: int = typer.Option(5, help="Training epochs."),
     seed: int = typer.Option(0, help="Random seed."),
     train_subset: int = typer.Option(None, help="Use only this many training images."),
@@ -35,8 +37,9 @@ def distill_command(
     from nas_prune.distill import distill
     from nas_prune.export import load_model
 
+    get_method(method), get_init_kind(init)  # a typo fails before the data is loaded
     sp = ChannelSpace.load(space_file)
-    arch = Architecture.load(arch_file)
+    arch = load_arch(arch_file)
     sp.validate(arch)
     teacher_model = load_model(sp, teacher, what="teacher checkpoint")
     bundle = load_data(data, input_size=sp.input_shape[-1], train_subset=train_subset, seed=seed)

@@ -59,10 +59,9 @@ def prune(
     output: Path = typer.Option(..., "-o", "--output", help="Architecture JSON to write."),
 ) -> None:
     """Keep the globally top gates that fit BUDGET (binary search); write the architecture."""
+    from nas_prune.errors import SpaceMismatchError
     from nas_prune.gates import Budget, Gates
     from nas_prune.space import ChannelSpace
-
-    from nas_prune.errors import SpaceMismatchError
 
     sp = ChannelSpace.load(space_file)
     g = Gates.load(gates_file)

@@ -87,15 +87,15 @@ def profile_import(
 @latency_app.command("predict")
 def predict(
     tables: List[Path] = typer.Option(..., "--table", help="Latency table (repeat for several devices)."),
-    arch_file: Path = typer.Option(..., "--arch", help="Architecture JSON."),
+    arch_file: Path = typer.Option(..., "--arch", help="Architecture JSON, or a search result (best.json)."),
     reference_ms: Optional[float] = typer.Option(None, help="A fresh latency of the reference network (ms)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Print the predicted latency (ms) of an architecture under each table."""
+    from nas_prune.cli._common import load_arch
     from nas_prune.latency import LatencyTable
-    from nas_prune.space import Architecture
 
-    arch = Architecture.load(arch_file)
+    arch = load_arch(arch_file)
     rows = []
     for path in tables:
         t = LatencyTable.load(path)
@@ -116,17 +116,18 @@ def predict(
 @latency_app.command("measure")
 def measure(
     space_file: Path = typer.Option(..., "--space", help="Space JSON."),
-    arch_file: Optional[Path] = typer.Option(None, "--arch", help="Architecture JSON (default: the full model)."),
+    arch_file: Optional[Path] = typer.Option(None, "--arch", help="Architecture JSON or search result (default: the full model)."),
     threads: int = typer.Option(1, help="onnxruntime intra-op threads."),
     provider: str = typer.Option("cpu", help="cpu | cuda | tensorrt"),
     repeats: int = typer.Option(300, help="Timed runs."),
 ) -> None:
     """Time the materialized architecture end to end in onnxruntime; print median, p10 and IQR (ms)."""
+    from nas_prune.cli._common import load_arch
     from nas_prune.latency import arch_onnx_bytes, measure_latency
-    from nas_prune.space import Architecture, ChannelSpace
+    from nas_prune.space import ChannelSpace
 
     sp = ChannelSpace.load(space_file)
-    arch = Architecture.load(arch_file) if arch_file else sp.full()
+    arch = load_arch(arch_file) if arch_file else sp.full()
     stats = measure_latency(arch_onnx_bytes(sp, arch), sp.input_shape, threads=threads, provider=provider, repeats=repeats)
     typer.echo(json.dumps({**stats, "threads": threads, "provider": provider}))
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
+from nas_prune.cli._common import load_arch
 from nas_prune.errors import InvalidArchitectureError, NasPruneError
 from nas_prune.space import Architecture, ChannelSpace
 
@@ -30,7 +31,7 @@ def parse_arch(value: str, space: ChannelSpace) -> Architecture:
             raise InvalidArchitectureError(f"--arch {value!r}: the ratio must be in (0, 1]")
         arch = space.uniform(ratio)
     else:
-        arch = Architecture.load(value)
+        arch = load_arch(value)
     space.validate(arch)
     return arch
 
@@ -47,13 +48,13 @@ def _load(pnet_file: Path, space_file: Optional[Path]):  # noqa: ANN202 (lazy to
 def train(
     space_file: Path = typer.Option(..., "--space", help="Space JSON."),
     data: str = typer.Option("digits", help="digits | fashion-mnist[:root] | cifar10:root | imagefolder:root"),
-    teacher: Optional[Path] = typer.Option(None, "--teacher", help="Trained teacher (nas-prune train): initial weights and channel order (L1). Recommended."),
-    gates_file: Optional[Path] = typer.Option(None, "--gates", help="Gates JSON: a --prior-mix share of random candidates drawn from its priors (its order when there is no teacher)."),
+    teacher: Optional[Path] = typer.Option(None, "--teacher", help="Trained teacher (nas-prune train): initial weights, L1 channel order."),
+    gates_file: Optional[Path] = typer.Option(None, "--gates", help="Gates JSON: --prior-mix of the candidates from its priors."),
     epochs: Optional[int] = typer.Option(None, help="Epochs (default: as many as the teacher trained, else 15)."),
-    sandwich: bool = typer.Option(True, "--sandwich/--no-sandwich", help="Each step trains the full, the smallest and --n-random candidates (default), or one random candidate (MetaPruning's original)."),
+    sandwich: bool = typer.Option(True, "--sandwich/--no-sandwich", help="Each step: full + smallest + --n-random candidates (else one, as MetaPruning)."),
     n_random: int = typer.Option(2, help="Random candidates per step under the sandwich rule."),
     inplace_distill: bool = typer.Option(True, "--inplace-distill/--no-inplace-distill", help="Smaller candidates learn the full network's soft output."),
-    sampling: str = typer.Option("size", help="How random candidates are drawn: size (a FLOPs target uniform over the range, then a shape near it) or uniform (per gene)."),
+    sampling: str = typer.Option("size", help="size (FLOPs target uniform over the range, then a shape near it) or uniform (per gene)."),
     prior_mix: float = typer.Option(0.25, help="Share of random candidates drawn from the gate priors (with --gates)."),
     batch_size: int = typer.Option(64, help="Batch size."),
     lr: float = typer.Option(0.05, help="Peak learning rate (SGD, cosine)."),
@@ -87,8 +88,9 @@ def train(
                             sandwich=sandwich, n_random=n_random, inplace_distill=inplace_distill, sampling=sampling,
                             prior_mix=prior_mix, generator=generator, hidden=hidden, rank=rank,
                             per_choice_bn=per_choice_bn, checkpoint=output, seed=seed)
-    last = pnet.history[-1] if pnet.history else {}
-    typer.echo(json.dumps({"space": space.id, "epochs": len(pnet.history), "loss": last.get("loss"),
+    history: list[dict[str, Any]] = getattr(pnet, "history", [])  # set by train_pruningnet
+    last = history[-1] if history else {}
+    typer.echo(json.dumps({"space": space.id, "epochs": len(history), "loss": last.get("loss"),
                            "output": str(output)}))
 
 
@@ -96,7 +98,7 @@ def train(
 def evaluate(
     pnet_file: Path = typer.Option(..., "--pnet", help="PruningNet checkpoint."),
     space_file: Optional[Path] = typer.Option(None, "--space", help="Space JSON (checked; default: the one embedded in the checkpoint)."),
-    arch_value: str = typer.Option(..., "--arch", help="Architecture JSON, 'full' or 'uniform:RATIO'."),
+    arch_value: str = typer.Option(..., "--arch", help="Architecture JSON, search result (best.json), 'full' or 'uniform:RATIO'."),
     data: str = typer.Option("digits", help="Dataset (its training split recalibrates BN, its validation split scores)."),
     recal_batches: int = typer.Option(20, help="Training batches that recalibrate BatchNorm (0: per-choice statistics)."),
     batch_size: int = typer.Option(128, help="Batch size."),
@@ -123,7 +125,7 @@ def evaluate(
 def export(
     pnet_file: Path = typer.Option(..., "--pnet", help="PruningNet checkpoint."),
     space_file: Optional[Path] = typer.Option(None, "--space", help="Space JSON (checked; default: the one embedded in the checkpoint)."),
-    arch_value: str = typer.Option(..., "--arch", help="Architecture JSON, 'full' or 'uniform:RATIO'."),
+    arch_value: str = typer.Option(..., "--arch", help="Architecture JSON, search result (best.json), 'full' or 'uniform:RATIO'."),
     data: Optional[str] = typer.Option(None, help="Recalibrate BatchNorm on this dataset first (else statistics are reset)."),
     recal_batches: int = typer.Option(20, help="Training batches that recalibrate BatchNorm."),
     output: Path = typer.Option(..., "-o", "--output", help="Model checkpoint to write (load with load_model(space, path))."),

@@ -8,7 +8,13 @@ from typing import Optional
 
 import typer
 
+from nas_prune.distill import init_names, method_help
+from nas_prune.pipeline import RUN_INITS
+from nas_prune.search import SAMPLERS
+
 __all__ = ["register"]
+
+_RUN_INIT_HELP = " | ".join(dict.fromkeys([*RUN_INITS, *init_names()]))
 
 
 def run(
@@ -18,12 +24,12 @@ def run(
     table: Optional[Path] = typer.Option(None, help="Latency table to use (default: shipped one, else profile)."),
     profile: bool = typer.Option(False, "--profile", help="Profile a fresh latency table on this machine."),
     backend: str = typer.Option("optuna", help="optuna | nni"),
-    sampler: str = typer.Option("evolution", help="tpe | nsga2 | evolution | gate-prior | random"),
+    sampler: str = typer.Option("evolution", help=" | ".join(SAMPLERS)),
     out: Path = typer.Option(Path("runs/demo"), help="Run directory (every stage is cached there)."),
     input_size: int = typer.Option(32, help="Input height and width."),
     threads: int = typer.Option(1, help="onnxruntime threads (the table's)."),
-    method: str = typer.Option("kd", help="Distillation: kd | cckd | dafl | none"),
-    init: str = typer.Option("pnet", help="Student init: pnet | gates | teacher | scratch"),
+    method: str = typer.Option("kd", help=f"Distillation: {method_help()}"),
+    init: str = typer.Option("pnet", help=f"Student init: {_RUN_INIT_HELP} (pnet and gates: this run's own files)"),
     seed: int = typer.Option(0, help="Random seed."),
     teacher_epochs: Optional[int] = typer.Option(None, help="Override the dataset preset."),
     gate_epochs: Optional[int] = typer.Option(None, help="Override the dataset preset."),

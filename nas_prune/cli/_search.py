@@ -126,6 +126,7 @@ def nni(
                                     ("--budget", budget), ("-o", output)) if not v]
     if missing:
         raise NasPruneError(f"nas-prune nni needs {', '.join(missing)} to start an experiment")
+    assert space_file is not None and pnet is not None and output is not None  # checked just above
     _nni.launch_nni_experiment(space_file=space_file, pnet=pnet, tables=table, budgets=budget, gates=gates,
                                data=data, trials=trials, concurrency=concurrency, port=port, output=output,
                                recal_batches=recal_batches, val_batches=val_batches, batch_size=eval_batch_size, tuner=tuner,

@@ -8,8 +8,9 @@ from typing import Optional
 
 import typer
 
+from nas_prune.cli._common import load_arch
 from nas_prune.models import TESTED_MODELS, list_models
-from nas_prune.space import Architecture, ChannelSpace, materialize
+from nas_prune.space import ChannelSpace, materialize
 
 __all__ = ["register"]
 
@@ -54,25 +55,25 @@ def arch_sample(
 @arch_app.command("info")
 def arch_info(
     space_file: Path = typer.Option(..., "--space", help="Space JSON."),
-    arch_file: Path = typer.Option(..., "--arch", help="Architecture JSON."),
+    arch_file: Path = typer.Option(..., "--arch", help="Architecture JSON, or a search result (best.json)."),
 ) -> None:
     """Print the parameters and FLOPs of an architecture next to the full model's."""
     sp = ChannelSpace.load(space_file)
-    arch = Architecture.load(arch_file)
+    arch = load_arch(arch_file)
     typer.echo(json.dumps({"arch": sp.count(arch), "full": sp.count(sp.full())}))
 
 
 @arch_app.command("materialize")
 def arch_materialize(
     space_file: Path = typer.Option(..., "--space", help="Space JSON."),
-    arch_file: Path = typer.Option(..., "--arch", help="Architecture JSON."),
+    arch_file: Path = typer.Option(..., "--arch", help="Architecture JSON, or a search result (best.json)."),
     output: Path = typer.Option(..., "-o", "--output", help="ONNX file (or .pt for a state_dict)."),
 ) -> None:
     """Build the pruned model of ARCH (random weights) and write it as ONNX."""
     from nas_prune.export import export_onnx, save_state_dict
 
     sp = ChannelSpace.load(space_file)
-    arch = Architecture.load(arch_file)
+    arch = load_arch(arch_file)
     model = materialize(sp.build_model(), arch, space=sp)
     if output.suffix == ".pt":
         save_state_dict(model, output)

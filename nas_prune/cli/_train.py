@@ -3,51 +3,26 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from nas_prune.errors import InvalidFileError
-from nas_prune.export import load_checkpoint, save_model, save_state_dict
 from nas_prune.space import ChannelSpace
+from nas_prune.teacher import train_teacher as _train_teacher
 
-__all__ = ["register", "train_teacher"]
+__all__ = ["register"]
 
 
-def train_teacher(space: ChannelSpace, data_spec: str, output: Path, *, epochs: int, batch_size: int = 64,
-                  lr: float = 0.05, train_subset: int | None = None, seed: int = 0) -> dict:
-    """Train the space's base model on ``data_spec``; checkpoints every epoch to ``output``.partial.
-
-    Returns ``{"val_accuracy", "test_accuracy", "history"}``; re-running resumes after the last epoch.
-    """
-    from nas_prune.data import load_data
-    from nas_prune.training import TrainConfig, evaluate, fit, set_seed
-
-    set_seed(seed)
-    data = load_data(data_spec, input_size=space.input_shape[-1], train_subset=train_subset, seed=seed)
-    model = space.build_model()
-    partial = output.with_name(output.name + ".partial")
-    start, opt_state, history = 0, None, []
-    if partial.exists():
-        ckpt = load_checkpoint(partial, what="partial teacher checkpoint")
-        try:
-            model.load_state_dict(ckpt["state_dict"])
-            start, opt_state, history = int(ckpt["epoch"]), dict(ckpt["optimizer"]), list(ckpt["history"])
-        except (KeyError, TypeError, ValueError, RuntimeError):
-            raise InvalidFileError(f"partial teacher checkpoint {partial} is not one of this model's: "
-                                   "delete it to start training over") from None
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, label="teacher", history=history)
-
-    def on_epoch(epoch: int, record: dict) -> None:
-        opt = record.pop("_optimizer")
-        history.append(record)
-        save_state_dict(model, partial, epoch=epoch, optimizer=opt, history=history)
-
-    fit(model, data.train, data.val, cfg, on_epoch=on_epoch, start_epoch=start, optimizer_state=opt_state)
-    result = {"val_accuracy": evaluate(model, data.val), "test_accuracy": evaluate(model, data.test), "history": history}
-    save_model(model, output, space_id=space.id, data=data_spec, test_accuracy=result["test_accuracy"], history=history)
-    partial.unlink(missing_ok=True)
-    return result
+def __getattr__(name: str) -> Any:
+    # Deprecated: ``train_teacher`` lives in nas_prune.teacher (importing it from the CLI made the
+    # pipeline depend on the command line). Remove once no caller imports it from here.
+    if name == "train_teacher":
+        warnings.warn("nas_prune.cli._train.train_teacher moved: import it from nas_prune.teacher",
+                      DeprecationWarning, stacklevel=2)
+        return _train_teacher
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def train(
@@ -62,8 +37,8 @@ def train(
 ) -> None:
     """Train the unpruned model of a space (the teacher); resumes from OUTPUT.partial."""
     sp = ChannelSpace.load(space_file)
-    result = train_teacher(sp, data, output, epochs=epochs, batch_size=batch_size, lr=lr,
-                           train_subset=train_subset, seed=seed)
+    result = _train_teacher(sp, data, output, epochs=epochs, batch_size=batch_size, lr=lr,
+                            train_subset=train_subset, seed=seed)
     typer.echo(json.dumps({"val_accuracy": result["val_accuracy"], "test_accuracy": result["test_accuracy"]}))
 
 

@@ -3,7 +3,7 @@
 Only the standard library, numpy and onnxruntime are imported here (never torch), so the same code
 times networks on this machine and on a phone.
 
-The protocol follows the measurements of REFERENCE.md section 4: the machine's speed drifts by ~30%
+The protocol follows the measurements in docs/latency.md: the machine's speed drifts by ~30%
 within minutes, interference only ever slows a run, and the ratio of two networks timed in the
 same window is far steadier than either time. So networks are timed **interleaved** (round-robin,
 a few runs each per round, always with a fixed reference network in the same rounds), each round

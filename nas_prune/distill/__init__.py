@@ -3,19 +3,28 @@
 Losses: :class:`HintonKD` (Hinton et al. 2015), :class:`CorrelationCongruence` and
 :class:`ClassUniformBatchSampler` (CCKD, Peng et al. ICCV 2019), :class:`DAFLGenerator` and
 :class:`DAFLLoss` (DAFL, Chen et al. ICCV 2019). :func:`distill` runs one method end to end.
+
+Extension points: a distillation method is a :class:`DistillMethod` registered with
+:func:`register_method`; a student initialisation is a function registered with
+:func:`register_init`. The command line's ``--method`` and ``--init`` list what is registered.
 """
 
 from __future__ import annotations
 
-from nas_prune.distill._config import METHODS, DistillConfig
+from nas_prune.distill._config import DistillConfig
 from nas_prune.distill._correlation import CorrelationCongruence, taylor_rbf_correlation
 from nas_prune.distill._dafl import DAFLLoss, DAFLTerms
 from nas_prune.distill._features import classifier_layer, penultimate_features
 from nas_prune.distill._generator import DAFLGenerator
-from nas_prune.distill._init import INIT_CHOICES, init_student
+from nas_prune.distill._init import INIT_CHOICES, InitKind, get_init_kind, init_help, init_names, init_student, register_init
 from nas_prune.distill._kd import HintonKD, soft_kl
+from nas_prune.distill._latency import measure_pair
+from nas_prune.distill._methods import DistillMethod, get_method, method_help, method_names, register_method
 from nas_prune.distill._run import METRICS_FORMAT, distill
 from nas_prune.distill._sampler import ClassUniformBatchSampler
+
+#: The built-in methods (:func:`method_names` also lists methods registered later).
+METHODS = method_names()
 
 __all__ = [
     "ClassUniformBatchSampler",
@@ -24,14 +33,25 @@ __all__ = [
     "DAFLLoss",
     "DAFLTerms",
     "DistillConfig",
+    "DistillMethod",
     "HintonKD",
     "INIT_CHOICES",
+    "InitKind",
     "METHODS",
     "METRICS_FORMAT",
     "classifier_layer",
     "distill",
+    "get_init_kind",
+    "get_method",
+    "init_help",
+    "init_names",
     "init_student",
+    "measure_pair",
+    "method_help",
+    "method_names",
     "penultimate_features",
+    "register_init",
+    "register_method",
     "soft_kl",
     "taylor_rbf_correlation",
 ]

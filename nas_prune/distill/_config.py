@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["DistillConfig", "METHODS"]
-
-METHODS = ("kd", "cckd", "dafl", "none")
+__all__ = ["DistillConfig"]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -45,6 +45,8 @@ class CorrelationCongruence(nn.Module):
         seed: Seed of the teacher's fixed projection.
     """
 
+    teacher_proj: torch.Tensor  # a fixed (buffer) random projection
+
     def __init__(self, *, student_dim: int, teacher_dim: int, embed_dim: int = 128, gamma: float = 0.4,
                  order: int = 2, seed: int = 0) -> None:
         super().__init__()

@@ -13,7 +13,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -21,15 +21,12 @@ from torch.utils.data import Dataset
 
 from nas_prune._io import write_json
 from nas_prune.data import DataBundle, ImageArrays, batches
-from nas_prune.distill._config import METHODS, DistillConfig
-from nas_prune.distill._correlation import CorrelationCongruence
-from nas_prune.distill._dafl import DAFLLoss
+from nas_prune.distill._config import DistillConfig
 from nas_prune.distill._features import classifier_layer, penultimate_features
-from nas_prune.distill._generator import DAFLGenerator
-from nas_prune.distill._init import init_student
+from nas_prune.distill._init import get_init_kind, init_student
 from nas_prune.distill._kd import HintonKD
 from nas_prune.distill._latency import load_table, measure_pair
-from nas_prune.distill._sampler import ClassUniformBatchSampler
+from nas_prune.distill._methods import DistillMethod, get_method
 from nas_prune.errors import NasPruneError
 from nas_prune.export import export_onnx, load_checkpoint, load_model, save_model, save_state_dict
 from nas_prune.progress import progress_bar
@@ -63,58 +60,52 @@ class _TeacherCache:
 
 
 class _Run:
-    """One distillation run: the modules, their optimisers and one epoch of each method."""
+    """One distillation run: the student, its optimiser and schedule, the teacher's outputs, one epoch.
+
+    What differs between methods (losses, extra modules, batches, steps) is the
+    :class:`~nas_prune.distill._methods.DistillMethod` of ``method``.
+    """
 
     def __init__(self, space: ChannelSpace, student: nn.Module, teacher: nn.Module, data: DataBundle,
                  method: str, cfg: DistillConfig, epochs: int, seed: int) -> None:
         self.space, self.student, self.teacher, self.data = space, student, teacher, data
         self.method, self.cfg, self.epochs, self.seed = method, cfg, epochs, seed
+        self.impl: DistillMethod = get_method(method)
         self.example = space.example_input(2)
         self.s_head = classifier_layer(student, self.example)
         self.t_head = classifier_layer(teacher, self.example)
         # KD and CCKD's instance term; DAFL's student uses its soft term only (generated images have no labels).
         self.kd = HintonKD(temperature=cfg.temperature, soft_weight=cfg.soft_weight, hard_weight=cfg.hard_weight)
         self.extra = nn.ModuleDict()
-        if method == "cckd":
-            with torch.no_grad(), penultimate_features(student, layer=self.s_head) as fs, \
-                    penultimate_features(teacher, layer=self.t_head) as ft:
-                student.eval()(self.example), teacher(self.example)
-                s_dim, t_dim = fs().shape[1], ft().shape[1]
-            self.extra["cc"] = CorrelationCongruence(student_dim=s_dim, teacher_dim=t_dim, embed_dim=cfg.embed_dim,
-                                                     gamma=cfg.cc_gamma, order=cfg.cc_order, seed=seed)
-        if method == "dafl":
-            self.extra["generator"] = DAFLGenerator(image_shape=space.input_shape, latent_dim=cfg.latent_dim)
-            self.dafl = DAFLLoss(one_hot_weight=cfg.one_hot_weight, activation_weight=cfg.activation_weight,
-                                 entropy_weight=cfg.entropy_weight)
-            self.steps = cfg.dafl_steps_per_epoch
-        else:
-            self.steps = max(1, len(data.train) // cfg.batch_size)  # type: ignore[arg-type]
-        params = list(student.parameters()) + ([] if method == "dafl" else list(self.extra.parameters()))
+        self.impl.setup(self)
+        self.steps = self.impl.steps_per_epoch(self)
+        params = list(student.parameters()) + self.impl.student_side_parameters(self)
         self.opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True)
         self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=self.steps * epochs,
                                                          pct_start=0.15)
-        self.opt_g = (torch.optim.Adam(self.extra["generator"].parameters(), lr=cfg.generator_lr)
-                      if method == "dafl" else None)
         self.cache: _TeacherCache | None = None
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
         return {"state_dict": self.student.state_dict(), "extra": self.extra.state_dict(),
-                "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-                "generator_optimizer": self.opt_g.state_dict() if self.opt_g else {}}
+                "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), **self.impl.state()}
 
     def load_state(self, ckpt: dict[str, Any]) -> None:
         self.student.load_state_dict(ckpt["state_dict"])
         self.extra.load_state_dict(ckpt["extra"])
         self.opt.load_state_dict(ckpt["optimizer"])
         self.sched.load_state_dict(ckpt["scheduler"])
-        if self.opt_g:
-            self.opt_g.load_state_dict(ckpt["generator_optimizer"])
+        self.impl.load_state(ckpt)
 
-    # ------------------------------------------------------------------ teacher outputs
+    # ------------------------------------------------------------------ helpers for the methods
+    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training images and labels at ``idx``."""
+        return _take(self.data.train, idx)
+
     @torch.no_grad()
-    def _teacher_outputs(self, x: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        need_features = self.method == "cckd"
+    def teacher_outputs(self, x: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The teacher's logits (and penultimate features, if the method asks for them) on ``x = train[idx]``."""
+        need_features = self.impl.teacher_features
         if self.cache is None:
             train = self.data.train
             n = len(train)  # type: ignore[arg-type]
@@ -138,49 +129,8 @@ class _Run:
             logits = self.teacher(x)
             return logits, ft() if need_features else None
 
-    # ------------------------------------------------------------------ epochs
-    def _index_batches(self, epoch: int) -> Iterator[torch.Tensor]:
-        cfg = self.cfg
-        if self.method == "cckd":
-            sampler = ClassUniformBatchSampler(_labels(self.data.train), batch_size=cfg.batch_size,
-                                               per_class=cfg.per_class, seed=self.seed * 1000 + epoch)
-            for b in sampler:
-                yield torch.tensor(b)
-            return
-        g = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        order = torch.randperm(len(self.data.train), generator=g)  # type: ignore[arg-type]
-        for s in range(self.steps):
-            yield order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-
-    def _real_step(self, idx: torch.Tensor) -> float:
-        x, y = _take(self.data.train, idx)
-        if self.method == "none":
-            loss = nn.functional.cross_entropy(self.student(x), y)
-        else:
-            t_logits, t_feats = self._teacher_outputs(x, idx)
-            with penultimate_features(self.student, layer=self.s_head) as fs:
-                s_logits = self.student(x)
-                loss = self.kd(s_logits, t_logits, y)
-                if self.method == "cckd":
-                    loss = loss + self.cfg.cc_weight * self.extra["cc"](fs(), t_feats)
-        self._step(self.opt, loss)
-        return loss.item()
-
-    def _dafl_step(self, g: torch.Generator) -> float:
-        gen = self.extra["generator"]
-        gen.train()
-        z = torch.randn(self.cfg.dafl_batch_size, self.cfg.latent_dim, generator=g)
-        images = gen(z)
-        with penultimate_features(self.teacher, layer=self.t_head) as ft:
-            t_logits = self.teacher(images)
-            g_loss = self.dafl(t_logits, ft())
-        assert self.opt_g is not None
-        self._step(self.opt_g, g_loss, schedule=False)
-        s_loss = self.kd(self.student(images.detach()), t_logits.detach())
-        self._step(self.opt, s_loss)
-        return s_loss.item()
-
-    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, *, schedule: bool = True) -> None:
+    def step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, *, schedule: bool = True) -> None:
+        """Backpropagate ``loss`` and step ``opt`` (and the student's schedule unless ``schedule=False``)."""
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"distill ({self.method}): loss is {loss.item()}; lower the learning rate")
         opt.zero_grad(set_to_none=True)
@@ -189,21 +139,16 @@ class _Run:
         if schedule:
             self.sched.step()
 
+    # ------------------------------------------------------------------ epochs
     def epoch(self, epoch: int) -> float:
         torch.manual_seed(self.seed * 1000 + epoch)  # dropout etc.: a resumed run repeats the same epoch
         self.student.train()
         self.extra.train()
         total = 0.0
         with progress_bar(f"distill {self.method} {epoch + 1}/{self.epochs}", total=self.steps) as advance:
-            if self.method == "dafl":
-                g = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-                for _ in range(self.steps):
-                    total += self._dafl_step(g)
-                    advance()
-            else:
-                for idx in self._index_batches(epoch):
-                    total += self._real_step(idx)
-                    advance()
+            for loss in self.impl.train_steps(self, epoch):
+                total += loss
+                advance()
         return total / self.steps
 
 
@@ -246,8 +191,10 @@ def distill(
         arch: The student's architecture.
         teacher: The trained base model, or a checkpoint written by ``nas-prune train``.
         data_bundle: Data (``load_data``).
-        method: ``kd | cckd | dafl | none``.
-        init: ``scratch | teacher | gates:PATH | pnet:PATH`` (see :func:`init_student`).
+        method: A registered method (:func:`~nas_prune.distill.method_names`): ``kd | cckd | dafl | none``
+            built in, more with :func:`~nas_prune.distill.register_method`.
+        init: A registered init kind: ``scratch | teacher | gates:PATH | pnet:PATH`` built in (see
+            :func:`init_student`), more with :func:`~nas_prune.distill.register_init`.
         epochs: Training epochs (for DAFL, ``config.dafl_steps_per_epoch`` steps each).
         seed: Seed of initialisation, batch order, noise.
         out_dir: Output folder: ``model.pt``, ``arch.json``, ``model.onnx``, ``teacher.onnx``,
@@ -268,8 +215,8 @@ def distill(
     Raises:
         NasPruneError: bad method/init, a checkpoint of another run in ``out_dir``, bad files.
     """
-    if method not in METHODS:
-        raise NasPruneError(f"unknown distillation method {method!r}: use one of {', '.join(METHODS)}")
+    get_method(method)  # unknown names fail here, before any work
+    get_init_kind(init)
     if epochs < 1:
         raise NasPruneError(f"epochs={epochs}: need at least one epoch")
     cfg = config or DistillConfig()
@@ -297,7 +244,8 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
              on_epoch: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
     torch.manual_seed(seed)
     recal = None
-    if init.startswith("pnet:") and method != "dafl":  # BN statistics of the generated weights (DAFL reads no data)
+    # BatchNorm statistics of generated weights, from real images (not for data-free methods).
+    if get_init_kind(init).wants_recalibration and get_method(method).reads_train_data:
         from itertools import islice
 
         recal = [x for x, _ in islice(batches(data_bundle.train, cfg.batch_size, shuffle=True, seed=seed), 10)]

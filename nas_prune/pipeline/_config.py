@@ -9,7 +9,10 @@ from typing import Any
 
 from nas_prune.errors import NasPruneError
 
-__all__ = ["RunConfig", "Budget", "PRESETS"]
+__all__ = ["RunConfig", "Budget", "PRESETS", "RUN_INITS"]
+
+#: Student inits ``nas-prune run`` fills in from its own stages (``pnet`` -> ``pnet:DIR/pnet.pt``).
+RUN_INITS = ("pnet", "gates")
 
 
 @dataclass(frozen=True)
@@ -81,12 +84,38 @@ class RunConfig:
         Budget.parse(self.budget)
         if self.backend not in ("optuna", "nni"):
             raise NasPruneError(f"backend {self.backend!r}: use optuna or nni")
+        self._validate_names()
         preset = PRESETS.get(self.data.partition(":")[0], _DEFAULT_PRESET)
         for key, value in preset.items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
         if self.pnet_epochs is None:  # the PruningNet trains at least as many steps as the teacher did
             self.pnet_epochs = self.teacher_epochs
+
+    def _validate_names(self) -> None:
+        """Every name resolves, so a typo fails here, before the run directory holds a ``config.json``.
+
+        (The data itself, which needs loading, is checked by ``run_pipeline`` before it writes the file.)
+        """
+        from nas_prune.data import list_datasets
+        from nas_prune.distill import get_init_kind, get_method
+        from nas_prune.models import get_entry
+        from nas_prune.search import SAMPLERS
+
+        get_entry(self.model)
+        name = self.data.partition(":")[0]
+        if name not in list_datasets():
+            raise NasPruneError(f"unknown dataset {name!r}: use one of {', '.join(list_datasets())}")
+        if self.sampler not in SAMPLERS:
+            raise NasPruneError(f"unknown sampler {self.sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        get_method(self.method)
+        if self.init not in RUN_INITS:  # the run's own pnet/gates files, or any init spec
+            get_init_kind(self.init)
+        if self.table is not None and not Path(self.table).is_file():
+            raise NasPruneError(f"latency table {self.table} does not exist: give a table file or leave --table out")
+        for key in ("input_size", "threads"):
+            if int(getattr(self, key)) < 1:
+                raise NasPruneError(f"{key.replace('_', '-')} {getattr(self, key)} must be at least 1")
 
     @property
     def budget_spec(self) -> Budget:

@@ -90,11 +90,11 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    _check_config(cfg, out)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     set_seed(cfg.seed)
-    cache = StageCache(out)
     data = load_data(cfg.data, input_size=cfg.input_size, train_subset=cfg.train_subset, seed=cfg.seed)
+    _check_config(cfg, out)  # after every setting, the data included, is known to be valid
+    cache = StageCache(out)
 
     # 1. space ---------------------------------------------------------------------------
     def stage_space() -> dict[str, Any]:
@@ -107,7 +107,7 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
 
     # 2. teacher -------------------------------------------------------------------------
     def stage_teacher() -> dict[str, Any]:
-        from nas_prune.cli._train import train_teacher
+        from nas_prune.teacher import train_teacher
 
         res = train_teacher(space, cfg.data, out / "teacher.pt", epochs=cfg.teacher_epochs,
                             batch_size=cfg.batch_size, train_subset=cfg.train_subset, seed=cfg.seed)

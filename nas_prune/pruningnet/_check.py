@@ -8,7 +8,7 @@ The run records this check and says so loudly when it fails.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from nas_prune.pruningnet._evaluator import PruningNetEvaluator
 from nas_prune.space import Architecture, ChannelSpace
@@ -20,7 +20,7 @@ CHECK_WIDTHS = (0.25, 0.5, 0.75, 1.0)
 
 
 def uniform_width_check(evaluator: PruningNetEvaluator, space: ChannelSpace,
-                        widths: Sequence[float] = CHECK_WIDTHS) -> dict[str, object]:
+                        widths: Sequence[float] = CHECK_WIDTHS) -> dict[str, Any]:
     """Score uniform widths; ``ordered`` is whether each wider one scores at least the narrower's
     score minus its noise (the score's standard error).
 

@@ -1,0 +1,226 @@
+"""Distillation methods as strategies, chosen by name from a registry.
+
+A method owns its losses, its extra modules (checkpointed with the student) and its own
+optimisers; the run (:class:`nas_prune.distill._run._Run`) owns the student, the teacher, the
+student's optimiser and schedule, the teacher-output cache, checkpoints and progress. Adding a
+method is one class with ``@register_method`` (see ``docs/extending.md``)::
+
+    @register_method
+    class MyKD(DistillMethod):
+        name = "my-kd"
+        summary = "KD with my twist"
+
+        def loss(self, run, x, y, idx):
+            t_logits, _ = run.teacher_outputs(x, idx)
+            return run.kd(run.student(x), t_logits, y)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+
+import torch
+from torch import nn
+
+from nas_prune.distill._correlation import CorrelationCongruence
+from nas_prune.distill._dafl import DAFLLoss
+from nas_prune.distill._features import penultimate_features
+from nas_prune.distill._generator import DAFLGenerator
+from nas_prune.distill._sampler import ClassUniformBatchSampler
+from nas_prune.errors import NasPruneError
+
+if TYPE_CHECKING:
+    from nas_prune.distill._run import _Run
+
+__all__ = ["DistillMethod", "register_method", "get_method", "method_names", "method_help"]
+
+_REGISTRY: dict[str, type[DistillMethod]] = {}
+
+
+class DistillMethod:
+    """One way of training the student; subclass it and register it with :func:`register_method`.
+
+    Class attributes:
+        name: The ``--method`` name.
+        summary: One line for the command line's help.
+        reads_train_data: False for data-free methods: the training split is never touched (and
+            PruningNet weights are not BatchNorm-recalibrated on it).
+        teacher_features: Whether :meth:`_Run.teacher_outputs` must also return the teacher's
+            penultimate features (cached with its logits).
+
+    One instance serves one run; :meth:`setup` is called once, before the student's optimiser exists.
+    """
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    reads_train_data: ClassVar[bool] = True
+    teacher_features: ClassVar[bool] = False
+
+    def setup(self, run: _Run) -> None:
+        """Create extra modules in ``run.extra`` (checkpointed) and the method's own optimisers."""
+
+    def student_side_parameters(self, run: _Run) -> list[nn.Parameter]:
+        """Extra parameters trained by the student's optimiser and schedule (default: all of ``run.extra``)."""
+        return list(run.extra.parameters())
+
+    def steps_per_epoch(self, run: _Run) -> int:
+        return max(1, len(run.data.train) // run.cfg.batch_size)  # type: ignore[arg-type]
+
+    def index_batches(self, run: _Run, epoch: int) -> Iterator[torch.Tensor]:
+        """Indices into the training split, one tensor per step (default: a seeded shuffle)."""
+        g = torch.Generator().manual_seed(run.seed * 1000 + epoch)
+        order = torch.randperm(len(run.data.train), generator=g)  # type: ignore[arg-type]
+        bs = run.cfg.batch_size
+        for s in range(run.steps):
+            yield order[s * bs:(s + 1) * bs]
+
+    def loss(self, run: _Run, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """The student's loss on one real batch ``(x, y)`` (``idx``: its indices, for the teacher cache)."""
+        raise NotImplementedError
+
+    def train_steps(self, run: _Run, epoch: int) -> Iterator[float]:
+        """Run one epoch, yielding each step's loss (default: :meth:`loss` on :meth:`index_batches`)."""
+        for idx in self.index_batches(run, epoch):
+            x, y = run.take(idx)
+            loss = self.loss(run, x, y, idx)
+            run.step(run.opt, loss)
+            yield loss.item()
+
+    def state(self) -> dict[str, Any]:
+        """Checkpoint entries of the method's own optimisers (merged into the run's checkpoint)."""
+        return {}
+
+    def load_state(self, ckpt: dict[str, Any]) -> None:
+        """Restore what :meth:`state` wrote."""
+
+
+def register_method(cls: type[DistillMethod]) -> type[DistillMethod]:
+    """Class decorator: make ``cls`` available as ``method=cls.name`` (and ``--method``)."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} needs a non-empty name")
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"distillation method {cls.name!r} is already registered ({_REGISTRY[cls.name].__name__})")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_method(name: str) -> DistillMethod:
+    """A fresh instance of the method registered as ``name``."""
+    if name not in _REGISTRY:
+        raise NasPruneError(f"unknown distillation method {name!r}: use one of {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]()
+
+
+def method_names() -> tuple[str, ...]:
+    """Registered method names, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def method_help() -> str:
+    """``kd (summary) | cckd (summary) | ...`` for the command line."""
+    return " | ".join(f"{n} ({c.summary})" if c.summary else n for n, c in _REGISTRY.items())
+
+
+@register_method
+class HintonKDMethod(DistillMethod):
+    """Hinton et al. 2015: cross-entropy on labels plus the ``T^2``-scaled KL to the teacher's soft outputs."""
+
+    name = "kd"
+    summary = "Hinton KD"
+
+    def loss(self, run: _Run, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        t_logits, _ = run.teacher_outputs(x, idx)
+        with penultimate_features(run.student, layer=run.s_head):
+            return run.kd(run.student(x), t_logits, y)
+
+
+@register_method
+class CCKDMethod(DistillMethod):
+    """CCKD (Peng et al. ICCV 2019): KD plus correlation congruence, on class-uniform batches."""
+
+    name = "cckd"
+    summary = "KD + correlation congruence"
+    teacher_features = True
+
+    def setup(self, run: _Run) -> None:
+        cfg, student, teacher = run.cfg, run.student, run.teacher
+        with torch.no_grad(), penultimate_features(student, layer=run.s_head) as fs, \
+                penultimate_features(teacher, layer=run.t_head) as ft:
+            student.eval()(run.example), teacher(run.example)
+            s_dim, t_dim = fs().shape[1], ft().shape[1]
+        run.extra["cc"] = CorrelationCongruence(student_dim=s_dim, teacher_dim=t_dim, embed_dim=cfg.embed_dim,
+                                                gamma=cfg.cc_gamma, order=cfg.cc_order, seed=run.seed)
+
+    def index_batches(self, run: _Run, epoch: int) -> Iterator[torch.Tensor]:
+        from nas_prune.distill._run import _labels
+
+        cfg = run.cfg
+        sampler = ClassUniformBatchSampler(_labels(run.data.train), batch_size=cfg.batch_size,
+                                           per_class=cfg.per_class, seed=run.seed * 1000 + epoch)
+        for b in sampler:
+            yield torch.tensor(b)
+
+    def loss(self, run: _Run, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        t_logits, t_feats = run.teacher_outputs(x, idx)
+        with penultimate_features(run.student, layer=run.s_head) as fs:
+            s_logits = run.student(x)
+            return run.kd(s_logits, t_logits, y) + run.cfg.cc_weight * run.extra["cc"](fs(), t_feats)
+
+
+@register_method
+class DAFLMethod(DistillMethod):
+    """DAFL (Chen et al. ICCV 2019): data-free; a generator learns images the teacher is sure about.
+
+    The generator (its own Adam, no schedule) maximises the teacher's one-hot, activation and
+    information-entropy terms; the student then matches the teacher's soft outputs on those images
+    (no labels, so only KD's soft term).
+    """
+
+    name = "dafl"
+    summary = "data-free"
+    reads_train_data = False
+
+    def setup(self, run: _Run) -> None:
+        cfg = run.cfg
+        run.extra["generator"] = DAFLGenerator(image_shape=run.space.input_shape, latent_dim=cfg.latent_dim)
+        self.dafl = DAFLLoss(one_hot_weight=cfg.one_hot_weight, activation_weight=cfg.activation_weight,
+                             entropy_weight=cfg.entropy_weight)
+        self.opt_g = torch.optim.Adam(run.extra["generator"].parameters(), lr=cfg.generator_lr)
+
+    def student_side_parameters(self, run: _Run) -> list[nn.Parameter]:
+        return []  # the generator has its own optimiser
+
+    def steps_per_epoch(self, run: _Run) -> int:
+        return run.cfg.dafl_steps_per_epoch
+
+    def train_steps(self, run: _Run, epoch: int) -> Iterator[float]:
+        g = torch.Generator().manual_seed(run.seed * 1000 + epoch)
+        gen, cfg = run.extra["generator"], run.cfg
+        for _ in range(run.steps):
+            gen.train()
+            z = torch.randn(cfg.dafl_batch_size, cfg.latent_dim, generator=g)
+            images = gen(z)
+            with penultimate_features(run.teacher, layer=run.t_head) as ft:
+                t_logits = run.teacher(images)
+                g_loss = self.dafl(t_logits, ft())
+            run.step(self.opt_g, g_loss, schedule=False)
+            s_loss = run.kd(run.student(images.detach()), t_logits.detach())
+            run.step(run.opt, s_loss)
+            yield s_loss.item()
+
+    def state(self) -> dict[str, Any]:
+        return {"generator_optimizer": self.opt_g.state_dict()}
+
+    def load_state(self, ckpt: dict[str, Any]) -> None:
+        self.opt_g.load_state_dict(ckpt["generator_optimizer"])
+
+
+@register_method
+class LabelsOnlyMethod(DistillMethod):
+    """The baseline: cross-entropy on labels; the teacher is not used for training."""
+
+    name = "none"
+    summary = "labels only"
+
+    def loss(self, run: _Run, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(run.student(x), y)

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from nas_prune._io import read_json, write_json
+from nas_prune.files import read_json, write_json
 from nas_prune.data import load_data
 from nas_prune.latency import LatencyTable
 from nas_prune.space import Architecture, ChannelSpace, draw_near, materialize
@@ -138,7 +138,7 @@ def load_alone(work: Path, n: int, seeds: int) -> dict[int, dict[int, float]]:
 
 # ---------------------------------------------------------------------- PruningNet
 def run_pnet(args: argparse.Namespace, space: ChannelSpace, archs: list[dict[str, Any]], data: Any) -> None:
-    from nas_prune.cli._train import train_teacher
+    from nas_prune.teacher import train_teacher
     from nas_prune.pruningnet import PruningNet, PruningNetEvaluator, train_pruningnet
 
     args.cache.mkdir(parents=True, exist_ok=True)

@@ -49,8 +49,6 @@ ALLOWED = {
     ("benchmarks/compare_methods.py", "nas_prune._io"),
     ("benchmarks/compare_methods.py", "nas_prune.cli._train"),
     ("benchmarks/compare_methods.py", "nas_prune.pipeline._cache"),
-    ("benchmarks/pruningnet_fidelity.py", "nas_prune._io"),
-    ("benchmarks/pruningnet_fidelity.py", "nas_prune.cli._train"),
     # benchmarks needing a name their package does not export yet.
     ("benchmarks/latency_predict.py", "nas_prune.latency._validate"),
     ("benchmarks/pruningnet_memory.py", "nas_prune.pruningnet._channels"),

@@ -1,4 +1,4 @@
-"""nas-prune vs the usual ways to shrink a network, at equal *measured* latency (issue 9).
+"""nas-prune vs the usual ways to shrink a network, at equal *measured* latency.
 
 For each model (mobilenet_v2, resnet18 at 32x32) and latency budget (a fraction of the teacher's
 onnxruntime latency measured now, on the host CPU table's settings), one architecture per method:
@@ -14,6 +14,12 @@ onnxruntime latency measured now, on the host CPU table's settings), one archite
                     run_search with the PruningNet evaluator (MetaPruning, Liu et al. ICCV 2019),
                     the table as a hard constraint, the same number of evaluations each
 
+The PruningNet is trained as ``nas-prune run`` trains it: shared weights from the teacher, channels
+in the teacher's L1 order (the order the finish uses too), the sandwich rule with in-place
+distillation, size-targeted candidates mixed with the gate priors; it scores by validation
+cross-entropy on the whole validation split. ``--methods`` picks the rows (default: the baselines a
+user would try first and nas-prune's searches).
+
 Every architecture is then finished identically (KD from the teacher, init from the teacher's
 L1-ranked channels, same epochs, training subset and seeds), timed with onnxruntime interleaved
 with the teacher and the table's reference network in the same rounds (``table.measure_now``),
@@ -25,8 +31,8 @@ rows are kept.
 Everything expensive is cached under ``--work`` (teacher, gates, PruningNet, searches in SQLite,
 each distilled student, latency measurements): re-running the same command resumes.
 
-Full benchmark (defaults; about 75 minutes on the 2-vCPU dev VM when it is not shared, see
-ESTIMATE below)::
+Full benchmark (defaults: mobilenet_v2, Fashion-MNIST 10k images, budgets 0.3x and 0.35x, KD 8
+epochs, 3 seeds; about 90 minutes of one core on the 2-vCPU dev VM)::
 
     nice -n 5 .venv/bin/python benchmarks/compare_methods.py
 
@@ -54,8 +60,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from compare_baselines import TorchPruningL1, describe, flops_cost, uniform_under  # noqa: E402
 
-from nas_prune._io import read_json, write_json  # noqa: E402
 from nas_prune.errors import NasPruneError  # noqa: E402
+from nas_prune.files import read_json, write_json  # noqa: E402
 from nas_prune.pipeline._cache import StageCache  # noqa: E402
 from nas_prune.space import Architecture, ChannelSpace  # noqa: E402
 
@@ -66,22 +72,15 @@ NAS_PRUNE_METHODS = ("gates",) + SEARCH_METHODS
 RESULT_FORMAT = "nas-prune/compare-methods"
 MAX_DRAWS_PER_EVAL = 100  # trials (mostly infeasible, unevaluated draws) per PruningNet evaluation
 
-# ESTIMATE of the defaults' wall time on this 2-vCPU VM (2 threads, machine otherwise idle). Not yet
-# measured end to end (the VM was shared by six jobs while this was written); derived from
-# REFERENCE.md section 6 (mobilenet_v2 trains ~25 s per epoch on 10k images at 2 threads, so
-# ~7.5 s on the 3000-image subset; resnet18 at 32x32 costs ~0.8x that per batch here),
-# benchmarks/results/pruningnet_throughput.json (~2 CPU-s per candidate scoring 5120 images, here
-# 1280 + 1024 images: ~0.8 s) and the smoke run's per-student overhead (materialise, two ONNX
-# exports, val + test evaluation: ~8 s):
-#   mobilenet_v2: teacher 8 ep ~70 s, gates 3 ratios x 2 ep ~50 s, PruningNet 8 ep ~120 s,
-#     search 4 samplers x 3 budgets x 30 evals x ~0.8 s ~300 s, Torch-Pruning bisections ~90 s,
-#     distillation <= 30 distinct archs x 3 seeds x (3 ep x ~3.5 s + ~8 s) ~1650 s, latency ~60 s:
-#     ~39 min.
-#   resnet18: ~35 min.  Total ~75 min (under 90).  A loaded machine stretches it: rerun the same
-#   command and it resumes from --work.
-DEFAULTS = dict(models="mobilenet_v2,resnet18", budgets="0.35,0.5,0.7", seeds="0,1,2", train_subset=3000,
-                epochs=8, gate_epochs=2, pnet_epochs=8, distill_epochs=3, n_evals=30, data="fashion-mnist",
-                threads=1, tolerance=0.03)
+# Cost of the defaults, one core of the 2-vCPU VM (measured per stage, 1 thread): a mobilenet_v2
+# epoch on 10k images takes ~47 s full width, ~14-23 s at 0.3-0.5x; teacher 8 epochs ~6 min, gates
+# 3 x 240 steps, the PruningNet (sandwich: ~2.3x a teacher step) ~15 min, distillation of <= 12
+# architectures x 3 seeds x 8 epochs ~60 min. Re-running the same command resumes from --work.
+DEFAULT_METHODS = ("uniform", "tp-l1-global-table", "tp-l1-layer-table", "gates", "evolution", "gate-prior")
+DEFAULTS = dict(models="mobilenet_v2", budgets="0.3,0.35", seeds="0,1,2", train_subset=10000,
+                epochs=8, gate_steps=240, pnet_epochs=8, distill_epochs=8, n_evals=30, data="fashion-mnist",
+                threads=1, tolerance=0.03, methods=",".join(DEFAULT_METHODS))
+PNET_PROTOCOL = "teacher-init, L1 order, sandwich + in-place distillation, size-targeted + gate priors"
 
 
 def _key(obj: Any) -> str:
@@ -106,7 +105,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seeds", default=d["seeds"], help="distillation seeds per architecture")
     ap.add_argument("--train-subset", type=int, default=d["train_subset"], help="training images (0: all)")
     ap.add_argument("--epochs", type=int, default=d["epochs"], help="teacher training epochs")
-    ap.add_argument("--gate-epochs", type=int, default=d["gate_epochs"])
+    ap.add_argument("--gate-steps", type=int, default=d["gate_steps"])
+    ap.add_argument("--methods", default=d["methods"], help=f"comma-separated, of: {','.join(METHODS)}")
     ap.add_argument("--pnet-epochs", type=int, default=d["pnet_epochs"])
     ap.add_argument("--distill-epochs", type=int, default=d["distill_epochs"])
     ap.add_argument("--n-evals", type=int, default=d["n_evals"], help="PruningNet evaluations per search")
@@ -127,13 +127,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.budget_list = [float(b) for b in args.budgets.split(",")]
         args.seed_list = [int(s) for s in args.seeds.split(",")]
         args.gate_ratio_list = [float(r) for r in args.gate_ratios.split(",")]
+        args.method_list = [m.strip() for m in args.methods.split(",") if m.strip()]
     except ValueError as exc:
         ap.error(f"bad list: {exc}")
     if not args.model_list or not all(0 < b <= 1 for b in args.budget_list) or not args.seed_list:
         ap.error("need models, budgets in (0, 1] and seeds")
     if not args.gate_ratio_list or not all(0 < r < 1 for r in args.gate_ratio_list):
         ap.error("--gate-ratios must lie in (0, 1)")
-    if min(args.epochs, args.tp_steps, args.gate_epochs, args.pnet_epochs, args.distill_epochs, args.n_evals, args.threads) < 1:
+    if not args.method_list or set(args.method_list) - set(METHODS):
+        ap.error(f"--methods: choose among {', '.join(METHODS)}")
+    if min(args.epochs, args.tp_steps, args.gate_steps, args.pnet_epochs, args.distill_epochs, args.n_evals, args.threads) < 1:
         ap.error("epochs, n-evals and threads must be >= 1")
     args.figure = args.figure or args.output.with_suffix(".html")
     return args
@@ -153,7 +156,8 @@ class ModelBench:
         self.out.mkdir(parents=True, exist_ok=True)
         subset = args.train_subset or None
         self.config = {"model": model, "data": args.data, "train_subset": subset, "epochs": args.epochs,
-                       "gate_epochs": args.gate_epochs, "gate_ratios": args.gate_ratio_list, "pnet_epochs": args.pnet_epochs, "threads": args.threads}
+                       "gate_steps": args.gate_steps, "gate_ratios": args.gate_ratio_list, "pnet_epochs": args.pnet_epochs,
+                       "pnet_protocol": PNET_PROTOCOL, "threads": args.threads}
         cfg_path = self.out / "config.json"
         if cfg_path.exists():
             old = read_json(cfg_path, what="benchmark configuration")
@@ -178,8 +182,8 @@ class ModelBench:
         a, out, space = self.args, self.out, self.space
 
         def teacher() -> dict[str, Any]:
-            from nas_prune.cli._train import train_teacher
             from nas_prune.export import export_onnx, load_model
+            from nas_prune.teacher import train_teacher
 
             res = train_teacher(space, a.data, out / "teacher.pt", epochs=a.epochs, batch_size=128,
                                 train_subset=a.train_subset or None, seed=0)
@@ -198,11 +202,11 @@ class ModelBench:
         def gates() -> dict[str, Any]:
             from nas_prune.gates import learn_gates
 
-            g = learn_gates(space, self.data, ratios=a.gate_ratio_list, seeds=(0,), epochs=a.gate_epochs,
+            g = learn_gates(space, self.data, ratios=a.gate_ratio_list, seeds=(0,), steps=a.gate_steps,
                             batch_size=128, checkpoint=out / "gates.ckpt")
             g.save(out / "gates.json")
             (out / "gates.ckpt").unlink(missing_ok=True)
-            return {"ratios": list(g.ratios)}
+            return {"ratios": list(g.ratios), "nonzero": [r.nonzero_fraction for r in g.runs]}
 
         self.cache.run("gates", gates, outputs=("gates.json",))
 
@@ -211,11 +215,12 @@ class ModelBench:
             from nas_prune.pruningnet import train_pruningnet
 
             g = Gates.load(out / "gates.json")
-            net = train_pruningnet(space, self.data, epochs=a.pnet_epochs, gates=g, importance=g.order(),
+            # The teacher's L1 order: the order every architecture is finished from (init="teacher").
+            net = train_pruningnet(space, self.data, epochs=a.pnet_epochs, teacher=out / "teacher.pt", gates=g,
                                    batch_size=128, checkpoint=out / "pnet.ckpt", seed=0)
             net.save(out / "pnet.pt")
             (out / "pnet.ckpt").unlink(missing_ok=True)
-            return {"parameters": sum(p.numel() for p in net.parameters())}
+            return {"parameters": sum(p.numel() for p in net.parameters()), "settings": net.train_settings}
 
         self.cache.run("pruningnet", pnet, outputs=("pnet.pt",))
         self.seconds = self.cache.seconds()
@@ -226,7 +231,7 @@ class ModelBench:
         path = self.out / "archs" / f"budget{budget:g}_evals{self.args.n_evals}.json"
         done: dict[str, Any] = read_json(path, what="cached architectures") if path.exists() else {}
         budget_ms = budget * self.clock["teacher_ms"]
-        for method in METHODS:
+        for method in self.args.method_list:
             if method in done:
                 continue
             start = time.perf_counter()
@@ -286,7 +291,7 @@ class ModelBench:
 
         if not hasattr(self, "_evaluator"):
             self._evaluator = PruningNetEvaluator(PruningNet.load(self.out / "pnet.pt", space=self.space), self.data,
-                                                  recal_batches=10, val_batches=8, seed=0)
+                                                  recal_batches=20, seed=0)
         budgets = LatencyBudget.for_tables([self.scaled], [budget_ms], names=["cpu"])
         n = self.args.n_evals
         # Same number of PruningNet *evaluations* per sampler. An infeasible draw costs a table
@@ -307,6 +312,7 @@ class ModelBench:
             trials = min(MAX_DRAWS_PER_EVAL * n, trials + max(missing, 10))
         best = result["best"]
         return Architecture.from_json(best["architecture"]), {"pnet_accuracy": best["accuracy"],
+                                                              "pnet_score": best.get("score"),
                                                               "n_complete": result["n_complete"],
                                                               "n_feasible": result["n_feasible"],
                                                               "n_evaluated": result["n_evaluated"]}
@@ -347,7 +353,7 @@ class ModelBench:
     def rows(self) -> list[dict[str, Any]]:
         a, space = self.args, self.space
         self.prepare()
-        picks = {b: self.architectures(b) for b in a.budget_list}
+        picks = {b: {m: r for m, r in self.architectures(b).items() if m in a.method_list} for b in a.budget_list}
         unique = {_key(r["channels"]): r["channels"] for p in picks.values() for r in p.values()}
         print(f"  {self.model}: {len(unique)} distinct architectures x {len(a.seed_list)} seeds to distill", flush=True)
         acc: dict[str, list[float]] = {}
@@ -380,7 +386,8 @@ class ModelBench:
                     "accuracy_min": min(accs), "accuracy_max": max(accs), "accuracies": accs,
                     **describe(Architecture(space.id, rec["channels"]), space),
                     "search_seconds": rec["search_seconds"], "setup_seconds": rec["setup_seconds"],
-                    **{x: rec[x] for x in ("pruning_ratio", "pnet_accuracy", "n_complete", "n_feasible", "n_evaluated", "note")
+                    **{x: rec[x] for x in ("pruning_ratio", "pnet_accuracy", "pnet_score", "n_complete", "n_feasible",
+                                           "n_evaluated", "note")
                        if x in rec},
                     "arch_key": k, "channels": rec["channels"],
                 })
@@ -475,7 +482,8 @@ def main(argv: list[str] | None = None) -> int:
         "format": RESULT_FORMAT, "version": 1, "benchmark": "compare_methods",
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                     if k not in ("model_list", "budget_list", "seed_list", "gate_ratio_list", "output", "figure", "work")},
+                     if k not in ("model_list", "budget_list", "seed_list", "gate_ratio_list", "method_list", "output",
+                                  "figure", "work")},
         "device": f"{platform.processor() or platform.machine()}, {args.threads} thread(s), onnxruntime CPU",
         "distillation": "kd, init from the teacher's L1-ranked channels, same epochs/subset/seeds for all",
         "feasible_rule": f"measured latency / teacher latency (same interleaved rounds) <= budget x (1 + {args.tolerance:g})",

@@ -19,9 +19,10 @@ METHODS = {"uniform", "tp-l1-global-flops", "tp-l1-layer-flops", "tp-l1-global-t
 
 def _run(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, str(SCRIPT), "--models", "mobilenet_v2", "--budgets", "0.5", "--seeds", "0",
-           "--data", "digits", "--train-subset", "200", "--epochs", "1", "--gate-epochs", "1", "--pnet-epochs", "1",
+           "--data", "digits", "--train-subset", "200", "--epochs", "1", "--gate-steps", "8", "--pnet-epochs", "1",
            "--distill-epochs", "1", "--n-evals", "4", "--rounds", "3", "--tp-steps", "5", "--gate-ratios", "0.5",
-           "--work", str(tmp_path / "work"), "--output", str(tmp_path / "out.json"), *extra]
+           "--methods", ",".join(sorted(METHODS)), "--work", str(tmp_path / "work"), "--output", str(tmp_path / "out.json"),
+           *extra]
     env = {**os.environ, "NAS_PRUNE_PROGRESS": "0"}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
 

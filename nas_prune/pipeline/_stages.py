@@ -165,7 +165,7 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
                               "non-zero: their priors are unreliable (raise --gate-epochs)", style="bold red")
         return {"ratios": list(gates.ratios), "runs": runs}
 
-    cache.run("gates", stage_gates, outputs=("gates.json",))
+    gates_res = cache.run("gates", stage_gates, outputs=("gates.json",))
     from nas_prune.gates import Gates
 
     gates = Gates.load(out / "gates.json")
@@ -181,7 +181,7 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         return {"parameters": sum(p.numel() for p in pnet.parameters()), "settings": pnet.train_settings,
                 **pruningnet_check(pnet, space, data, seed=cfg.seed)}
 
-    cache.run("pruningnet", stage_pnet, outputs=("pnet.pt",))
+    pnet_res = cache.run("pruningnet", stage_pnet, outputs=("pnet.pt",))
 
     # 7. search ----------------------------------------------------------------------------
     def stage_search() -> dict[str, Any]:
@@ -243,6 +243,8 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         "feasible_strict": bool(ratio <= limit),
         "speedup": t_ms / s_ms,
         "teacher_predicted_latency_ms": budget_res["teacher_predicted_ms"],
+        "gates": gates_res.get("runs"),  # the share of non-zero gates each target ratio ended with
+        "pruningnet_check": pnet_res.get("uniform_check"),  # scores at uniform widths: wider must score higher
         "search": search_res,
         "table": table_res,
         "stage_seconds": cache.seconds(),

@@ -18,6 +18,7 @@ The NNI way in: :mod:`nas_prune.search.nni_trial` is the trial entry point and
 from __future__ import annotations
 
 from nas_prune.search._budget import LatencyBudget, LatencyPredictor, min_latency_architecture, parse_milliseconds
+from nas_prune.search._dashboard import constraint_values, metric_names
 from nas_prune.search._evolution import EvolutionSampler
 from nas_prune.search._objective import (
     ArchitectureObjective,
@@ -50,9 +51,11 @@ __all__ = [
     "add_latency_constraints",
     "architecture_of",
     "check_budgets_reachable",
+    "constraint_values",
     "default_storage",
     "feasible_under",
     "make_sampler",
+    "metric_names",
     "min_latency_architecture",
     "open_study",
     "parse_milliseconds",

@@ -6,6 +6,7 @@ import time
 from typing import Any, Mapping, Protocol, Sequence
 
 from nas_prune.search._budget import LatencyBudget
+from nas_prune.search._dashboard import metric_names, name_metrics, record_dashboard_constraints
 from nas_prune.space import Architecture, ChannelSpace
 
 __all__ = [
@@ -47,6 +48,8 @@ def add_latency_constraints(trial: Any, arch: Architecture, budgets: Sequence[La
     For each budget, ``trial.set_constraint(name, predicted_ms - budget_ms)`` (Optuna 5: feasible
     when every value is <= 0), so ``study.best_trial`` and ``study.best_trials`` only return
     architectures under every budget, and TPE / NSGA-II steer away from infeasible regions.
+    The same values are also stored as the list optuna-dashboard reads (system attribute
+    ``constraints``, budget order; see :mod:`nas_prune.search._dashboard`).
     The predictions are stored as user attributes ``latency_ms:<name>``.
 
     Returns:
@@ -59,6 +62,8 @@ def add_latency_constraints(trial: Any, arch: Architecture, budgets: Sequence[La
         trial.set_user_attr(f"latency_ms:{b.name}", ms)
         trial.set_user_attr(f"budget_ms:{b.name}", b.budget_ms)
         trial.set_constraint(b.name, ms - b.budget_ms)
+    if budgets:
+        record_dashboard_constraints(trial, [predicted[b.name] - b.budget_ms for b in budgets])
     trial.set_user_attr("feasible", all(predicted[b.name] <= b.budget_ms for b in budgets))
     return predicted
 
@@ -117,7 +122,15 @@ class ArchitectureObjective:
         """Study directions matching the returned values."""
         return ["maximize", "minimize"] if self.multi_objective else ["maximize"]
 
+    @property
+    def metric_names(self) -> list[str]:
+        """Names of the returned values (``study.set_metric_names``; shown by optuna-dashboard)."""
+        return metric_names(multi_objective=self.multi_objective, budget_names=[b.name for b in self.budgets])
+
     def __call__(self, trial: Any) -> float | tuple[float, float]:
+        study = getattr(trial, "study", None)
+        if study is not None:
+            name_metrics(study, self.metric_names)
         arch = suggest_architecture(trial, self.space)
         predicted = add_latency_constraints(trial, arch, self.budgets)
         feasible = all(predicted[b.name] <= b.budget_ms for b in self.budgets)

@@ -119,13 +119,13 @@ def test_killed_search_resumes(tiny_artifacts, tmp_path):
     assert json.loads(out.read_text())["n_complete"] == target
 
 
-def test_three_postgres_workers_share_one_study(tiny_artifacts, postgres_url, tmp_path):
+def test_three_postgres_workers_share_one_study(tiny_artifacts, postgres_url, readme_postgres_url, tmp_path):
     n = 12
     procs = []
     for w in range(3):
         out = tmp_path / f"w{w}" / "best.json"
-        args = search_args(tiny_artifacts, out, "--n-trials", n, "--storage", postgres_url, "--study-name", "shared",
-                           "--sampler", "evolution", "--seed", str(w))
+        args = search_args(tiny_artifacts, out, "--n-trials", n, "--storage", readme_postgres_url,
+                           "--study-name", "shared", "--sampler", "evolution", "--seed", str(w))
         procs.append(subprocess.Popen([sys.executable, "-m", "nas_prune", *map(str, args)], cwd=ROOT, env=cli_env(),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:

@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from nas_prune.search._run import DEFAULT_SAMPLER
+
 __all__ = ["register"]
 
 
@@ -18,7 +20,7 @@ def run(
     table: Optional[Path] = typer.Option(None, help="Latency table to use (default: shipped one, else profile)."),
     profile: bool = typer.Option(False, "--profile", help="Profile a fresh latency table on this machine."),
     backend: str = typer.Option("optuna", help="optuna | nni"),
-    sampler: str = typer.Option("evolution", help="tpe | nsga2 | evolution | gate-prior | random"),
+    sampler: str = typer.Option(DEFAULT_SAMPLER, help="evolution | tpe | nsga2 | gate-prior | random"),
     out: Path = typer.Option(Path("runs/demo"), help="Run directory (every stage is cached there)."),
     input_size: int = typer.Option(32, help="Input height and width."),
     threads: int = typer.Option(1, help="onnxruntime threads (the table's)."),

@@ -9,6 +9,7 @@ import typer
 
 from nas_prune.errors import NasPruneError
 from nas_prune.search._nni import NNI_PORT_WARNING
+from nas_prune.search._run import DEFAULT_SAMPLER
 
 __all__ = ["register"]
 
@@ -17,10 +18,12 @@ def search(
     space_file: Path = typer.Option(..., "--space", help="Space JSON."),
     pnet: Path = typer.Option(..., "--pnet", help="Trained PruningNet (nas-prune pruningnet train)."),
     table: List[Path] = typer.Option(..., "--table", help="Latency table; repeat for several devices."),
-    budget: List[str] = typer.Option(..., "--budget", help="Latency budget (1.8ms), one per --table or one for all."),
+    budget: List[str] = typer.Option(..., "--budget", help="Latency budget with its unit (1.8ms, 1800us) or a "
+                                     "fraction of the unpruned model's predicted latency (0.5x); one per --table "
+                                     "or one for all."),
     output: Path = typer.Option(..., "-o", "--output", help="best.json to write."),
     backend: str = typer.Option("optuna", help="optuna (this command) or nni (same as 'nas-prune nni')."),
-    sampler: str = typer.Option("tpe", help="tpe | nsga2 | evolution | gate-prior | random."),
+    sampler: str = typer.Option(DEFAULT_SAMPLER, help="evolution | tpe | nsga2 | gate-prior | random."),
     gates: Optional[Path] = typer.Option(None, "--gates", help="gates.json: gate-prior sampler and seed trials."),
     data: str = typer.Option("digits", help="Data whose validation split scores candidates."),
     recal_batches: int = typer.Option(20, help="Training batches that recalibrate BatchNorm per candidate."),
@@ -64,7 +67,7 @@ def search(
     from nas_prune.space import ChannelSpace
 
     sp = ChannelSpace.load(space_file)
-    budgets = LatencyBudget.for_tables(load_tables(table, sp), budget)
+    budgets = LatencyBudget.for_tables(load_tables(table, sp), budget, reference=sp.full())
     gate_obj = load_gates(gates, sp) if gates else None
     url = storage or default_storage(output)
     name = study_name or f"search-{sp.id}"

@@ -17,7 +17,13 @@ The NNI way in: :mod:`nas_prune.search.nni_trial` is the trial entry point and
 
 from __future__ import annotations
 
-from nas_prune.search._budget import LatencyBudget, LatencyPredictor, min_latency_architecture, parse_milliseconds
+from nas_prune.search._budget import (
+    LatencyBudget,
+    LatencyPredictor,
+    min_latency_architecture,
+    parse_milliseconds,
+    parse_relative,
+)
 from nas_prune.search._dashboard import constraint_values, metric_names
 from nas_prune.search._evolution import EvolutionSampler
 from nas_prune.search._objective import (
@@ -27,7 +33,7 @@ from nas_prune.search._objective import (
     architecture_of,
     suggest_architecture,
 )
-from nas_prune.search._run import run_search
+from nas_prune.search._run import DEFAULT_SAMPLER, run_search
 from nas_prune.search._samplers import SAMPLERS, feasible_under, make_sampler
 from nas_prune.search._study import (
     RESULT_FORMAT,
@@ -41,6 +47,7 @@ from nas_prune.search._study import (
 
 __all__ = [
     "ArchitectureObjective",
+    "DEFAULT_SAMPLER",
     "CandidateEvaluator",
     "EvolutionSampler",
     "LatencyBudget",
@@ -59,6 +66,7 @@ __all__ = [
     "min_latency_architecture",
     "open_study",
     "parse_milliseconds",
+    "parse_relative",
     "run_search",
     "run_trials",
     "search_result",

@@ -83,7 +83,7 @@ def launch_nni_experiment(
     exp_api = _nni()
     space = ChannelSpace.load(space_file)
     loaded = load_tables(tables, space)
-    lb = LatencyBudget.for_tables(loaded, list(budgets))
+    lb = LatencyBudget.for_tables(loaded, list(budgets), reference=space.full())
     check_budgets_reachable(space, lb)
     if gates is not None:
         search_space = load_gates(gates, space).nni_search_space(space)

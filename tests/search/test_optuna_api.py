@@ -32,10 +32,14 @@ def test_parse_milliseconds():
     assert parse_milliseconds("1.8ms") == 1.8
     assert parse_milliseconds("1800us") == pytest.approx(1.8)
     assert parse_milliseconds("0.0018s") == pytest.approx(1.8)
-    assert parse_milliseconds("2") == 2.0
+    assert parse_milliseconds(2) == 2.0 and parse_milliseconds(0.5) == 0.5  # Python numbers are milliseconds
     for bad in ("fast", "-1ms", "0ms", "nan"):
         with pytest.raises(NasPruneError):
             parse_milliseconds(bad)
+    with pytest.raises(NasPruneError, match="has no unit: write 2ms"):  # a string needs its unit
+        parse_milliseconds("2")
+    with pytest.raises(NasPruneError, match="relative.*nas-prune run --budget 0.5x"):
+        parse_milliseconds("0.5x")
 
 
 def test_budgets_pair_with_tables(tiny_space):
@@ -224,3 +228,17 @@ def test_open_study_refuses_other_settings_and_directions(tiny_space, tmp_path):
     with pytest.raises(NasPruneError, match="cannot open the study storage"):
         open_study(storage="postgresql+psycopg2://u@127.0.0.1:1/db", study_name="x", directions=["maximize"],
                    sampler=None)
+
+
+def test_relative_budgets_need_a_reference(tiny_space):
+    t1, t2 = FakeTable(tiny_space, name="a"), FakeTable(tiny_space, base=1.0, name="b")
+    full = tiny_space.full()
+    b = LatencyBudget.for_tables([t1, t2], ["0.5x"], reference=full)
+    assert [x.budget_ms for x in b] == [pytest.approx(0.5 * t1.predict(full)), pytest.approx(0.5 * t2.predict(full))]
+    mixed = LatencyBudget.for_tables([t1, t2], ["0.5x", "3ms"], reference=2.0)  # measured reference: 2 ms
+    assert [x.budget_ms for x in mixed] == [pytest.approx(1.0), 3.0]
+    with pytest.raises(NasPruneError, match="relative but no reference was given"):
+        LatencyBudget.for_tables([t1], ["0.5x"])
+    for bad in ("1.5x", "0x"):
+        with pytest.raises(NasPruneError, match=r"fraction in \(0, 1\]"):
+            LatencyBudget.for_tables([t1], [bad], reference=full)

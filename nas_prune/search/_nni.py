@@ -151,7 +151,6 @@ def resume_nni_experiment(
 ) -> dict[str, Any] | None:
     """Resume a stopped experiment (its finished trials are kept) and wait for it like a launch."""
     check_port(port)
-    check_budget_texts(list(budgets))
     exp_api = _nni()
     experiment = exp_api.Experiment(None, id=experiment_id)
     if not experiment.has_checkpoint():

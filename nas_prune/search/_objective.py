@@ -117,6 +117,39 @@ class ArchitectureObjective:
         self.evaluate_infeasible = evaluate_infeasible
         self.use_cache = use_cache
 
+    @classmethod
+    def from_pruningnet(
+        cls,
+        *,
+        space: ChannelSpace,
+        pnet: Any,
+        data: Any,
+        budgets: Sequence[LatencyBudget] = (),
+        recal_batches: int = 20,
+        batch_size: int = 128,
+        val_batches: int | None = None,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> "ArchitectureObjective":
+        """The objective scoring candidates with a trained PruningNet on your data.
+
+        ``data`` is a :class:`~nas_prune.data.DataBundle` (``load_data(...)``,
+        ``make_bundle(...)``) or ``(train, val[, test])`` splits (datasets, loaders or
+        ``(images, labels)`` tensors); its class count is checked against the space first.
+        Other keyword arguments go to the constructor (``multi_objective``, ...).
+
+        Raises:
+            DataError: the data does not fit the space (class count, image size) or is unusable.
+        """
+        from nas_prune.data import check_num_classes, to_bundle
+        from nas_prune.pruningnet import PruningNetEvaluator
+
+        bundle = to_bundle(data)
+        check_num_classes(space, bundle)
+        evaluator = PruningNetEvaluator(pnet, bundle, recal_batches=recal_batches, batch_size=batch_size,
+                                        val_batches=val_batches, seed=seed)
+        return cls(space=space, evaluator=evaluator, budgets=budgets, **kwargs)
+
     @property
     def directions(self) -> list[str]:
         """Study directions matching the returned values."""

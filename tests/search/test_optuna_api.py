@@ -242,3 +242,12 @@ def test_relative_budgets_need_a_reference(tiny_space):
     for bad in ("1.5x", "0x"):
         with pytest.raises(NasPruneError, match=r"fraction in \(0, 1\]"):
             LatencyBudget.for_tables([t1], [bad], reference=full)
+
+
+def test_objective_from_pruningnet_checks_the_class_count_first(tiny_space):
+    from nas_prune.data import load_data, select_classes
+    from nas_prune.errors import DataError
+
+    seven = select_classes(load_data("digits", input_size=16), range(7))
+    with pytest.raises(DataError, match="the model has 10 outputs but dataset .* has 7 classes"):
+        ArchitectureObjective.from_pruningnet(space=tiny_space, pnet=None, data=seven)  # refused before any scoring

@@ -16,7 +16,7 @@ $(VENV)/bin/python:
 # Reinstall only when the dependency list changes (idempotent).
 $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install -q --upgrade pip "setuptools<81" wheel
-	$(BIN)/python -m pip install -q -e ".[nni,postgres,dashboard,test]"
+	$(BIN)/python -m pip install -q -e ".[nni,postgres,dashboard,hub,test]"
 	touch $(STAMP)
 
 run: $(STAMP)

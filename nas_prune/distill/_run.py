@@ -363,7 +363,8 @@ def _write_metrics(space: ChannelSpace, *, arch: Architecture, student: nn.Modul
         "format": METRICS_FORMAT, "version": 1, "data": data.name, **key,
         "train_seconds": seconds, "history": history,
         "student": {"test_accuracy": evaluate(student, data.test), "val_accuracy": evaluate(student, data.val), **s_count},
-        "teacher": {"test_accuracy": _teacher_accuracy(teacher, data.test), **t_count},
+        "teacher": {"test_accuracy": _teacher_accuracy(teacher, data.test),
+                    "val_accuracy": _teacher_accuracy(teacher, data.val), **t_count},
         "latency": None, "speedup": None, "predicted_ms": None, "budget_ms": budget_ms, "budget_holds": None,
     }
     stat = "median_ms"

@@ -10,19 +10,24 @@ import typer
 from nas_prune.errors import InvalidFileError
 from nas_prune.export import load_checkpoint, save_model, save_state_dict
 from nas_prune.space import ChannelSpace
+from nas_prune.training import DEVICE_HELP
 
 __all__ = ["register", "train_teacher"]
 
 
 def train_teacher(space: ChannelSpace, data_spec: str, output: Path, *, epochs: int, batch_size: int = 64,
-                  lr: float = 0.05, train_subset: int | None = None, seed: int = 0) -> dict:
+                  lr: float = 0.05, train_subset: int | None = None, seed: int = 0, device: str = "cpu") -> dict:
     """Train the space's base model on ``data_spec``; checkpoints every epoch to ``output``.partial.
+
+    ``device`` is ``auto | cpu | cuda[:N]`` (:func:`nas_prune.training.resolve_device`); the
+    checkpoint is written from the CPU, so it loads anywhere.
 
     Returns ``{"val_accuracy", "test_accuracy", "history"}``; re-running resumes after the last epoch.
     """
     from nas_prune.data import load_data
-    from nas_prune.training import TrainConfig, evaluate, fit, set_seed
+    from nas_prune.training import TrainConfig, evaluate, fit, resolve_device, set_seed
 
+    resolve_device(device)  # an absent GPU is refused before any data is loaded
     set_seed(seed)
     data = load_data(data_spec, input_size=space.input_shape[-1], train_subset=train_subset, seed=seed)
     model = space.build_model()
@@ -36,7 +41,8 @@ def train_teacher(space: ChannelSpace, data_spec: str, output: Path, *, epochs: 
         except (KeyError, TypeError, ValueError, RuntimeError):
             raise InvalidFileError(f"partial teacher checkpoint {partial} is not one of this model's: "
                                    "delete it to start training over") from None
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, label="teacher", history=history)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, label="teacher", history=history,
+                      device=device)
 
     def on_epoch(epoch: int, record: dict) -> None:
         opt = record.pop("_optimizer")
@@ -45,6 +51,7 @@ def train_teacher(space: ChannelSpace, data_spec: str, output: Path, *, epochs: 
 
     fit(model, data.train, data.val, cfg, on_epoch=on_epoch, start_epoch=start, optimizer_state=opt_state)
     result = {"val_accuracy": evaluate(model, data.val), "test_accuracy": evaluate(model, data.test), "history": history}
+    model.cpu()
     save_model(model, output, space_id=space.id, data=data_spec, test_accuracy=result["test_accuracy"], history=history)
     partial.unlink(missing_ok=True)
     return result
@@ -58,12 +65,16 @@ def train(
     lr: float = typer.Option(0.05, help="Peak learning rate (one-cycle SGD)."),
     train_subset: int = typer.Option(None, help="Use only this many training images."),
     seed: int = typer.Option(0, help="Random seed."),
+    device: str = typer.Option("auto", help=f"Where to train: {DEVICE_HELP}."),
     output: Path = typer.Option(..., "-o", "--output", help="Checkpoint to write (teacher.pt)."),
 ) -> None:
     """Train the unpruned model of a space (the teacher); resumes from OUTPUT.partial."""
+    from nas_prune.training import resolve_device
+
+    resolve_device(device)
     sp = ChannelSpace.load(space_file)
     result = train_teacher(sp, data, output, epochs=epochs, batch_size=batch_size, lr=lr,
-                           train_subset=train_subset, seed=seed)
+                           train_subset=train_subset, seed=seed, device=device)
     typer.echo(json.dumps({"val_accuracy": result["val_accuracy"], "test_accuracy": result["test_accuracy"]}))
 
 

@@ -34,7 +34,7 @@ from nas_prune.errors import NasPruneError
 from nas_prune.export import export_onnx, load_checkpoint, load_model, save_model, save_state_dict
 from nas_prune.progress import progress_bar
 from nas_prune.space import Architecture, ChannelSpace
-from nas_prune.training import evaluate
+from nas_prune.training import autocast, dataset_on, evaluate, model_device, resolve_device, to_device
 
 __all__ = ["distill", "METRICS_FORMAT"]
 
@@ -42,11 +42,13 @@ METRICS_FORMAT = "nas-prune/distill-metrics"
 _CHECKPOINT = "checkpoint.pt"
 
 
-def _take(dataset: Dataset, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(dataset, ImageArrays):
+def _take(dataset: Dataset, idx: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(dataset, ImageArrays):  # on the device already (dataset_on): index there
+        idx = idx.to(dataset.images.device)
         return dataset.transform(dataset.images[idx]), dataset.labels[idx]
     items = [dataset[int(i)] for i in idx]
-    return torch.stack([x for x, _ in items]), torch.as_tensor([int(y) for _, y in items])
+    return (to_device(torch.stack([x for x, _ in items]), device),
+            to_device(torch.as_tensor([int(y) for _, y in items]), device))
 
 
 def _labels(dataset: Dataset) -> torch.Tensor:
@@ -66,10 +68,14 @@ class _Run:
     """One distillation run: the modules, their optimisers and one epoch of each method."""
 
     def __init__(self, space: ChannelSpace, student: nn.Module, teacher: nn.Module, data: DataBundle,
-                 method: str, cfg: DistillConfig, epochs: int, seed: int) -> None:
+                 method: str, cfg: DistillConfig, epochs: int, seed: int, device: torch.device | None = None,
+                 amp: bool = True) -> None:
         self.space, self.student, self.teacher, self.data = space, student, teacher, data
         self.method, self.cfg, self.epochs, self.seed = method, cfg, epochs, seed
-        self.example = space.example_input(2)
+        self.device = device or torch.device("cpu")
+        self.amp = amp
+        self.train_data = dataset_on(data.train, self.device)
+        self.example = space.example_input(2).to(self.device)
         self.s_head = classifier_layer(student, self.example)
         self.t_head = classifier_layer(teacher, self.example)
         # KD and CCKD's instance term; DAFL's student uses its soft term only (generated images have no labels).
@@ -89,6 +95,7 @@ class _Run:
             self.steps = cfg.dafl_steps_per_epoch
         else:
             self.steps = max(1, len(data.train) // cfg.batch_size)  # type: ignore[arg-type]
+        self.extra.to(self.device)  # before the optimisers are built over its parameters
         params = list(student.parameters()) + ([] if method == "dafl" else list(self.extra.parameters()))
         self.opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True)
         self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=self.steps * epochs,
@@ -116,7 +123,7 @@ class _Run:
     def _teacher_outputs(self, x: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         need_features = self.method == "cckd"
         if self.cache is None:
-            train = self.data.train
+            train = self.train_data
             n = len(train)  # type: ignore[arg-type]
             with penultimate_features(self.teacher, layer=self.t_head) as ft:
                 self.teacher(self.example)
@@ -128,21 +135,23 @@ class _Run:
                 logits, feats = [], []
                 with penultimate_features(self.teacher, layer=self.t_head) as ft:
                     for xb, _ in batches(train, 256):
-                        logits.append(self.teacher(xb))
+                        with autocast(self.device, self.amp):
+                            logits.append(self.teacher(to_device(xb, self.device)).float())
                         if need_features:
-                            feats.append(ft())
+                            feats.append(ft().float())
                 self.cache = _TeacherCache(torch.cat(logits), torch.cat(feats) if need_features else None)
         if self.cache.logits is not None:
+            idx = idx.to(self.cache.logits.device)
             return self.cache.logits[idx], self.cache.features[idx] if self.cache.features is not None else None
-        with penultimate_features(self.teacher, layer=self.t_head) as ft:
+        with penultimate_features(self.teacher, layer=self.t_head) as ft, autocast(self.device, self.amp):
             logits = self.teacher(x)
-            return logits, ft() if need_features else None
+            return logits.float(), ft().float() if need_features else None
 
     # ------------------------------------------------------------------ epochs
     def _index_batches(self, epoch: int) -> Iterator[torch.Tensor]:
         cfg = self.cfg
         if self.method == "cckd":
-            sampler = ClassUniformBatchSampler(_labels(self.data.train), batch_size=cfg.batch_size,
+            sampler = ClassUniformBatchSampler(_labels(self.data.train).cpu(), batch_size=cfg.batch_size,
                                                per_class=cfg.per_class, seed=self.seed * 1000 + epoch)
             for b in sampler:
                 yield torch.tensor(b)
@@ -153,23 +162,25 @@ class _Run:
             yield order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
 
     def _real_step(self, idx: torch.Tensor) -> float:
-        x, y = _take(self.data.train, idx)
+        x, y = _take(self.train_data, idx, self.device)
         if self.method == "none":
-            loss = nn.functional.cross_entropy(self.student(x), y)
+            with autocast(self.device, self.amp):
+                loss = nn.functional.cross_entropy(self.student(x), y)
         else:
             t_logits, t_feats = self._teacher_outputs(x, idx)
             with penultimate_features(self.student, layer=self.s_head) as fs:
-                s_logits = self.student(x)
-                loss = self.kd(s_logits, t_logits, y)
+                with autocast(self.device, self.amp):
+                    s_logits = self.student(x)
+                loss = self.kd(s_logits.float(), t_logits, y)  # the losses in float32
                 if self.method == "cckd":
-                    loss = loss + self.cfg.cc_weight * self.extra["cc"](fs(), t_feats)
+                    loss = loss + self.cfg.cc_weight * self.extra["cc"](fs().float(), t_feats)
         self._step(self.opt, loss)
         return loss.item()
 
     def _dafl_step(self, g: torch.Generator) -> float:
         gen = self.extra["generator"]
         gen.train()
-        z = torch.randn(self.cfg.dafl_batch_size, self.cfg.latent_dim, generator=g)
+        z = torch.randn(self.cfg.dafl_batch_size, self.cfg.latent_dim, generator=g).to(self.device)
         images = gen(z)
         with penultimate_features(self.teacher, layer=self.t_head) as ft:
             t_logits = self.teacher(images)
@@ -230,6 +241,8 @@ def distill(
     config: DistillConfig | None = None,
     measure_latency: bool = True,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    device: str | torch.device = "cpu",
+    amp: bool = True,
 ) -> dict[str, Any]:
     """Train the student ``arch`` against ``teacher``; write model, architecture, ONNX and metrics.
 
@@ -261,6 +274,10 @@ def distill(
         config: Hyper-parameters (:class:`DistillConfig`).
         measure_latency: Time both ONNX models (switch off only in tests).
         on_epoch: Called with each epoch's record after its checkpoint is written.
+        device: Where student and teacher train: ``auto | cpu | cuda[:N]``
+            (:func:`nas_prune.training.resolve_device`); in-memory data is copied there once. The
+            exported models, checkpoints and latency measurement are on the CPU as before.
+        amp: bfloat16 autocast for the forward passes on CUDA (losses in float32); ignored on the CPU.
 
     Returns:
         The metrics written to ``out_dir/metrics.json``.
@@ -273,28 +290,33 @@ def distill(
     if epochs < 1:
         raise NasPruneError(f"epochs={epochs}: need at least one epoch")
     cfg = config or DistillConfig()
+    dev = resolve_device(device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     channels = space.validate(arch)
     if not isinstance(teacher, nn.Module):
         teacher = load_model(space, teacher, what="teacher checkpoint")
     teacher = teacher.eval()
+    home = model_device(teacher)  # the caller's teacher goes back where it was
+    teacher.cpu()  # the student is initialised from it on the CPU
     trainable = [p for p in teacher.parameters() if p.requires_grad]
     for p in trainable:  # frozen while distilling (DAFL backpropagates through it to the generator)
         p.requires_grad_(False)
     try:
         return _distill(space, channels, teacher, data_bundle, method=method, init=init, epochs=epochs, seed=seed,
                         out=out, cfg=cfg, table=table, budget_ms=budget_ms, threads=threads,
-                        measure_latency=measure_latency, on_epoch=on_epoch)
+                        measure_latency=measure_latency, on_epoch=on_epoch, device=dev, amp=amp)
     finally:
         for p in trainable:
             p.requires_grad_(True)
+        teacher.to(home)
 
 
 def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, data_bundle: DataBundle, *,
              method: str, init: str, epochs: int, seed: int, out: Path, cfg: DistillConfig, table: Any,
              budget_ms: float | None, threads: int, measure_latency: bool,
-             on_epoch: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+             on_epoch: Callable[[dict[str, Any]], None] | None, device: torch.device = torch.device("cpu"),
+             amp: bool = True) -> dict[str, Any]:
     torch.manual_seed(seed)
     recal = None
     if init.startswith("pnet:") and method != "dafl":  # BN statistics of the generated weights (DAFL reads no data)
@@ -304,7 +326,10 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
     student = init_student(space, Architecture(space.id, channels), teacher, init, seed=seed, recal=recal)
     for p in student.parameters():
         p.requires_grad_(True)
-    run = _Run(space, student, teacher, data_bundle, method, cfg, epochs, seed)
+    student.to(device)
+    teacher.to(device)
+    val = dataset_on(data_bundle.val, device)
+    run = _Run(space, student, teacher, data_bundle, method, cfg, epochs, seed, device=device, amp=amp)
     key = _run_key(space, channels, method, init, epochs, seed, cfg)
 
     ckpt_path = out / _CHECKPOINT
@@ -323,7 +348,7 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
         t0 = time.perf_counter()
         loss = run.epoch(epoch)
         seconds += time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "loss": loss, "val_accuracy": evaluate(student, data_bundle.val)}
+        record = {"epoch": epoch + 1, "loss": loss, "val_accuracy": evaluate(student, val, amp=amp)}
         history.append(record)
         state = run.state()
         save_state_dict(state.pop("state_dict"), ckpt_path, **state, run=key, epoch=epoch + 1, history=history,
@@ -331,7 +356,8 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
         if on_epoch is not None:
             on_epoch(record)
 
-    student.eval()
+    student.eval().cpu()  # exports, metrics and latency on the CPU, as the tables are
+    teacher.cpu()
     save_model(student, out / "model.pt", space_id=space.id, arch=channels, method=method, init=init)
     Architecture(space.id, channels).save(out / "arch.json")
     export_onnx(student, space.example_input(), out / "model.onnx")

@@ -145,3 +145,16 @@ def test_three_postgres_workers_share_one_study(tiny_artifacts, postgres_url, re
     results = [json.loads((tmp_path / f"w{w}" / "best.json").read_text()) for w in range(3)]
     assert {r["best"]["trial"] for r in results} == {study.best_trial.number}
     assert all(r["n_complete"] == len(trials) for r in results)  # every worker waited for the others
+
+
+def test_relative_budget_is_a_fraction_of_the_unpruned_models_prediction(tiny_artifacts, tmp_path):
+    from nas_prune.latency import LatencyTable
+    from nas_prune.space import ChannelSpace
+
+    out = tmp_path / "best.json"
+    args = search_args(tiny_artifacts, out, "--n-trials", "2")
+    args[args.index("5ms")] = "1x"
+    cli(*args)
+    space = ChannelSpace.load(tiny_artifacts / "space.json")
+    full_ms = LatencyTable.load(tiny_artifacts / "table.json").predict(space.full())
+    assert json.loads(out.read_text())["budgets"][0]["budget_ms"] == pytest.approx(full_ms)

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from nas_prune.search._run import DEFAULT_SAMPLER
+from nas_prune.search import DEFAULT_SAMPLER
 
 __all__ = ["register"]
 

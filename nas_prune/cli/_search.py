@@ -9,7 +9,7 @@ import typer
 
 from nas_prune.errors import NasPruneError
 from nas_prune.search._nni import NNI_PORT_WARNING
-from nas_prune.search._run import DEFAULT_SAMPLER
+from nas_prune.search import DEFAULT_SAMPLER
 
 __all__ = ["register"]
 
@@ -46,7 +46,7 @@ def search(
     Start the same command on several machines with one --storage postgresql://... URL to share the
     study; re-run it to resume. Open the study with optuna-dashboard STORAGE.
     """
-    from nas_prune.search._budget import check_budget_texts
+    from nas_prune.search import check_budget_texts
 
     check_budget_texts(budget)
     if backend == "nni":

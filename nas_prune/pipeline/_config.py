@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nas_prune.errors import NasPruneError
-from nas_prune.search._run import DEFAULT_SAMPLER
+from nas_prune.search import DEFAULT_SAMPLER
 
 __all__ = ["RunConfig", "Budget", "PRESETS"]
 

@@ -87,3 +87,12 @@ def test_distill_on_cuda_leaves_cpu_exports(tiny_space, digits16, tmp_path):
     teacher, metrics = _distill_on("cuda", tiny_space, digits16, tmp_path)
     assert model_device(teacher).type == "cpu"  # the caller's teacher is back where it was
     assert metrics["student"]["test_accuracy"] > 0.1 and (tmp_path / "cuda" / "model.onnx").exists()
+
+
+def test_run_takes_device_and_refuses_an_absent_gpu_up_front(monkeypatch):
+    from nas_prune.pipeline import RunConfig
+
+    assert RunConfig().device == "auto" and RunConfig(device="cpu").device == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(NasPruneError, match="--device cuda:0: this machine has 0 CUDA device"):
+        RunConfig(device="cuda:0")

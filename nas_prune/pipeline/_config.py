@@ -77,10 +77,14 @@ class RunConfig:
     train_subset: int | None = None
     batch_size: int | None = None
     validate_n: int = 8
+    device: str = "auto"  # teacher training and distillation: auto | cpu | cuda[:N] (latency: the table's)
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from nas_prune.training import resolve_device
+
         Budget.parse(self.budget)
+        resolve_device(self.device)
         if self.backend not in ("optuna", "nni"):
             raise NasPruneError(f"backend {self.backend!r}: use optuna or nni")
         preset = PRESETS.get(self.data.partition(":")[0], _DEFAULT_PRESET)

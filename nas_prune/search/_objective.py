@@ -90,7 +90,15 @@ class ArchitectureObjective:
     the study is never evaluated again (its result is copied, ``cached_from`` names the trial).
 
     Single objective: maximise accuracy. Multi-objective: maximise accuracy, minimise the predicted
-    latency on the first table (FLOPs in millions when there is no table); see :attr:`directions`.
+    latency on the first table (FLOPs in millions when there is no table); see :attr:`directions`
+    and :attr:`metric_names` (set on the study at the first trial).
+
+    What every trial records (``trial.user_attrs``): ``architecture`` (``{gene: channels}``),
+    ``flops``, ``params``, ``latency_ms:<budget>`` and ``budget_ms:<budget>`` per budget,
+    ``feasible``, ``evaluated`` (False for over-budget and cached candidates), ``accuracy``,
+    ``eval_seconds`` and ``cached_from`` (the trial whose result was copied). Constraints:
+    ``trial.constraints[<budget>] = predicted - budget`` (and the positional copy optuna-dashboard
+    reads, see :mod:`nas_prune.search._dashboard`).
 
     Example::
 

@@ -36,8 +36,8 @@ from typing import Any
 
 import torch
 
-from nas_prune.files import read_json, write_json
 from nas_prune.data import load_data
+from nas_prune.files import read_json, write_json
 from nas_prune.latency import LatencyTable
 from nas_prune.space import Architecture, ChannelSpace, draw_near, materialize
 from nas_prune.training import TrainConfig, evaluate, fit, set_seed
@@ -138,8 +138,8 @@ def load_alone(work: Path, n: int, seeds: int) -> dict[int, dict[int, float]]:
 
 # ---------------------------------------------------------------------- PruningNet
 def run_pnet(args: argparse.Namespace, space: ChannelSpace, archs: list[dict[str, Any]], data: Any) -> None:
-    from nas_prune.teacher import train_teacher
     from nas_prune.pruningnet import PruningNet, PruningNetEvaluator, train_pruningnet
+    from nas_prune.teacher import train_teacher
 
     args.cache.mkdir(parents=True, exist_ok=True)
     teacher = args.cache / "teacher.pt"

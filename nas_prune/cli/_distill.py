@@ -10,6 +10,7 @@ import typer
 from nas_prune.cli._common import load_arch
 from nas_prune.distill import get_init_kind, get_method, init_help, method_help
 from nas_prune.space import ChannelSpace
+from nas_prune.training import DEVICE_HELP
 
 __all__ = ["register"]
 
@@ -27,6 +28,8 @@ def distill_command(
     table: Path = typer.Option(None, help="Latency table: the student's predicted latency goes into metrics."),
     budget_ms: float = typer.Option(None, help="Latency budget in ms: metrics say whether it holds."),
     threads: int = typer.Option(1, help="onnxruntime threads for the latency measurement (as the table's)."),
+    device: str = typer.Option("auto", help=f"Where student and teacher train: {DEVICE_HELP} (latency is still "
+                                            "measured on the CPU)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder."),
 ) -> None:
     """Train the pruned student against its teacher; write model.pt, arch.json, model.onnx, metrics.json.
@@ -36,15 +39,17 @@ def distill_command(
     from nas_prune.data import load_data
     from nas_prune.distill import distill
     from nas_prune.export import load_model
+    from nas_prune.training import resolve_device
 
     get_method(method), get_init_kind(init)  # a typo fails before the data is loaded
+    resolve_device(device)  # an absent GPU is refused before anything is loaded
     sp = ChannelSpace.load(space_file)
     arch = load_arch(arch_file)
     sp.validate(arch)
     teacher_model = load_model(sp, teacher, what="teacher checkpoint")
     bundle = load_data(data, input_size=sp.input_shape[-1], train_subset=train_subset, seed=seed)
     metrics = distill(sp, arch, teacher_model, bundle, method=method, init=init, epochs=epochs, seed=seed,
-                      out_dir=output, table=table, budget_ms=budget_ms, threads=threads)
+                      out_dir=output, table=table, budget_ms=budget_ms, threads=threads, device=device)
     summary = {k: metrics.get(k) for k in ("speedup", "predicted_ms", "budget_holds")}
     summary["student_accuracy"] = metrics["student"]["test_accuracy"]
     summary["teacher_accuracy"] = metrics["teacher"]["test_accuracy"]

@@ -10,7 +10,7 @@ import typer
 
 from nas_prune.distill import init_names, method_help
 from nas_prune.pipeline import RUN_INITS
-from nas_prune.search import SAMPLERS
+from nas_prune.search import DEFAULT_SAMPLER, SAMPLERS
 
 __all__ = ["register"]
 
@@ -24,7 +24,7 @@ def run(
     table: Optional[Path] = typer.Option(None, help="Latency table to use (default: shipped one, else profile)."),
     profile: bool = typer.Option(False, "--profile", help="Profile a fresh latency table on this machine."),
     backend: str = typer.Option("optuna", help="optuna | nni"),
-    sampler: str = typer.Option("evolution", help=" | ".join(SAMPLERS)),
+    sampler: str = typer.Option(DEFAULT_SAMPLER, help=" | ".join(SAMPLERS)),
     out: Path = typer.Option(Path("runs/demo"), help="Run directory (every stage is cached there)."),
     input_size: int = typer.Option(32, help="Input height and width."),
     threads: int = typer.Option(1, help="onnxruntime threads (the table's)."),
@@ -38,6 +38,8 @@ def run(
     distill_epochs: Optional[int] = typer.Option(None, help="Override the dataset preset."),
     train_subset: Optional[int] = typer.Option(None, help="Use only this many training images."),
     validate_n: int = typer.Option(8, help="Architectures whose latency is measured against the prediction."),
+    device: str = typer.Option("auto", help="Where the teacher and the distillation train: auto (CUDA when "
+                                            "present) | cpu | cuda | cuda:N. Latency is measured as the table says."),
 ) -> None:
     """Run the whole job: teacher, space, latency table, gates, PruningNet, search, distillation, report."""
     from nas_prune.pipeline import RunConfig, run_pipeline
@@ -45,7 +47,8 @@ def run(
     cfg = RunConfig(model=model, data=data, budget=budget, table=table, profile=profile, backend=backend,
                     sampler=sampler, out=out, input_size=input_size, threads=threads, method=method, init=init,
                     seed=seed, teacher_epochs=teacher_epochs, gate_epochs=gate_epochs, pnet_epochs=pnet_epochs,
-                    n_trials=n_trials, distill_epochs=distill_epochs, train_subset=train_subset, validate_n=validate_n)
+                    n_trials=n_trials, distill_epochs=distill_epochs, train_subset=train_subset, validate_n=validate_n,
+                    device=device)
     summary = run_pipeline(cfg)
     t, f = summary["teacher"], summary["final"]
     typer.echo(json.dumps({

@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from nas_prune.errors import NasPruneError
+from nas_prune.search import DEFAULT_SAMPLER
 from nas_prune.search._nni import NNI_PORT_WARNING
 
 __all__ = ["register"]
@@ -17,10 +18,12 @@ def search(
     space_file: Path = typer.Option(..., "--space", help="Space JSON."),
     pnet: Path = typer.Option(..., "--pnet", help="Trained PruningNet (nas-prune pruningnet train)."),
     table: List[Path] = typer.Option(..., "--table", help="Latency table; repeat for several devices."),
-    budget: List[str] = typer.Option(..., "--budget", help="Latency budget (1.8ms), one per --table or one for all."),
+    budget: List[str] = typer.Option(..., "--budget", help="Latency budget with its unit (1.8ms, 1800us) or a "
+                                     "fraction of the unpruned model's predicted latency (0.5x); one per --table "
+                                     "or one for all."),
     output: Path = typer.Option(..., "-o", "--output", help="best.json to write."),
     backend: str = typer.Option("optuna", help="optuna (this command) or nni (same as 'nas-prune nni')."),
-    sampler: str = typer.Option("tpe", help="tpe | nsga2 | evolution | gate-prior | random."),
+    sampler: str = typer.Option(DEFAULT_SAMPLER, help="evolution | tpe | nsga2 | gate-prior | random."),
     gates: Optional[Path] = typer.Option(None, "--gates", help="gates.json: gate-prior sampler and seed trials."),
     data: str = typer.Option("digits", help="Data whose validation split scores candidates."),
     recal_batches: int = typer.Option(20, help="Training batches that recalibrate BatchNorm per candidate."),
@@ -43,14 +46,17 @@ def search(
     Start the same command on several machines with one --storage postgresql://... URL to share the
     study; re-run it to resume. Open the study with optuna-dashboard STORAGE.
     """
-    if backend == "nni":
-        from nas_prune.search._nni import launch_nni_experiment
+    from nas_prune.search import check_budget_texts
 
-        typer.echo(NNI_PORT_WARNING.format(port=port), err=True)
+    check_budget_texts(budget)
+    if backend == "nni":
+        from nas_prune.search._nni import check_port, launch_nni_experiment
+
+        check_port(port)
         launch_nni_experiment(space_file=space_file, pnet=pnet, tables=table, budgets=budget, gates=gates,
                               data=data, trials=n_trials, concurrency=concurrency, port=port, output=output,
                               recal_batches=recal_batches, val_batches=val_batches, batch_size=eval_batch_size,
-                              echo=typer.echo)
+                              echo=typer.echo, on_start=lambda: typer.echo(NNI_PORT_WARNING.format(port=port), err=True))
         return
     if backend != "optuna":
         raise NasPruneError(f"--backend {backend!r} is not known: use optuna or nni")
@@ -64,7 +70,7 @@ def search(
     from nas_prune.space import ChannelSpace
 
     sp = ChannelSpace.load(space_file)
-    budgets = LatencyBudget.for_tables(load_tables(table, sp), budget)
+    budgets = LatencyBudget.for_tables(load_tables(table, sp), budget, reference=sp.full())
     gate_obj = load_gates(gates, sp) if gates else None
     url = storage or default_storage(output)
     name = study_name or f"search-{sp.id}"
@@ -88,11 +94,21 @@ def search(
         typer.echo(f"Pareto front: {len(result['pareto_front'])} architectures")
 
 
+_REQUIRED = "Required to start an experiment"
+
+
 def nni(
-    space_file: Optional[Path] = typer.Option(None, "--space", help="Space JSON."),
-    pnet: Optional[Path] = typer.Option(None, "--pnet", help="Trained PruningNet."),
-    table: List[Path] = typer.Option([], "--table", help="Latency table; repeat for several devices."),
-    budget: List[str] = typer.Option([], "--budget", help="Latency budget (1.8ms), one per --table or one for all."),
+    space_file: Optional[Path] = typer.Option(None, "--space", help="Space JSON. [required to start]",
+                                              rich_help_panel=_REQUIRED),
+    pnet: Optional[Path] = typer.Option(None, "--pnet", help="Trained PruningNet. [required to start]",
+                                        rich_help_panel=_REQUIRED),
+    table: List[Path] = typer.Option([], "--table", help="Latency table; repeat for several devices. "
+                                     "[required to start]", rich_help_panel=_REQUIRED),
+    budget: List[str] = typer.Option([], "--budget", help="Latency budget with its unit (1.8ms) or a fraction of "
+                                     "the unpruned model's predicted latency (0.5x); one per --table or one for "
+                                     "all. [required to start]", rich_help_panel=_REQUIRED),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="best.json (and the run directory). "
+                                          "[required to start]", rich_help_panel=_REQUIRED),
     gates: Optional[Path] = typer.Option(None, "--gates", help="gates.json: qnormal priors as the search space."),
     data: str = typer.Option("digits", help="Data whose validation split scores candidates."),
     recal_batches: int = typer.Option(20, help="Training batches that recalibrate BatchNorm per candidate."),
@@ -100,17 +116,20 @@ def nni(
     eval_batch_size: int = typer.Option(128, help="Batch size of recalibration and validation."),
     trials: int = typer.Option(20, help="Trials of the experiment."),
     concurrency: int = typer.Option(1, help="Trials run at once."),
-    tuner: str = typer.Option("TPE", help="NNI tuner (TPE, Evolution, Random, Anneal, ...)."),
+    tuner: str = typer.Option("TPE", help="NNI tuner (TPE, Evolution, Random, Anneal, ...; NasPruneEvolution or "
+                                          "NasPruneGatePrior once registered, see examples/nni)."),
     port: int = typer.Option(8080, help="Web UI port (bound on EVERY interface by NNI 3.0)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="best.json (and the run directory)."),
     detach: bool = typer.Option(False, "--detach", help="Start and return; the experiment runs on."),
+    keep: bool = typer.Option(False, "--keep", help="After the last trial, keep the web UI up (NNI's read-only "
+                                                   "view mode) until Ctrl-C."),
     stop: bool = typer.Option(False, "--stop", help="Stop the experiment on --port (or --resume ID)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Resume the stopped experiment ID."),
 ) -> None:
     """Run the search as an NNI experiment (local training service) with its web UI.
 
-    Every trial reports accuracy, predicted latency per table and feasibility. Ctrl-C stops the
-    experiment; '--resume ID' continues it; '--stop' stops a detached one.
+    Every trial reports accuracy, feasibility, predicted latency per table, FLOPs and params.
+    Ctrl-C stops the experiment; '--resume ID' continues it; '--stop' stops a detached one;
+    '--keep' leaves the finished experiment's web UI up.
     """
     from nas_prune.search import _nni
 
@@ -118,19 +137,42 @@ def nni(
         exp_id = _nni.stop_experiment(port=port, experiment_id=resume)
         typer.echo(f"stopped NNI experiment {exp_id}")
         return
-    typer.echo(NNI_PORT_WARNING.format(port=port), err=True)
+    _nni.check_port(port)
+    if detach and keep:
+        raise NasPruneError("--keep waits for the experiment to end and --detach returns at once: choose one")
+    warn = lambda: typer.echo(NNI_PORT_WARNING.format(port=port), err=True)  # noqa: E731 (printed once NNI starts)
     if resume:
-        _nni.resume_nni_experiment(resume, port=port, output=output, detach=detach, echo=typer.echo)
+        _nni.resume_nni_experiment(resume, port=port, output=output, detach=detach, keep=keep, echo=typer.echo,
+                                   on_start=warn)
+        _wait_in_view(keep, port)
         return
     missing = [flag for flag, v in (("--space", space_file), ("--pnet", pnet), ("--table", table),
                                     ("--budget", budget), ("-o", output)) if not v]
     if missing:
-        raise NasPruneError(f"nas-prune nni needs {', '.join(missing)} to start an experiment")
+        raise NasPruneError(f"nas-prune nni needs {', '.join(missing)} to start an experiment "
+                            "(see nas-prune nni --help, 'Required to start an experiment')")
     assert space_file is not None and pnet is not None and output is not None  # checked just above
     _nni.launch_nni_experiment(space_file=space_file, pnet=pnet, tables=table, budgets=budget, gates=gates,
                                data=data, trials=trials, concurrency=concurrency, port=port, output=output,
                                recal_batches=recal_batches, val_batches=val_batches, batch_size=eval_batch_size, tuner=tuner,
-                               detach=detach, echo=typer.echo)
+                               detach=detach, keep=keep, echo=typer.echo, on_start=warn)
+    _wait_in_view(keep, port)
+
+
+def _wait_in_view(keep: bool, port: int) -> None:
+    """With --keep: hold the view-mode web UI until Ctrl-C, then stop it."""
+    if not keep:
+        return
+    import time
+
+    from nas_prune.search import _nni
+
+    try:
+        while True:
+            time.sleep(5)
+    except KeyboardInterrupt:
+        _nni.stop_experiment(port=port)
+        typer.echo("web UI closed")
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ import typer
 
 from nas_prune.space import ChannelSpace
 from nas_prune.teacher import train_teacher as _train_teacher
+from nas_prune.training import DEVICE_HELP
 
 __all__ = ["register"]
 
@@ -33,12 +34,16 @@ def train(
     lr: float = typer.Option(0.05, help="Peak learning rate (one-cycle SGD)."),
     train_subset: int = typer.Option(None, help="Use only this many training images."),
     seed: int = typer.Option(0, help="Random seed."),
+    device: str = typer.Option("auto", help=f"Where to train: {DEVICE_HELP}."),
     output: Path = typer.Option(..., "-o", "--output", help="Checkpoint to write (teacher.pt)."),
 ) -> None:
     """Train the unpruned model of a space (the teacher); resumes from OUTPUT.partial."""
+    from nas_prune.training import resolve_device
+
+    resolve_device(device)
     sp = ChannelSpace.load(space_file)
     result = _train_teacher(sp, data, output, epochs=epochs, batch_size=batch_size, lr=lr,
-                            train_subset=train_subset, seed=seed)
+                            train_subset=train_subset, seed=seed, device=device)
     typer.echo(json.dumps({"val_accuracy": result["val_accuracy"], "test_accuracy": result["test_accuracy"]}))
 
 

@@ -1,19 +1,24 @@
-"""Datasets by name and a batch iterator used by every stage."""
+"""Datasets by name, your own data as a :class:`DataBundle`, and a batch iterator used by every stage."""
 
 from __future__ import annotations
 
 from nas_prune.data._arrays import ImageArrays, to_uint8_images
 from nas_prune.data._loader import batches, num_batches
 from nas_prune.data._sources import FASHION_MNIST_ROOT, DataBundle, list_datasets, load_data, register_dataset
+from nas_prune.data._user import check_num_classes, make_bundle, select_classes, to_bundle
 
 __all__ = [
     "DataBundle",
     "FASHION_MNIST_ROOT",
     "ImageArrays",
     "batches",
+    "check_num_classes",
     "list_datasets",
     "load_data",
+    "make_bundle",
     "num_batches",
     "register_dataset",
+    "select_classes",
+    "to_bundle",
     "to_uint8_images",
 ]

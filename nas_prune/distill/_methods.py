@@ -155,7 +155,7 @@ class CCKDMethod(DistillMethod):
         from nas_prune.distill._run import _labels
 
         cfg = run.cfg
-        sampler = ClassUniformBatchSampler(_labels(run.data.train), batch_size=cfg.batch_size,
+        sampler = ClassUniformBatchSampler(_labels(run.data.train).cpu(), batch_size=cfg.batch_size,
                                            per_class=cfg.per_class, seed=run.seed * 1000 + epoch)
         for b in sampler:
             yield torch.tensor(b)
@@ -198,7 +198,7 @@ class DAFLMethod(DistillMethod):
         gen, cfg = run.extra["generator"], run.cfg
         for _ in range(run.steps):
             gen.train()
-            z = torch.randn(cfg.dafl_batch_size, cfg.latent_dim, generator=g)
+            z = torch.randn(cfg.dafl_batch_size, cfg.latent_dim, generator=g).to(run.device)
             images = gen(z)
             with penultimate_features(run.teacher, layer=run.t_head) as ft:
                 t_logits = run.teacher(images)

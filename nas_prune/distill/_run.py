@@ -31,7 +31,7 @@ from nas_prune.errors import NasPruneError
 from nas_prune.export import export_onnx, load_checkpoint, load_model, save_model, save_state_dict
 from nas_prune.progress import progress_bar
 from nas_prune.space import Architecture, ChannelSpace
-from nas_prune.training import evaluate
+from nas_prune.training import autocast, dataset_on, evaluate, model_device, resolve_device, to_device
 
 __all__ = ["distill", "METRICS_FORMAT"]
 
@@ -39,11 +39,13 @@ METRICS_FORMAT = "nas-prune/distill-metrics"
 _CHECKPOINT = "checkpoint.pt"
 
 
-def _take(dataset: Dataset, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(dataset, ImageArrays):
+def _take(dataset: Dataset, idx: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(dataset, ImageArrays):  # on the device already (dataset_on): index there
+        idx = idx.to(dataset.images.device)
         return dataset.transform(dataset.images[idx]), dataset.labels[idx]
     items = [dataset[int(i)] for i in idx]
-    return torch.stack([x for x, _ in items]), torch.as_tensor([int(y) for _, y in items])
+    return (to_device(torch.stack([x for x, _ in items]), device),
+            to_device(torch.as_tensor([int(y) for _, y in items]), device))
 
 
 def _labels(dataset: Dataset) -> torch.Tensor:
@@ -67,17 +69,22 @@ class _Run:
     """
 
     def __init__(self, space: ChannelSpace, student: nn.Module, teacher: nn.Module, data: DataBundle,
-                 method: str, cfg: DistillConfig, epochs: int, seed: int) -> None:
+                 method: str, cfg: DistillConfig, epochs: int, seed: int, device: torch.device | None = None,
+                 amp: bool = True) -> None:
         self.space, self.student, self.teacher, self.data = space, student, teacher, data
         self.method, self.cfg, self.epochs, self.seed = method, cfg, epochs, seed
         self.impl: DistillMethod = get_method(method)
-        self.example = space.example_input(2)
+        self.device = device or torch.device("cpu")
+        self.amp = amp
+        self.train_data = dataset_on(data.train, self.device)
+        self.example = space.example_input(2).to(self.device)
         self.s_head = classifier_layer(student, self.example)
         self.t_head = classifier_layer(teacher, self.example)
         # KD and CCKD's instance term; DAFL's student uses its soft term only (generated images have no labels).
         self.kd = HintonKD(temperature=cfg.temperature, soft_weight=cfg.soft_weight, hard_weight=cfg.hard_weight)
         self.extra = nn.ModuleDict()
         self.impl.setup(self)
+        self.extra.to(self.device)  # before the optimisers are built over its parameters
         self.steps = self.impl.steps_per_epoch(self)
         params = list(student.parameters()) + self.impl.student_side_parameters(self)
         self.opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True)
@@ -100,14 +107,14 @@ class _Run:
     # ------------------------------------------------------------------ helpers for the methods
     def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The training images and labels at ``idx``."""
-        return _take(self.data.train, idx)
+        return _take(self.train_data, idx, self.device)
 
     @torch.no_grad()
     def teacher_outputs(self, x: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The teacher's logits (and penultimate features, if the method asks for them) on ``x = train[idx]``."""
         need_features = self.impl.teacher_features
         if self.cache is None:
-            train = self.data.train
+            train = self.train_data
             n = len(train)  # type: ignore[arg-type]
             with penultimate_features(self.teacher, layer=self.t_head) as ft:
                 self.teacher(self.example)
@@ -119,15 +126,17 @@ class _Run:
                 logits, feats = [], []
                 with penultimate_features(self.teacher, layer=self.t_head) as ft:
                     for xb, _ in batches(train, 256):
-                        logits.append(self.teacher(xb))
+                        with autocast(self.device, self.amp):
+                            logits.append(self.teacher(to_device(xb, self.device)).float())
                         if need_features:
-                            feats.append(ft())
+                            feats.append(ft().float())
                 self.cache = _TeacherCache(torch.cat(logits), torch.cat(feats) if need_features else None)
         if self.cache.logits is not None:
+            idx = idx.to(self.cache.logits.device)
             return self.cache.logits[idx], self.cache.features[idx] if self.cache.features is not None else None
-        with penultimate_features(self.teacher, layer=self.t_head) as ft:
+        with penultimate_features(self.teacher, layer=self.t_head) as ft, autocast(self.device, self.amp):
             logits = self.teacher(x)
-            return logits, ft() if need_features else None
+            return logits.float(), ft().float() if need_features else None
 
     def step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, *, schedule: bool = True) -> None:
         """Backpropagate ``loss`` and step ``opt`` (and the student's schedule unless ``schedule=False``)."""
@@ -175,6 +184,8 @@ def distill(
     config: DistillConfig | None = None,
     measure_latency: bool = True,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    device: str | torch.device = "cpu",
+    amp: bool = True,
 ) -> dict[str, Any]:
     """Train the student ``arch`` against ``teacher``; write model, architecture, ONNX and metrics.
 
@@ -208,6 +219,10 @@ def distill(
         config: Hyper-parameters (:class:`DistillConfig`).
         measure_latency: Time both ONNX models (switch off only in tests).
         on_epoch: Called with each epoch's record after its checkpoint is written.
+        device: Where student and teacher train: ``auto | cpu | cuda[:N]``
+            (:func:`nas_prune.training.resolve_device`); in-memory data is copied there once. The
+            exported models, checkpoints and latency measurement are on the CPU as before.
+        amp: bfloat16 autocast for the forward passes on CUDA (losses in float32); ignored on the CPU.
 
     Returns:
         The metrics written to ``out_dir/metrics.json``.
@@ -220,28 +235,33 @@ def distill(
     if epochs < 1:
         raise NasPruneError(f"epochs={epochs}: need at least one epoch")
     cfg = config or DistillConfig()
+    dev = resolve_device(device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     channels = space.validate(arch)
     if not isinstance(teacher, nn.Module):
         teacher = load_model(space, teacher, what="teacher checkpoint")
     teacher = teacher.eval()
+    home = model_device(teacher)  # the caller's teacher goes back where it was
+    teacher.cpu()  # the student is initialised from it on the CPU
     trainable = [p for p in teacher.parameters() if p.requires_grad]
     for p in trainable:  # frozen while distilling (DAFL backpropagates through it to the generator)
         p.requires_grad_(False)
     try:
         return _distill(space, channels, teacher, data_bundle, method=method, init=init, epochs=epochs, seed=seed,
                         out=out, cfg=cfg, table=table, budget_ms=budget_ms, threads=threads,
-                        measure_latency=measure_latency, on_epoch=on_epoch)
+                        measure_latency=measure_latency, on_epoch=on_epoch, device=dev, amp=amp)
     finally:
         for p in trainable:
             p.requires_grad_(True)
+        teacher.to(home)
 
 
 def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, data_bundle: DataBundle, *,
              method: str, init: str, epochs: int, seed: int, out: Path, cfg: DistillConfig, table: Any,
              budget_ms: float | None, threads: int, measure_latency: bool,
-             on_epoch: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+             on_epoch: Callable[[dict[str, Any]], None] | None, device: torch.device = torch.device("cpu"),
+             amp: bool = True) -> dict[str, Any]:
     torch.manual_seed(seed)
     recal = None
     # BatchNorm statistics of generated weights, from real images (not for data-free methods).
@@ -252,7 +272,10 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
     student = init_student(space, Architecture(space.id, channels), teacher, init, seed=seed, recal=recal)
     for p in student.parameters():
         p.requires_grad_(True)
-    run = _Run(space, student, teacher, data_bundle, method, cfg, epochs, seed)
+    student.to(device)
+    teacher.to(device)
+    val = dataset_on(data_bundle.val, device)
+    run = _Run(space, student, teacher, data_bundle, method, cfg, epochs, seed, device=device, amp=amp)
     key = _run_key(space, channels, method, init, epochs, seed, cfg)
 
     ckpt_path = out / _CHECKPOINT
@@ -271,7 +294,7 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
         t0 = time.perf_counter()
         loss = run.epoch(epoch)
         seconds += time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "loss": loss, "val_accuracy": evaluate(student, data_bundle.val)}
+        record = {"epoch": epoch + 1, "loss": loss, "val_accuracy": evaluate(student, val, amp=amp)}
         history.append(record)
         state = run.state()
         save_state_dict(state.pop("state_dict"), ckpt_path, **state, run=key, epoch=epoch + 1, history=history,
@@ -279,7 +302,8 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
         if on_epoch is not None:
             on_epoch(record)
 
-    student.eval()
+    student.eval().cpu()  # exports, metrics and latency on the CPU, as the tables are
+    teacher.cpu()
     save_model(student, out / "model.pt", space_id=space.id, arch=channels, method=method, init=init)
     Architecture(space.id, channels).save(out / "arch.json")
     export_onnx(student, space.example_input(), out / "model.onnx")
@@ -311,7 +335,8 @@ def _write_metrics(space: ChannelSpace, *, arch: Architecture, student: nn.Modul
         "format": METRICS_FORMAT, "version": 1, "data": data.name, **key,
         "train_seconds": seconds, "history": history,
         "student": {"test_accuracy": evaluate(student, data.test), "val_accuracy": evaluate(student, data.val), **s_count},
-        "teacher": {"test_accuracy": _teacher_accuracy(teacher, data.test), **t_count},
+        "teacher": {"test_accuracy": _teacher_accuracy(teacher, data.test),
+                    "val_accuracy": _teacher_accuracy(teacher, data.val), **t_count},
         "latency": None, "speedup": None, "predicted_ms": None, "budget_ms": budget_ms, "budget_holds": None,
     }
     stat = "median_ms"

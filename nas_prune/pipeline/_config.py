@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nas_prune.errors import NasPruneError
+from nas_prune.search import DEFAULT_SAMPLER
 
 __all__ = ["RunConfig", "Budget", "PRESETS", "RUN_INITS"]
 
@@ -26,7 +27,9 @@ class Budget:
     def parse(cls, text: str) -> "Budget":
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(x|ms|us)\s*", text)
         if not m or float(m.group(1)) <= 0:
-            raise NasPruneError(f"budget {text!r} is not understood: write e.g. 0.5x (of the teacher) or 1.8ms")
+            hint = f" (no unit: write {text.strip()}x of the teacher or {text.strip()}ms)" if re.fullmatch(
+                r"\s*[0-9]*\.?[0-9]+\s*", text) else ""
+            raise NasPruneError(f"budget {text!r} is not understood{hint}: write e.g. 0.5x (of the teacher) or 1.8ms")
         value, unit = float(m.group(1)), m.group(2)
         if unit == "x" and value > 1:
             raise NasPruneError(f"budget {text!r} is above the teacher's latency: use a fraction such as 0.5x")
@@ -61,7 +64,7 @@ class RunConfig:
     table: Path | None = None
     profile: bool = False
     backend: str = "optuna"
-    sampler: str = "evolution"
+    sampler: str = DEFAULT_SAMPLER
     out: Path = Path("runs/demo")
     input_size: int = 32
     threads: int = 1
@@ -78,10 +81,14 @@ class RunConfig:
     train_subset: int | None = None
     batch_size: int | None = None
     validate_n: int = 8
+    device: str = "auto"  # teacher training and distillation: auto | cpu | cuda[:N] (latency: the table's)
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from nas_prune.training import resolve_device
+
         Budget.parse(self.budget)
+        resolve_device(self.device)
         if self.backend not in ("optuna", "nni"):
             raise NasPruneError(f"backend {self.backend!r}: use optuna or nni")
         self._validate_names()

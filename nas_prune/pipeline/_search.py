@@ -42,8 +42,11 @@ def search_stage(cfg: RunConfig, space: ChannelSpace, data: DataBundle, out: Pat
         lat = t.user_attrs.get(f"latency_ms:{table.name}")
         if lat is None or t.user_attrs.get(ARCH_ATTR) is None or t.user_attrs.get("cached_from") is not None:
             continue
-        trials.append({"number": t.number, "latency_ms": lat, "accuracy": t.user_attrs.get("accuracy", t.values[0]),
-                       "feasible": all(v <= 0 for v in t.constraints.values()), "flops": t.user_attrs.get("flops"),
+        feasible = all(v <= 0 for v in t.constraints.values())
+        evaluated = feasible or bool(t.user_attrs.get("evaluated"))  # over budget: not evaluated, no accuracy
+        trials.append({"number": t.number, "latency_ms": lat,
+                       "accuracy": t.user_attrs.get("accuracy", t.values[0]) if evaluated else None,
+                       "feasible": feasible, "flops": t.user_attrs.get("flops"),
                        "params": t.user_attrs.get("params"), "channels": t.user_attrs[ARCH_ATTR]})
     return _finish(out, result, trials, result["best"]["latency_ms"][table.name], backend="optuna")
 
@@ -53,13 +56,14 @@ def _nni_search(cfg: RunConfig, space: ChannelSpace, out: Path, table: Any, budg
     from nas_prune.search._nni import NNI_PORT_WARNING, launch_nni_experiment
 
     to_table = table.table.reference_ms / table.reference_ms
-    console.print(NNI_PORT_WARNING.format(port=8080), style="yellow", markup=False)
-    result = launch_nni_experiment(space_file=out / "space.json", pnet=out / "pnet.pt", tables=[out / "table.json"],
-                                   budgets=[budget_ms * to_table], output=out / "nni" / "best.json", data=cfg.data,
-                                   trials=cfg.n_trials, concurrency=1, echo=console.print)
+    result = launch_nni_experiment(
+        space_file=out / "space.json", pnet=out / "pnet.pt", tables=[out / "table.json"],
+        budgets=[budget_ms * to_table], output=out / "nni" / "best.json", data=cfg.data, trials=cfg.n_trials,
+        concurrency=1, echo=console.print,
+        on_start=lambda: console.print(NNI_PORT_WARNING.format(port=8080), style="yellow", markup=False))
     assert result is not None  # not detached
     (name, _), = result["best"]["latency_ms"].items()
-    trials = [{"number": i, "latency_ms": t["latency_ms"][name] / to_table, "accuracy": t["accuracy"],
+    trials = [{"number": i, "latency_ms": t["latency_ms"][name] / to_table, "accuracy": t.get("accuracy"),
                "feasible": t["feasible"], "flops": t["flops"], "params": t["params"],
                "channels": t["architecture"]["channels"]}
               for i, t in enumerate(result["trials"]) if t["architecture"]["channels"]]

@@ -110,7 +110,8 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         from nas_prune.teacher import train_teacher
 
         res = train_teacher(space, cfg.data, out / "teacher.pt", epochs=cfg.teacher_epochs,
-                            batch_size=cfg.batch_size, train_subset=cfg.train_subset, seed=cfg.seed)
+                            batch_size=cfg.batch_size, train_subset=cfg.train_subset, seed=cfg.seed,
+                            device=cfg.device)
         export_onnx(load_model(space, out / "teacher.pt"), space.example_input(), out / "teacher.onnx")
         return {"accuracy": res["test_accuracy"], "val_accuracy": res["val_accuracy"]}
 
@@ -199,7 +200,8 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         init = {"pnet": f"pnet:{out / 'pnet.pt'}", "gates": f"gates:{out / 'gates.json'}"}.get(cfg.init, cfg.init)
         metrics = distill(space, arch, out / "teacher.pt", data, method=cfg.method, init=init,
                           epochs=cfg.distill_epochs, seed=cfg.seed, out_dir=out / "distill",
-                          table=out / "table.json", budget_ms=budget_res["budget_ms"], threads=cfg.threads)
+                          table=out / "table.json", budget_ms=budget_res["budget_ms"], threads=cfg.threads,
+                          device=cfg.device)
         return {"accuracy": metrics["student"]["test_accuracy"], "speedup": metrics["speedup"]}
 
     cache.run("distill", stage_distill, outputs=("distill/metrics.json", "distill/model.onnx"))

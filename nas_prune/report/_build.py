@@ -13,7 +13,7 @@ from nas_prune.errors import InvalidFileError
 from nas_prune.report._figures import distill_figure, gates_figure, latency_check_figure, pareto_figure, widths_figure
 from nas_prune.report._html import render_page
 
-__all__ = ["write_report"]
+__all__ = ["report_warnings", "write_report"]
 
 
 def _artifact(run_dir: Path, summary: dict[str, Any], key: str) -> Path | None:
@@ -32,13 +32,50 @@ def _fmt_pct(v: Any) -> str:
     return f"{100 * v:.1f}%" if isinstance(v, (int, float)) else "-"
 
 
-def _gate_values(path: Path) -> dict[str, list[float]]:
+def _gate_values(path: Path) -> tuple[dict[str, list[float]], dict[str, float], list[str]]:
+    """Gate values per ratio, the non-zero fraction each ratio reached, and the ratios it missed."""
     from nas_prune.gates import Gates
 
     gates = Gates.load(path)
     out: dict[str, list[float]] = {}
     for ratio, per_gene in gates.values.items():
         out[str(ratio)] = [float(v) for vals in per_gene.values() for v in vals]
+    reached: dict[str, float] = {}
+    missed: list[str] = []
+    for ratio in gates.ratios:
+        runs = [r for r in gates.runs if r.ratio == ratio]
+        reached[str(ratio)] = max(r.nonzero_fraction for r in runs)
+        if not all(r.met_ratio for r in runs):
+            missed.append(f"r = {ratio:g} kept {reached[str(ratio)]:.2f} of the gates non-zero")
+    return out, reached, missed
+
+
+def _chosen_fraction(space_obj: dict[str, Any], channels: dict[str, Any]) -> float | None:
+    genes = [g for g in space_obj.get("genes", []) if len(g.get("choices", [])) > 1]
+    total = sum(int(g["width"]) for g in genes)
+    return sum(int(channels.get(g["name"], g["width"])) for g in genes) / total if total else None
+
+
+def report_warnings(run_dir: Path, summary: dict[str, Any]) -> list[str]:
+    """One line per thing the reader must not miss: gates short of their ratio, a missed budget."""
+    out: list[str] = []
+    gates_path = _artifact(run_dir, summary, "gates")
+    if gates_path:
+        _, _, missed = _gate_values(gates_path)
+        if missed:
+            out.append("The channel gates did not reach their target ratio (" + "; ".join(missed) + "): their "
+                       "histograms and priors describe wider networks than asked. Learn them longer or with a larger "
+                       "penalty (nas-prune gates --epochs N --gamma G).")
+    final, budget = summary.get("final", {}), summary.get("budget_ms")
+    if summary.get("feasible") is False:
+        ratio = summary.get("latency_ratio")
+        out.append(f"The final network misses the latency budget: measured {_fmt_ms(final.get('measured_latency_ms'))} "
+                   f"against {_fmt_ms(budget)}" + (f" ({ratio:.3f}x the teacher's, budget {summary.get('budget')})"
+                                                   if isinstance(ratio, (int, float)) else "")
+                   + ". Search again with a tighter budget, or re-profile the latency table on this machine.")
+    search_best = (summary.get("search") or {}).get("predicted_ms")
+    if isinstance(search_best, (int, float)) and isinstance(budget, (int, float)) and search_best > budget:
+        out.append(f"The search's pick is predicted over budget ({search_best:.4f} ms > {budget:.4f} ms).")
     return out
 
 
@@ -82,14 +119,17 @@ def build_figures(run_dir: Path, summary: dict[str, Any]) -> list[go.Figure]:
         t_lat = {"latency_ms": summary.get("teacher_predicted_latency_ms")}
         figures.append(pareto_figure(trials, budget_ms=budget, chosen=chosen, teacher=t_lat))
     space_path, arch_path = _artifact(run_dir, summary, "space"), _artifact(run_dir, summary, "arch")
+    chosen_fraction = None
     if space_path and arch_path:
         space_obj = read_json(space_path, what="space file")
         arch_obj = read_json(arch_path, what="architecture")
         genes = [g for g in space_obj.get("genes", []) if len(g.get("choices", [])) > 1]
         figures.append(widths_figure(genes, arch_obj.get("channels", {})))
+        chosen_fraction = _chosen_fraction(space_obj, arch_obj.get("channels", {}))
     gates_path = _artifact(run_dir, summary, "gates")
     if gates_path:
-        figures.append(gates_figure(_gate_values(gates_path)))
+        values, reached, _ = _gate_values(gates_path)
+        figures.append(gates_figure(values, reached=reached, chosen_fraction=chosen_fraction))
     check_path = _artifact(run_dir, summary, "latency_check")
     if check_path:
         rows = read_json(check_path, what="latency check")
@@ -100,8 +140,14 @@ def build_figures(run_dir: Path, summary: dict[str, Any]) -> list[go.Figure]:
         metrics = read_json(metrics_path, what="distillation metrics")
         curve = metrics.get("curve") or metrics.get("history") or []
         if curve:
+            # The curve is validation accuracy: draw the teacher's validation accuracy beside it
+            # when the metrics have it, else its test accuracy, labelled so.
+            t_val = (metrics.get("teacher") or {}).get("val_accuracy")
+            last = max((c.get("epoch", 0) for c in curve), default=0)
             figures.append(distill_figure({metrics.get("method", "student"): curve},
-                                          teacher_accuracy=teacher.get("accuracy")))
+                                          teacher_accuracy=t_val if t_val is not None else teacher.get("accuracy"),
+                                          teacher_split="validation" if t_val is not None else "test",
+                                          final={"epoch": last, "accuracy": final.get("accuracy")}))
     return figures
 
 
@@ -109,9 +155,11 @@ def _render(run_dir: Path, summary: dict[str, Any], output: str | os.PathLike[st
     teacher, final = summary.get("teacher", {}), summary.get("final", {})
     figures = build_figures(run_dir, summary)
     feasible = summary.get("feasible")
+    teacher = {**teacher, "predicted_latency_ms": teacher.get("predicted_latency_ms",
+                                                              summary.get("teacher_predicted_latency_ms"))}
     cards = [
-        ("teacher accuracy", _fmt_pct(teacher.get("accuracy")), ""),
-        ("final accuracy", _fmt_pct(final.get("accuracy")), ""),
+        ("teacher test accuracy", _fmt_pct(teacher.get("accuracy")), ""),
+        ("final test accuracy", _fmt_pct(final.get("accuracy")), ""),
         ("teacher latency", _fmt_ms(teacher.get("measured_latency_ms")), ""),
         ("final latency", _fmt_ms(final.get("measured_latency_ms")), ""),
         ("budget", _fmt_ms(summary.get("budget_ms")), ""),
@@ -133,4 +181,4 @@ def _render(run_dir: Path, summary: dict[str, Any], output: str | os.PathLike[st
         table.extend([[f"stage {k}", f"{v:.1f} s", ""] for k, v in stages.items()])
     subtitle = f"{summary.get('model', '?')} on {summary.get('data', '?')} · {summary.get('device', '')}"
     return render_page(output or run_dir / "report.html", title="nas-prune report", subtitle=subtitle,
-                       cards=cards, table=table, figures=figures)
+                       cards=cards, table=table, figures=figures, warnings=report_warnings(run_dir, summary))

@@ -23,6 +23,7 @@ main{max-width:1100px;margin:0 auto;padding:16px 24px}
 .card{background:#fff;border-radius:8px;padding:12px 16px;min-width:150px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
 .card .k{font-size:12px;color:#667;text-transform:uppercase;letter-spacing:.04em}.card .v{font-size:22px;font-weight:600}
 .ok{color:#17a34a}.bad{color:#c0392b}
+.warn{background:#fff4e5;border-left:5px solid #e67e22;border-radius:6px;padding:10px 14px;margin:10px 0;font-size:15px}
 section{background:#fff;border-radius:8px;margin:16px 0;padding:8px 12px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
 table{border-collapse:collapse;font-size:14px;margin:8px}td,th{padding:4px 12px;border-bottom:1px solid #eee;text-align:right}
 th:first-child,td:first-child{text-align:left}
@@ -30,11 +31,13 @@ th:first-child,td:first-child{text-align:left}
 
 
 def render_page(path: str | os.PathLike[str], *, title: str, subtitle: str, cards: Sequence[tuple[str, str, str]],
-                table: Sequence[Sequence[Any]] | None, figures: Sequence[go.Figure]) -> Path:
-    """Write the page; plotly.js is inlined once so the file opens offline."""
+                table: Sequence[Sequence[Any]] | None, figures: Sequence[go.Figure],
+                warnings: Sequence[str] = ()) -> Path:
+    """Write the page; plotly.js is inlined once so the file opens offline. ``warnings`` head the page."""
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{_CSS}</style></head><body>",
              f"<header><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)}</p></header><main>",
+             *(f"<div class='warn' role='alert'>&#9888; {html.escape(w)}</div>" for w in warnings),
              "<div class='cards'>"]
     for key, value, cls in cards:
         parts.append(f"<div class='card'><div class='k'>{html.escape(key)}</div><div class='v {cls}'>{html.escape(value)}</div></div>")

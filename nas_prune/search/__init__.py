@@ -17,7 +17,15 @@ The NNI way in: :mod:`nas_prune.search.nni_trial` is the trial entry point and
 
 from __future__ import annotations
 
-from nas_prune.search._budget import LatencyBudget, LatencyPredictor, min_latency_architecture, parse_milliseconds
+from nas_prune.search._budget import (
+    LatencyBudget,
+    LatencyPredictor,
+    check_budget_texts,
+    min_latency_architecture,
+    parse_milliseconds,
+    parse_relative,
+)
+from nas_prune.search._dashboard import constraint_values, metric_names
 from nas_prune.search._evolution import EvolutionSampler
 from nas_prune.search._objective import (
     ArchitectureObjective,
@@ -26,13 +34,14 @@ from nas_prune.search._objective import (
     architecture_of,
     suggest_architecture,
 )
-from nas_prune.search._run import run_search
+from nas_prune.search._run import DEFAULT_SAMPLER, run_search
 from nas_prune.search._samplers import SAMPLERS, feasible_under, make_sampler
 from nas_prune.search._study import (
     RESULT_FORMAT,
     NoFeasibleArchitectureError,
     check_budgets_reachable,
     default_storage,
+    normalize_storage_url,
     open_study,
     run_trials,
     search_result,
@@ -40,6 +49,7 @@ from nas_prune.search._study import (
 
 __all__ = [
     "ArchitectureObjective",
+    "DEFAULT_SAMPLER",
     "CandidateEvaluator",
     "EvolutionSampler",
     "LatencyBudget",
@@ -49,13 +59,18 @@ __all__ = [
     "SAMPLERS",
     "add_latency_constraints",
     "architecture_of",
+    "check_budget_texts",
     "check_budgets_reachable",
+    "constraint_values",
     "default_storage",
     "feasible_under",
     "make_sampler",
+    "metric_names",
     "min_latency_architecture",
+    "normalize_storage_url",
     "open_study",
     "parse_milliseconds",
+    "parse_relative",
     "run_search",
     "run_trials",
     "search_result",

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 from nas_prune.errors import NasPruneError
 
-__all__ = ["NNI_PORT_WARNING", "launch_nni_experiment", "resume_nni_experiment", "stop_experiment", "collect_results"]
+__all__ = ["NNI_PORT_WARNING", "check_port", "launch_nni_experiment", "resume_nni_experiment", "stop_experiment", "collect_results"]
 
 _FINISHED = ("SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED")
 RUN_FILE = "nas-prune-run.json"
@@ -28,6 +28,16 @@ NNI_PORT_WARNING = (
     "Firewall the port (e.g. 'ufw deny {port}'), run on a host without exposed interfaces, or reach the UI "
     "through an SSH tunnel ('ssh -L {port}:127.0.0.1:{port} host')."
 )
+
+
+def check_port(port: int) -> None:
+    """Refuse a web UI port outside 1-65535 (before NNI is started).
+
+    Raises:
+        NasPruneError: the port is not a TCP port number.
+    """
+    if not 1 <= int(port) <= 65535:
+        raise NasPruneError(f"--port {port} is not a TCP port: use 1024-65535 (8080 by default)")
 
 
 def _nni() -> Any:
@@ -57,9 +67,11 @@ def launch_nni_experiment(
     val_batches: int | None = None,
     batch_size: int = 128,
     detach: bool = False,
+    keep: bool = False,
     experiment_id: str | None = None,
     echo: Callable[[str], None] = print,
     poll_seconds: float = 2.0,
+    on_start: Callable[[], None] | None = None,
 ) -> dict[str, Any] | None:
     """Start an NNI experiment whose trials score candidates under the latency budgets.
 
@@ -67,12 +79,20 @@ def launch_nni_experiment(
     experiment directory. Without ``detach`` this waits for the experiment, writes ``output``
     (best feasible architecture, like ``nas-prune search``) and stops it; Ctrl-C stops it too and
     ``resume_nni_experiment(id)`` continues it. With ``detach`` it returns once the web UI is up.
+    With ``keep`` the stopped experiment's web UI is started again in NNI's read-only view mode on
+    the same port, and left running (``stop_experiment(port=port)`` closes it).
+
+    Every argument and file is checked before NNI starts; ``on_start`` is called just before
+    (the CLI prints its port warning there, so a refused command prints no warning).
+
+    Raises:
+        NasPruneError: a bad argument or file, an unreachable budget, or NNI failing to start.
 
     Returns:
         The result written to ``output``, or ``None`` when detached.
     """
     from nas_prune._io import write_json
-    from nas_prune.search._budget import LatencyBudget
+    from nas_prune.search._budget import LatencyBudget, check_budget_texts
     from nas_prune.search._load import load_gates, load_tables
     from nas_prune.search._study import check_budgets_reachable
     from nas_prune.search.nni_trial import write_trial_config
@@ -80,10 +100,12 @@ def launch_nni_experiment(
 
     if trials < 1 or concurrency < 1:
         raise NasPruneError("--trials and --concurrency must be at least 1")
+    check_port(port)
+    check_budget_texts(list(budgets))
     exp_api = _nni()
     space = ChannelSpace.load(space_file)
     loaded = load_tables(tables, space)
-    lb = LatencyBudget.for_tables(loaded, list(budgets))
+    lb = LatencyBudget.for_tables(loaded, list(budgets), reference=space.full())
     check_budgets_reachable(space, lb)
     if gates is not None:
         search_space = load_gates(gates, space).nni_search_space(space)
@@ -112,8 +134,8 @@ def launch_nni_experiment(
     config.trial_concurrency = concurrency
     config.experiment_working_directory = str(run_dir / "experiments")
     experiment = exp_api.Experiment(config, id=experiment_id)
-    return _run(experiment, port=port, detach=detach, output=output, echo=echo, poll_seconds=poll_seconds,
-                start=lambda mode: experiment.start(port, run_mode=mode))
+    return _run(experiment, port=port, detach=detach, keep=keep, output=output, echo=echo, poll_seconds=poll_seconds,
+                start=lambda mode: experiment.start(port, run_mode=mode), on_start=on_start)
 
 
 def resume_nni_experiment(
@@ -122,10 +144,13 @@ def resume_nni_experiment(
     port: int = 8080,
     output: str | Path | None = None,
     detach: bool = False,
+    keep: bool = False,
     echo: Callable[[str], None] = print,
     poll_seconds: float = 2.0,
+    on_start: Callable[[], None] | None = None,
 ) -> dict[str, Any] | None:
     """Resume a stopped experiment (its finished trials are kept) and wait for it like a launch."""
+    check_port(port)
     exp_api = _nni()
     experiment = exp_api.Experiment(None, id=experiment_id)
     if not experiment.has_checkpoint():
@@ -141,17 +166,20 @@ def resume_nni_experiment(
         experiment._action = "resume"
         experiment.start(port, run_mode=mode)
 
-    return _run(experiment, port=port, detach=detach, output=Path(output), echo=echo, poll_seconds=poll_seconds,
-                start=start)
+    return _run(experiment, port=port, detach=detach, keep=keep, output=Path(output), echo=echo,
+                poll_seconds=poll_seconds, start=start, on_start=on_start)
 
 
 def _run(experiment: Any, *, port: int, detach: bool, output: Path, echo: Callable[[str], None],
-         poll_seconds: float, start: Callable[[Any], None]) -> dict[str, Any] | None:
+         poll_seconds: float, start: Callable[[Any], None], keep: bool = False,
+         on_start: Callable[[], None] | None = None) -> dict[str, Any] | None:
     from nni.experiment import RunMode
 
     from nas_prune._io import write_json
     from nas_prune.progress import progress_bar
 
+    if on_start is not None:
+        on_start()
     try:
         start(RunMode.Detach if detach else RunMode.Background)
     except Exception as exc:  # port taken, node missing, ...
@@ -184,10 +212,25 @@ def _run(experiment: Any, *, port: int, detach: bool, output: Path, echo: Callab
              + f" ({result['n_feasible']}/{result['n_complete']} feasible) -> {output}")
         return result
     except KeyboardInterrupt:
+        keep = False
         echo(f"interrupted: stopping; continue with nas-prune nni --resume {experiment.id}")
         raise
     finally:
         experiment.stop()
+        if keep:
+            _view(experiment.id, port, echo)
+
+
+def _view(experiment_id: str, port: int, echo: Callable[[str], None]) -> None:
+    """Start the stopped experiment's web UI again in NNI's read-only view mode (in the background)."""
+    exp_api = _nni()
+    try:
+        exp_api.Experiment(None, id=experiment_id).view(port=port, non_blocking=True)
+    except Exception as exc:
+        raise NasPruneError(f"NNI could not show experiment {experiment_id} on port {port} ({exc}): "
+                            f"run 'nnictl view {experiment_id} --port {port}'") from None
+    echo(f"NNI experiment {experiment_id} finished; its web UI stays at http://127.0.0.1:{port} (read-only view "
+         f"mode; close it with Ctrl-C or nas-prune nni --stop --port {port})")
 
 
 def collect_results(experiment: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import time
 from typing import Any, Mapping, Protocol, Sequence
 
 from nas_prune.search._budget import LatencyBudget
+from nas_prune.search._dashboard import metric_names, name_metrics, record_dashboard_constraints
 from nas_prune.space import Architecture, ChannelSpace
 
 __all__ = [
@@ -47,6 +48,8 @@ def add_latency_constraints(trial: Any, arch: Architecture, budgets: Sequence[La
     For each budget, ``trial.set_constraint(name, predicted_ms - budget_ms)`` (Optuna 5: feasible
     when every value is <= 0), so ``study.best_trial`` and ``study.best_trials`` only return
     architectures under every budget, and TPE / NSGA-II steer away from infeasible regions.
+    The same values are also stored as the list optuna-dashboard reads (system attribute
+    ``constraints``, budget order; see :mod:`nas_prune.search._dashboard`).
     The predictions are stored as user attributes ``latency_ms:<name>``.
 
     Returns:
@@ -59,6 +62,8 @@ def add_latency_constraints(trial: Any, arch: Architecture, budgets: Sequence[La
         trial.set_user_attr(f"latency_ms:{b.name}", ms)
         trial.set_user_attr(f"budget_ms:{b.name}", b.budget_ms)
         trial.set_constraint(b.name, ms - b.budget_ms)
+    if budgets:
+        record_dashboard_constraints(trial, [predicted[b.name] - b.budget_ms for b in budgets])
     trial.set_user_attr("feasible", all(predicted[b.name] <= b.budget_ms for b in budgets))
     return predicted
 
@@ -87,7 +92,15 @@ class ArchitectureObjective:
     the study is never evaluated again (its result is copied, ``cached_from`` names the trial).
 
     Single objective: maximise accuracy. Multi-objective: maximise accuracy, minimise the predicted
-    latency on the first table (FLOPs in millions when there is no table); see :attr:`directions`.
+    latency on the first table (FLOPs in millions when there is no table); see :attr:`directions`
+    and :attr:`metric_names` (set on the study at the first trial).
+
+    What every trial records (``trial.user_attrs``): ``architecture`` (``{gene: channels}``),
+    ``flops``, ``params``, ``latency_ms:<budget>`` and ``budget_ms:<budget>`` per budget,
+    ``feasible``, ``evaluated`` (False for over-budget and cached candidates), ``accuracy``,
+    ``eval_seconds`` and ``cached_from`` (the trial whose result was copied). Constraints:
+    ``trial.constraints[<budget>] = predicted - budget`` (and the positional copy optuna-dashboard
+    reads, see :mod:`nas_prune.search._dashboard`).
 
     Example::
 
@@ -114,12 +127,53 @@ class ArchitectureObjective:
         self.evaluate_infeasible = evaluate_infeasible
         self.use_cache = use_cache
 
+    @classmethod
+    def from_pruningnet(
+        cls,
+        *,
+        space: ChannelSpace,
+        pnet: Any,
+        data: Any,
+        budgets: Sequence[LatencyBudget] = (),
+        recal_batches: int = 20,
+        batch_size: int = 128,
+        val_batches: int | None = None,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> "ArchitectureObjective":
+        """The objective scoring candidates with a trained PruningNet on your data.
+
+        ``data`` is a :class:`~nas_prune.data.DataBundle` (``load_data(...)``,
+        ``make_bundle(...)``) or ``(train, val[, test])`` splits (datasets, loaders or
+        ``(images, labels)`` tensors); its class count is checked against the space first.
+        Other keyword arguments go to the constructor (``multi_objective``, ...).
+
+        Raises:
+            DataError: the data does not fit the space (class count, image size) or is unusable.
+        """
+        from nas_prune.data import check_num_classes, to_bundle
+        from nas_prune.pruningnet import PruningNetEvaluator
+
+        bundle = to_bundle(data)
+        check_num_classes(space, bundle)
+        evaluator = PruningNetEvaluator(pnet, bundle, recal_batches=recal_batches, batch_size=batch_size,
+                                        val_batches=val_batches, seed=seed)
+        return cls(space=space, evaluator=evaluator, budgets=budgets, **kwargs)
+
     @property
     def directions(self) -> list[str]:
         """Study directions matching the returned values."""
         return ["maximize", "minimize"] if self.multi_objective else ["maximize"]
 
+    @property
+    def metric_names(self) -> list[str]:
+        """Names of the returned values (``study.set_metric_names``; shown by optuna-dashboard)."""
+        return metric_names(multi_objective=self.multi_objective, budget_names=[b.name for b in self.budgets])
+
     def __call__(self, trial: Any) -> float | tuple[float, float]:
+        study = getattr(trial, "study", None)
+        if study is not None:
+            name_metrics(study, self.metric_names)
         arch = suggest_architecture(trial, self.space)
         predicted = add_latency_constraints(trial, arch, self.budgets)
         feasible = all(predicted[b.name] <= b.budget_ms for b in self.budgets)

@@ -11,7 +11,12 @@ from nas_prune.search._samplers import N_STARTUP_TRIALS, enqueue_feasible_random
 from nas_prune.search._study import check_budgets_reachable, open_study, run_trials, search_result
 from nas_prune.space import ChannelSpace
 
-__all__ = ["run_search"]
+__all__ = ["DEFAULT_SAMPLER", "run_search"]
+
+#: The sampler of ``nas-prune search``, ``nas-prune run`` and :func:`run_search` when none is named:
+#: MetaPruning's evolution, which redraws over-budget and repeated candidates before they cost an
+#: evaluation (single and multi-objective).
+DEFAULT_SAMPLER = "evolution"
 
 
 def run_search(
@@ -22,7 +27,7 @@ def run_search(
     storage: str,
     study_name: str,
     n_trials: int,
-    sampler: str = "evolution",
+    sampler: str = DEFAULT_SAMPLER,
     gates: Any = None,
     multi_objective: bool = False,
     population_size: int = 50,

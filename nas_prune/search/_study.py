@@ -23,6 +23,7 @@ __all__ = [
     "run_trials",
     "search_result",
     "check_budgets_reachable",
+    "normalize_storage_url",
 ]
 
 RESULT_FORMAT = "nas-prune/search-result"
@@ -70,8 +71,35 @@ def _storage_class() -> type:
     return _RDBStorage
 
 
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def normalize_storage_url(url: str) -> str:
+    """The storage URL with a PostgreSQL driver SQLAlchemy can load here.
+
+    SQLAlchemy 2.1 maps ``postgresql://`` (and nas-prune maps ``postgres://``) to the psycopg 3
+    driver; when only psycopg2 (``psycopg2-binary``, the ``postgres`` extra) is installed the URL
+    becomes ``postgresql+psycopg2://``. URLs naming a driver (``postgresql+...://``) and other
+    databases are returned unchanged.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("postgresql", "postgres"):
+        return url
+    if _importable("psycopg") or not _importable("psycopg2"):
+        return f"postgresql://{rest}"  # psycopg 3 is SQLAlchemy's default (or no driver: its own error)
+    return f"postgresql+psycopg2://{rest}"
+
+
 def _rdb_storage(url: str, heartbeat_interval: int | None, grace_period: int | None) -> Any:
     import optuna
+
+    url = normalize_storage_url(url)
 
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -99,7 +127,8 @@ def _rdb_storage(url: str, heartbeat_interval: int | None, grace_period: int | N
             time.sleep(0.2 * (attempt + 1) + random.random() * 0.3)
     raise NasPruneError(
         f"cannot open the study storage {redact(url)} ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}): "
-        "check the URL, that the database server runs and the driver (psycopg2 for PostgreSQL) is installed"
+        "check the URL, that the database server runs and the driver (psycopg2 for PostgreSQL: "
+        "pip install 'nas-prune[postgres]') is installed"
     )
 
 
@@ -125,7 +154,8 @@ def open_study(
 ) -> Any:
     """Create the study, or load it when it exists (a second worker, or a resumed search).
 
-    ``storage`` is an SQLAlchemy URL (``sqlite:///run/search.db``, ``postgresql://user@host/db``).
+    ``storage`` is an SQLAlchemy URL (``sqlite:///run/search.db``, ``postgresql://user@host/db``;
+    see :func:`normalize_storage_url` for the PostgreSQL driver).
     Heartbeats mark a trial whose worker died as failed after ``grace_period`` seconds (default
     ``2 * heartbeat_interval``) and queue it again (up to 3 times). ``settings`` (space id, budgets,
     ...) are stored on a new study and must match when the study is loaded again, so workers with

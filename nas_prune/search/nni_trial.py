@@ -2,11 +2,15 @@
 
 NNI runs this once per trial. It reads the candidate with ``nni.get_next_parameter()``, predicts
 its latency on every table, scores it with the PruningNet when it meets every budget, and reports
-``nni.report_final_result({"default": score, "accuracy", "feasible", "latency_ms:<table>", ...})``.
+``nni.report_final_result({"default": score, "accuracy", "feasible", "evaluated", "latency_ms:<table>",
+"flops", "params", "channels"})``: a dict metric with a ``default`` key, so NNI's web UI lists every
+key in its trial table's columns and in each trial's detail.
 
-A feasible candidate's score is its accuracy (in [0, 1]); an infeasible one is not evaluated and
-scores ``-1 - overshoot`` (overshoot = the largest relative excess over a budget), so no feasible
-candidate ever loses to it and the tuner still learns which way the budget lies.
+A feasible candidate's score is the evaluator's ``score`` (a PruningNet's exp(-validation
+cross-entropy), in (0, 1]; its ``accuracy`` when it has none); an infeasible one is not evaluated: it
+has no ``accuracy`` (not a fake 0.0), ``evaluated`` is 0, and it scores ``-1 - overshoot``
+(overshoot = the largest relative excess over a budget), so no feasible candidate ever loses to it
+and the tuner still learns which way the budget lies.
 
 ``--params '{"gene": channels, ...}'`` runs one candidate outside NNI (a debugging aid).
 """
@@ -90,13 +94,14 @@ def score_candidate(
     if feasible:
         result = evaluate(arch)
         accuracy = float(result["accuracy"])
-        metrics["default"] = accuracy
+        metrics["default"] = float(result.get("score", accuracy))  # the PruningNet's score, in (0, 1]
+        metrics["score"] = metrics["default"]
         metrics["accuracy"] = accuracy
         metrics["eval_seconds"] = float(result.get("seconds", 0.0))
     else:
         metrics["default"] = -1.0 - overshoot
-        metrics["accuracy"] = 0.0
     metrics["feasible"] = int(feasible)
+    metrics["evaluated"] = int(feasible)
     for name, ms in predicted.items():
         metrics[f"latency_ms:{name}"] = ms
     metrics["flops"] = int(counts["flops"])

@@ -23,6 +23,20 @@ def test_budget_parse():
     for bad in ("fast", "1.5x", "-1ms", "0x"):
         with pytest.raises(NasPruneError):
             Budget.parse(bad)
+    with pytest.raises(NasPruneError, match=r"no unit: write 0.5x of the teacher or 0.5ms"):
+        Budget.parse("0.5")
+
+
+def test_search_and_run_share_one_default_sampler():
+    import inspect
+
+    from nas_prune.cli._run import run
+    from nas_prune.cli._search import search
+    from nas_prune.search import DEFAULT_SAMPLER, run_search
+
+    defaults = {inspect.signature(f).parameters["sampler"].default for f in (run, search)}
+    assert {getattr(d, "default", d) for d in defaults} == {DEFAULT_SAMPLER} == {RunConfig().sampler}
+    assert inspect.signature(run_search).parameters["sampler"].default == DEFAULT_SAMPLER == "evolution"
 
 
 def test_presets_fill_unset_fields():

@@ -78,3 +78,67 @@ def test_chosen_star_sits_on_the_search_clock(tmp_path, tiny_space):
     pareto = build_figures(run, summary)[0]  # the search figure comes first
     star = next(t for t in pareto.data if t.name == "chosen")
     assert list(star.x) == [0.1234] and list(star.y) == [90.0]
+
+
+def _with_gates(run, tiny_space, *, met):
+    from nas_prune.gates import GateRun, Gates
+
+    widths = {g.name: g.width for g in tiny_space.searchable_genes}
+    runs = tuple(GateRun(ratio=r, seed=0, gates={g: tuple([0.9] * w) for g, w in widths.items()}, val_accuracy=0.3,
+                         nonzero_fraction=1.0 if not met else r, epoch=1, met_ratio=met) for r in (0.3, 0.7))
+    Gates(tiny_space.id, widths, runs).save(run / "gates.json")
+    summary = __import__("json").loads((run / "summary.json").read_text())
+    summary["artifacts"]["gates"] = "gates.json"
+    return summary
+
+
+def test_report_warns_when_gates_miss_their_ratio_or_the_budget_is_missed(tmp_path, tiny_space):
+    from nas_prune.report._build import report_warnings
+
+    run = fake_run(tmp_path, tiny_space)
+    summary = _with_gates(run, tiny_space, met=True)
+    write_json(run / "summary.json", summary)
+    assert report_warnings(run, summary) == [] and "role='alert'" not in write_report(run).read_text()
+    summary = _with_gates(run, tiny_space, met=False)
+    summary.update(feasible=False, latency_ratio=0.61, budget="0.5x")
+    write_json(run / "summary.json", summary)
+    warnings = report_warnings(run, summary)
+    assert len(warnings) == 2
+    assert "did not reach their target ratio (r = 0.3 kept 1.00" in warnings[0] and "--epochs" in warnings[0]
+    assert "misses the latency budget: measured 0.105 ms against 0.120 ms (0.610x" in warnings[1]
+    html = write_report(run).read_text()
+    assert html.count("role='alert'") == 2 and "MISSED: 1.00 non-zero" in html
+
+
+def test_chosen_network_is_marked_in_every_figure_and_splits_are_named(tmp_path, tiny_space):
+    from nas_prune.report._build import build_figures
+
+    run = fake_run(tmp_path, tiny_space)
+    write_json(run / "latency_check.json", [{"label": "chosen", "predicted_ms": 0.1, "measured_ms": 0.105},
+                                            {"label": "searched 1", "predicted_ms": 0.2, "measured_ms": 0.19}])
+    summary = _with_gates(run, tiny_space, met=True)
+    summary["teacher_predicted_latency_ms"] = 0.2125
+    write_json(run / "summary.json", summary)
+    figures = build_figures(run, summary)
+    assert len(figures) == 5
+    for fig in figures:
+        names = " ".join(str(t.name) for t in fig.data)
+        notes = " ".join(str(a.text) for a in fig.layout.annotations)
+        assert "chosen" in names + notes, fig.layout.title.text
+    search, widths, gates, check, distill = figures
+    assert "validation" in search.layout.yaxis.title.text
+    assert "(validation)" in " ".join(t.name for t in distill.data) and "teacher (test)" in distill.layout.annotations[0].text
+    assert "0.2125" in write_report(run).read_text()  # the teacher's predicted latency is shown, not "-"
+
+
+def test_over_budget_trials_without_accuracy_are_drawn_apart(tmp_path, tiny_space):
+    from nas_prune.report import pareto_figure
+
+    trials = [{"number": 0, "latency_ms": 0.1, "accuracy": 0.8, "feasible": True},
+              {"number": 1, "latency_ms": 0.3, "accuracy": None, "feasible": False},
+              {"number": 2, "latency_ms": 0.25, "accuracy": 0.0, "feasible": False}]
+    fig = pareto_figure(trials, budget_ms=0.2)
+    unscored = next(t for t in fig.data if "not evaluated" in t.name)
+    assert list(unscored.x) == [0.3, 0.25]
+    front = next(t for t in fig.data if t.name == "Pareto front")
+    assert list(front.x) == [0.1]

@@ -63,9 +63,32 @@ def test_search_and_its_postgres_listen_on_loopback_only(search_artifacts, postg
     assert not exposed, f"nas-prune listened beyond loopback: {exposed}"
 
 
-def test_nni_port_warning_names_the_port_and_the_mitigation(capsys):
-    code, _, err = run_main(capsys, "nni", "--port", "18765")  # no space given: warns, then refuses to start
-    assert code == 2
+def test_a_refused_nni_command_prints_no_port_warning(capsys):
+    code, _, err = run_main(capsys, "nni", "--port", "18765")  # no space given: refused before NNI starts
+    assert code == 2 and "every network interface" not in err and "needs --space" in err
+
+
+@pytest.mark.slow
+def test_nni_port_warning_names_the_port_and_the_mitigation(capsys, monkeypatch, search_artifacts, tmp_path):
+    """Printed when NNI is about to start (here NNI's start is made to fail, so nothing listens)."""
+    from types import SimpleNamespace
+
+    from nas_prune.search import _nni
+
+    class Refused:
+        def __init__(self, config, id=None):  # noqa: A002 (NNI's own argument name)
+            self.id, self.config = "refused", config
+
+        def start(self, port, run_mode=None):
+            raise OSError("address already in use")
+
+    real = _nni._nni()
+    monkeypatch.setattr(_nni, "_nni", lambda: SimpleNamespace(Experiment=Refused, ExperimentConfig=real.ExperimentConfig))
+    a = search_artifacts
+    code, _, err = run_main(capsys, "nni", "--space", str(a / "space.json"), "--pnet", str(a / "pnet.pt"), "--table",
+                            str(a / "table.json"), "--budget", "5ms", "-o", str(tmp_path / "best.json"),
+                            "--port", "18765")
+    assert code == 2 and "NNI could not start the experiment on port 18765" in err
     warning = err.splitlines()[0]
     assert "18765" in warning and "every network interface" in warning
     assert "ssh -L 18765:127.0.0.1:18765" in warning and "Firewall the port" in warning

@@ -91,3 +91,9 @@ def postgres_url():
         subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
                        capture_output=True, timeout=60)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def readme_postgres_url(postgres_url):
+    """The throw-away server's URL as the README writes it: ``postgresql://`` without a driver."""
+    return postgres_url.replace("postgresql+psycopg2://", "postgresql://", 1)

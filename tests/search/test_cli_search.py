@@ -119,13 +119,13 @@ def test_killed_search_resumes(tiny_artifacts, tmp_path):
     assert json.loads(out.read_text())["n_complete"] == target
 
 
-def test_three_postgres_workers_share_one_study(tiny_artifacts, postgres_url, tmp_path):
+def test_three_postgres_workers_share_one_study(tiny_artifacts, postgres_url, readme_postgres_url, tmp_path):
     n = 12
     procs = []
     for w in range(3):
         out = tmp_path / f"w{w}" / "best.json"
-        args = search_args(tiny_artifacts, out, "--n-trials", n, "--storage", postgres_url, "--study-name", "shared",
-                           "--sampler", "evolution", "--seed", str(w))
+        args = search_args(tiny_artifacts, out, "--n-trials", n, "--storage", readme_postgres_url,
+                           "--study-name", "shared", "--sampler", "evolution", "--seed", str(w))
         procs.append(subprocess.Popen([sys.executable, "-m", "nas_prune", *map(str, args)], cwd=ROOT, env=cli_env(),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
@@ -145,3 +145,16 @@ def test_three_postgres_workers_share_one_study(tiny_artifacts, postgres_url, tm
     results = [json.loads((tmp_path / f"w{w}" / "best.json").read_text()) for w in range(3)]
     assert {r["best"]["trial"] for r in results} == {study.best_trial.number}
     assert all(r["n_complete"] == len(trials) for r in results)  # every worker waited for the others
+
+
+def test_relative_budget_is_a_fraction_of_the_unpruned_models_prediction(tiny_artifacts, tmp_path):
+    from nas_prune.latency import LatencyTable
+    from nas_prune.space import ChannelSpace
+
+    out = tmp_path / "best.json"
+    args = search_args(tiny_artifacts, out, "--n-trials", "2")
+    args[args.index("5ms")] = "1x"
+    cli(*args)
+    space = ChannelSpace.load(tiny_artifacts / "space.json")
+    full_ms = LatencyTable.load(tiny_artifacts / "table.json").predict(space.full())
+    assert json.loads(out.read_text())["budgets"][0]["budget_ms"] == pytest.approx(full_ms)

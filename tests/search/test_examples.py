@@ -19,6 +19,7 @@ SMALL = {"EXAMPLE_TRIALS": "4", "EXAMPLE_EPOCHS": "1", "EXAMPLE_NETS": "8"}
 
 
 def test_optuna_example_runs(tmp_path):
+    """The tutorial, as a new user runs it: own 7-class model and tensors, relative budget, any sampler."""
     env = {**cli_env(), **SMALL, "EXAMPLE_OUT": str(tmp_path / "run")}
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / "optuna_search.py")], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -26,7 +27,15 @@ def test_optuna_example_runs(tmp_path):
     line = next(x for x in proc.stdout.splitlines() if x.startswith("best trial"))
     ms, budget = line.split(", ")[1].split(" ms")[0], line.split("(budget ")[1].split(" ms")[0]
     assert float(ms) <= float(budget)
+    assert "metric names ['accuracy']" in proc.stdout and "budget 0.7x = " in proc.stdout
+    assert "pruned model: " in proc.stdout and (tmp_path / "run" / "history.html").exists()
     assert (tmp_path / "run" / "study.db").exists() and (tmp_path / "run" / "pnet.pt").exists()
+    # Optuna's own TPESampler on the same study: the table and the PruningNet are reused (resumed).
+    env.update(EXAMPLE_SAMPLER="tpe", EXAMPLE_TRIALS="6")
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "optuna_search.py")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "6 trials" in proc.stdout
 
 
 def test_nni_example_runs_through_its_config(tmp_path):

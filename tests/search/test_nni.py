@@ -100,3 +100,26 @@ def test_nni_experiment_reports_stops_and_resumes(tiny_artifacts, tmp_path):
         if started is not None:
             subprocess.run([sys.executable, "-m", "nas_prune", "nni", "--stop", "--port", str(port)], cwd=ROOT,
                            env=cli_env(), capture_output=True, timeout=120)
+
+
+def test_keep_leaves_the_web_ui_up_in_view_mode(tiny_artifacts, tmp_path):
+    pytest.importorskip("nni", reason="nni is not importable (pip install 'nas-prune[nni]')")
+    from nas_prune.search._nni import launch_nni_experiment, stop_experiment
+
+    port = _free_port()
+    said: list[str] = []
+    try:
+        result = launch_nni_experiment(space_file=tiny_artifacts / "space.json", pnet=tiny_artifacts / "pnet.pt",
+                                       tables=[tiny_artifacts / "table.json"], budgets=["5ms"], trials=1, port=port,
+                                       output=tmp_path / "best.json", keep=True, recal_batches=1, val_batches=2,
+                                       batch_size=32, echo=said.append, on_start=lambda: said.append("starting"))
+        assert said[0] == "starting" and result["n_complete"] == 1
+        # The experiment is over, and its web UI and REST API still answer, read-only.
+        assert rest(port, "/check-status")["status"] == "VIEWED"
+        (metrics,) = final_results(port).values()
+        assert {"default", "accuracy", "feasible", "evaluated", "latency_ms:test-cpu", "flops", "params"} <= set(metrics)
+        assert any("stays at http://127.0.0.1:" in line for line in said)
+    finally:
+        stop_experiment(port=port)
+    with pytest.raises(OSError):
+        rest(port, "/check-status")

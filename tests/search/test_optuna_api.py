@@ -34,10 +34,14 @@ def test_parse_milliseconds():
     assert parse_milliseconds("1.8ms") == 1.8
     assert parse_milliseconds("1800us") == pytest.approx(1.8)
     assert parse_milliseconds("0.0018s") == pytest.approx(1.8)
-    assert parse_milliseconds("2") == 2.0
+    assert parse_milliseconds(2) == 2.0 and parse_milliseconds(0.5) == 0.5  # Python numbers are milliseconds
     for bad in ("fast", "-1ms", "0ms", "nan"):
         with pytest.raises(NasPruneError):
             parse_milliseconds(bad)
+    with pytest.raises(NasPruneError, match="has no unit: write 2ms"):  # a string needs its unit
+        parse_milliseconds("2")
+    with pytest.raises(NasPruneError, match="relative.*nas-prune run --budget 0.5x"):
+        parse_milliseconds("0.5x")
 
 
 def test_budgets_pair_with_tables(tiny_space):
@@ -75,7 +79,9 @@ def test_constraints_make_best_trial_feasible(tiny_space):
     assert top.user_attrs["latency_ms:fake-cpu"] > 0.5 and top.constraints["fake-cpu"] > 0
     best = study.best_trial
     assert best.user_attrs["feasible"] and best.user_attrs["latency_ms:fake-cpu"] <= 0.5
-    assert best.constraints == {"fake-cpu": pytest.approx(best.user_attrs["latency_ms:fake-cpu"] - 0.5)}
+    # By name (set_constraint) and by position (the list optuna-dashboard reads), the same value.
+    expected = pytest.approx(best.user_attrs["latency_ms:fake-cpu"] - 0.5)
+    assert best.constraints == {"fake-cpu": expected, "0": expected}
     feasible = [t for t in study.trials if t.user_attrs["feasible"]]
     assert best.value == max(t.value for t in feasible)
     result = search_result(study, tiny_space, budgets)
@@ -289,3 +295,26 @@ def test_evolution_draws_near_the_budget(tiny_space):
     ev2 = FakeEvaluator(tiny_space)
     plain.optimize(ArchitectureObjective(space=tiny_space, evaluator=ev2, budgets=budgets), n_trials=10)
     assert min(fill(Architecture(tiny_space.id, c)) for c in ev2.calls) < MIN_FILL
+
+
+def test_relative_budgets_need_a_reference(tiny_space):
+    t1, t2 = FakeTable(tiny_space, name="a"), FakeTable(tiny_space, base=1.0, name="b")
+    full = tiny_space.full()
+    b = LatencyBudget.for_tables([t1, t2], ["0.5x"], reference=full)
+    assert [x.budget_ms for x in b] == [pytest.approx(0.5 * t1.predict(full)), pytest.approx(0.5 * t2.predict(full))]
+    mixed = LatencyBudget.for_tables([t1, t2], ["0.5x", "3ms"], reference=2.0)  # measured reference: 2 ms
+    assert [x.budget_ms for x in mixed] == [pytest.approx(1.0), 3.0]
+    with pytest.raises(NasPruneError, match="relative but no reference was given"):
+        LatencyBudget.for_tables([t1], ["0.5x"])
+    for bad in ("1.5x", "0x"):
+        with pytest.raises(NasPruneError, match=r"fraction in \(0, 1\]"):
+            LatencyBudget.for_tables([t1], [bad], reference=full)
+
+
+def test_objective_from_pruningnet_checks_the_class_count_first(tiny_space):
+    from nas_prune.data import load_data, select_classes
+    from nas_prune.errors import DataError
+
+    seven = select_classes(load_data("digits", input_size=16), range(7))
+    with pytest.raises(DataError, match="the model has 10 outputs but dataset .* has 7 classes"):
+        ArchitectureObjective.from_pruningnet(space=tiny_space, pnet=None, data=seven)  # refused before any scoring

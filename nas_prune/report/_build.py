@@ -66,6 +66,11 @@ def report_warnings(run_dir: Path, summary: dict[str, Any]) -> list[str]:
             out.append("The channel gates did not reach their target ratio (" + "; ".join(missed) + "): their "
                        "histograms and priors describe wider networks than asked. Learn them longer or with a larger "
                        "penalty (nas-prune gates --epochs N --gamma G).")
+    check = summary.get("pruningnet_check")
+    if isinstance(check, dict) and check.get("ordered") is False:
+        scores = " / ".join(f"{s:.3f}" for s in check.get("scores", []))
+        out.append(f"The PruningNet scores uniform widths {check.get('widths')} at {scores}: a wider network does "
+                   "not score higher, so the search ranked candidates unreliably. Train it longer (--pnet-epochs).")
     final, budget = summary.get("final", {}), summary.get("budget_ms")
     if summary.get("feasible") is False:
         ratio = summary.get("latency_ratio")

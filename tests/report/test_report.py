@@ -108,6 +108,13 @@ def test_report_warns_when_gates_miss_their_ratio_or_the_budget_is_missed(tmp_pa
     assert "misses the latency budget: measured 0.105 ms against 0.120 ms (0.610x" in warnings[1]
     html = write_report(run).read_text()
     assert html.count("role='alert'") == 2 and "MISSED: 1.00 non-zero" in html
+    # A PruningNet whose scores do not grow with the width is called out too.
+    summary["pruningnet_check"] = {"widths": [0.25, 0.5, 0.75, 1.0], "scores": [0.5, 0.6, 0.58, 0.55],
+                                   "ordered": False}
+    warnings = report_warnings(run, summary)
+    assert len(warnings) == 3 and "0.500 / 0.600 / 0.580 / 0.550" in warnings[1] and "--pnet-epochs" in warnings[1]
+    summary["pruningnet_check"]["ordered"] = True
+    assert len(report_warnings(run, summary)) == 2
 
 
 def test_chosen_network_is_marked_in_every_figure_and_splits_are_named(tmp_path, tiny_space):

@@ -161,6 +161,9 @@ def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: 
                    advance=advance)
     meta["load_average_end"] = machine_info(device_name)["load_average"]
     meta["build_seconds"] = round(spent_before + time.time() - started, 1)
+    from nas_prune.latency._calibrate import calibration_record
+
+    meta["calibration"] = calibration_record("built", settings.to_json())
     table = table_from_records(space_id=space.id, structure=structure_from_space(space), settings=settings,
                                meta=meta, records=records, input_shape=space.input_shape,
                                reference_channels=ref_channels)

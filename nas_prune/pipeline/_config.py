@@ -74,10 +74,14 @@ class RunConfig:
     train_subset: int | None = None
     batch_size: int | None = None
     validate_n: int = 8
+    finalists: int = 8
+    calibration: str = "auto"
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         Budget.parse(self.budget)
+        if self.calibration not in ("auto", "refresh", "off"):
+            raise NasPruneError(f"calibration {self.calibration!r}: use auto, refresh or off")
         if self.backend not in ("optuna", "nni"):
             raise NasPruneError(f"backend {self.backend!r}: use optuna or nni")
         preset = PRESETS.get(self.data.partition(":")[0], _DEFAULT_PRESET)

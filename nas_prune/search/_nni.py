@@ -60,6 +60,7 @@ def launch_nni_experiment(
     experiment_id: str | None = None,
     echo: Callable[[str], None] = print,
     poll_seconds: float = 2.0,
+    calibration: str = "auto",
 ) -> dict[str, Any] | None:
     """Start an NNI experiment whose trials score candidates under the latency budgets.
 
@@ -67,6 +68,9 @@ def launch_nni_experiment(
     experiment directory. Without ``detach`` this waits for the experiment, writes ``output``
     (best feasible architecture, like ``nas-prune search``) and stops it; Ctrl-C stops it too and
     ``resume_nni_experiment(id)`` continues it. With ``detach`` it returns once the web UI is up.
+    The tables are calibrated on this machine first (``calibration``, see
+    :func:`nas_prune.latency.calibrated_table`) and the trials read the calibrated copies in the
+    run directory, so every trial predicts the milliseconds ``nas-prune search`` would.
 
     Returns:
         The result written to ``output``, or ``None`` when detached.
@@ -82,7 +86,7 @@ def launch_nni_experiment(
         raise NasPruneError("--trials and --concurrency must be at least 1")
     exp_api = _nni()
     space = ChannelSpace.load(space_file)
-    loaded = load_tables(tables, space)
+    loaded = load_tables(tables, space, calibration=calibration, log=echo)
     lb = LatencyBudget.for_tables(loaded, list(budgets))
     check_budgets_reachable(space, lb)
     if gates is not None:
@@ -94,6 +98,7 @@ def launch_nni_experiment(
     output = Path(output).resolve()
     run_dir = output.with_name(output.name + ".nni")
     run_dir.mkdir(parents=True, exist_ok=True)
+    tables = [t.save(run_dir / f"table{i}_calibrated.json") for i, t in enumerate(loaded)]
     cfg_path = write_trial_config(run_dir / "trial_config.json", space=space_file, pnet=pnet, tables=tables,
                                   budgets_ms=[b.budget_ms for b in lb], names=[b.name for b in lb], data=data,
                                   prior=gates is not None, recal_batches=recal_batches, val_batches=val_batches,

@@ -31,7 +31,7 @@ from nas_prune.latency._structure import LayerCosts
 
 __all__ = ["Correction", "fit_correction", "term_groups", "scores"]
 
-GROUP_RIDGES = (1e-3, 1e-2, 1e-1)
+GROUP_RIDGES = (0.0, 1e-3, 1e-2, 1e-1)
 LAYER_RIDGES = (1e-2, 1e-1, 1.0)
 
 

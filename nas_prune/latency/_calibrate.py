@@ -299,6 +299,8 @@ def calibration_label(table: LatencyTable) -> str:
         return f"rebuilt on this machine {cal.get('date', '?')} ({ref})"
     if kind == "off":
         return f"as stored, not calibrated (calibration off; {ref} from {table.meta.get('device', '?')})"
+    if kind == "device":
+        return f"measured on device {cal.get('device', '?')} through the device runner, used as measured there ({ref})"
     return (f"NOT calibrated for this machine ({cal.get('reason', 'unknown')}): milliseconds of "
             f"{table.meta.get('device', '?')}, {ref}")
 
@@ -336,8 +338,11 @@ def calibrated_table(table: str | os.PathLike[str] | LatencyTable, space: Any = 
         say(f"latency table {src}: {calibration_label(out)}")
         return out
     reason = foreign_reason(tab)
-    if mode == "auto" and (tab.meta.get("calibration") or {}).get("kind") == "off":
-        reason = None  # saved by a run with calibration off: its owner chose to use it as stored
+    kind = (tab.meta.get("calibration") or {}).get("kind")
+    if mode == "auto" and kind in ("off", "device"):
+        # "off": saved by a run with calibration off; "device": measured on a phone or board through
+        # the device runner, whose milliseconds this host cannot check (refresh forces a check here)
+        reason = None
     if reason is None and mode == "auto":
         say(f"latency table {src}: {calibration_label(tab)}")
         return tab

@@ -100,9 +100,9 @@ def predict(
 
     arch = Architecture.load(arch_file)
     sp = ChannelSpace.load(space_file) if space_file else None
-    rows = []
+    rows, said = [], []
     for path in tables:
-        t = calibrated_table(path, sp, mode=calibration, log=lambda m: typer.echo(m, err=True))
+        t = calibrated_table(path, sp, mode=calibration, log=said.append)
         allowed = t.structure.get("genes", {}) if isinstance(t.structure, dict) else {}
         for gene, count in arch.channels.items():  # the table extrapolates silently: refuse what no space allows
             if gene in allowed and count not in allowed[gene]:
@@ -111,6 +111,8 @@ def predict(
         rows.append({"table": str(path), "device": t.meta.get("device"), "threads": t.meta.get("threads"),
                      "latency_ms": t.predict(arch, reference_ms=reference_ms), "relative": t.relative(arch),
                      "calibration": calibration_label(t)})
+    for line in said:  # after the checks, so that an error stays the only line
+        typer.echo(line, err=True)
     if as_json:
         typer.echo(json.dumps(rows if len(rows) > 1 else rows[0]))
     else:

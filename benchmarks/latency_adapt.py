@@ -39,6 +39,8 @@ from nas_prune.latency._validate import _spearman, bootstrap_intervals
 from nas_prune.space import ChannelSpace
 
 ROOT = Path(__file__).resolve().parents[1]
+#: v1: groups as measured; v2: noisy groups re-measured (``measure_relative(retries=2)``), regrouped retest
+PROTOCOL = "v2"
 DEFAULT_TABLES = sorted((ROOT / "latency_tables").glob("*/*1thread.json"))
 
 
@@ -79,9 +81,16 @@ def run_table(path: Path, spaces: dict[str, ChannelSpace], args: argparse.Namesp
                       "load_average_during": [r["load_average"] for r in recs[::8]],
                       "shipped": _score(np.array([table.relative(a) for a in archs]), meas),
                       "adapted": _score(np.array([adapted.relative(a) for a in archs]), meas)}
-    if args.retest:
-        again = np.array([r["rel"] for r in measure_relative(table, space, archs, id_prefix="r")])
-        res["heldout"]["retest"] = _score(again, meas)  # the measurement against itself: the noise floor
+    res["heldout"]["records"] = [{"rel": r["rel"], "group_noise": round(r["group_noise"], 4),
+                                  "attempts": r["group_attempts"], "ref_ms": round(r["ref_round_ms"], 4)} for r in recs]
+    res["heldout"]["groups_remeasured"] = sum(r["group_attempts"] > 1 for r in recs[::8])
+    if args.retest:  # the same networks again, in other groups: the measurement against itself (noise floor)
+        perm = list(range(len(archs)))
+        random.Random(7).shuffle(perm)
+        again_recs = measure_relative(table, space, [archs[i] for i in perm], id_prefix="r")
+        again = np.empty(len(archs))
+        again[perm] = [r["rel"] for r in again_recs]
+        res["heldout"]["retest"] = _score(again, meas)
     res["load_average_end"] = list(os.getloadavg())
     res["busiest_processes_end"] = _busiest()
     return res
@@ -116,11 +125,12 @@ def main() -> None:
     for path in args.table or DEFAULT_TABLES:
         path = path.resolve()
         key = str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
-        if any(r["table"] == key and r.get("machine_key") == machine_key() for r in out["results"]):
+        if any(r["table"] == key and r.get("machine_key") == machine_key() and r.get("protocol") == PROTOCOL
+               for r in out["results"]):
             print(f"skip {key}: done on this machine", file=sys.stderr)
             continue
         res = run_table(path, spaces, args)
-        res.update({"machine_key": machine_key(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        res.update({"protocol": PROTOCOL, "machine_key": machine_key(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         out["results"].append(res)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(out, indent=2) + "\n")

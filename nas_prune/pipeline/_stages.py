@@ -39,7 +39,11 @@ class _ScaledTable:
 
 
 def find_shipped_table(space_id: str, threads: int, root: Path = TABLES_DIR) -> Path | None:
-    """A table in ``latency_tables/`` measured for ``space_id`` at ``threads`` threads, if any."""
+    """A table in ``latency_tables/`` measured for ``space_id`` at ``threads`` threads, if any.
+
+    A shipped table was measured on the development VM: the run's calibration stage checks (and
+    adapts) it on this machine before anything trusts it (:func:`nas_prune.latency.calibrated_table`).
+    """
     if not root.is_dir():
         return None
     from nas_prune.latency import LatencyTable

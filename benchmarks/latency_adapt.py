@@ -39,8 +39,9 @@ from nas_prune.latency._validate import _spearman, bootstrap_intervals
 from nas_prune.space import ChannelSpace
 
 ROOT = Path(__file__).resolve().parents[1]
-#: v1: groups as measured; v2: noisy groups re-measured (``measure_relative(retries=2)``), regrouped retest
-PROTOCOL = "v2"
+#: v1: groups as measured; v2: noisy groups re-measured (``measure_relative(retries=2)``), regrouped retest;
+#: v3: v2 + up to 120 adaptation networks within the 60 s and the "layers" ridge the same for every term
+PROTOCOL = "v3"
 DEFAULT_TABLES = sorted((ROOT / "latency_tables").glob("*/*1thread.json"))
 
 
@@ -101,7 +102,7 @@ def main() -> None:
     parser.add_argument("--table", action="append", type=Path, help="table(s) (default: the shipped 1-thread ones)")
     parser.add_argument("--n", type=int, default=60, help="held-out random architectures")
     parser.add_argument("--seed", type=int, default=101, help="seed of the held-out architectures")
-    parser.add_argument("--adapt-nets", type=int, default=60)
+    parser.add_argument("--adapt-nets", type=int, default=120)
     parser.add_argument("--adapt-seconds", type=float, default=60.0)
     parser.add_argument("--adapt-seed", type=int, default=15)
     parser.add_argument("--retest", action="store_true", help="time the held-out networks twice (noise floor)")

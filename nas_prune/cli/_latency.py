@@ -125,7 +125,7 @@ def adapt(
     table_file: Path = typer.Option(..., "--table", help="Latency table measured elsewhere (or long ago)."),
     space_file: Path = typer.Option(..., "--space", help="Space JSON of the table."),
     output: Path = typer.Option(..., "-o", "--output", help="Table JSON to write, recorded as adapted to this machine."),
-    nets: int = typer.Option(60, help="Networks to measure at most (the check's 12 included)."),
+    nets: int = typer.Option(120, help="Networks to measure at most (the check's 12 included; --seconds binds first)."),
     seconds: float = typer.Option(60.0, help="Measurement time limit of the adaptation (s)."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the table here if adaptation is not enough."),
     force: bool = typer.Option(False, "--force", help="Adapt even when the check says the table fits."),

@@ -32,7 +32,7 @@ from nas_prune.latency._structure import LayerCosts
 __all__ = ["Correction", "fit_correction", "term_groups", "scores"]
 
 GROUP_RIDGES = (0.0, 1e-3, 1e-2, 1e-1)
-LAYER_RIDGES = (1e-2, 1e-1, 1.0)
+LAYER_RIDGES = (1e-3, 1e-2, 1e-1)
 
 
 def scores(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -132,8 +132,9 @@ class _Problem:
         # layers: every term and the intercept, shrunk towards the groups solution (its own ridge)
         X = np.hstack([self.F[idx], np.ones((len(idx), 1))])
         prior = np.concatenate([coef, [c0]])
-        scale = np.maximum(np.abs(prior), 1e-3 * max(np.abs(prior).max(), 1e-9))
-        reg = np.sqrt(float(lam) * len(idx)) / scale  # relative shrinkage: large terms may move more
+        # the same shrinkage for every term (features are shares of the full network's cost), so a
+        # term the table fitted at zero may grow here: a relative one would pin it at zero
+        reg = np.full(len(prior), np.sqrt(float(lam) * len(idx)))
         A = np.vstack([X * w[:, None], np.diag(reg)])
         x = _nnls(A, np.concatenate([y * w, reg * prior]))
         return x[:-1], float(x[-1]), s

@@ -45,7 +45,7 @@ __all__ = ["CHECK_NETS", "ADAPT_NETS", "ADAPT_SECONDS", "MAX_AGE_DAYS", "calibra
            "cache_dir", "table_digest"]
 
 CHECK_NETS = 12
-ADAPT_NETS = 60
+ADAPT_NETS = 120
 ADAPT_SECONDS = 60.0
 MAX_AGE_DAYS = 7.0
 #: A table fits when the check puts at least this share within +-10 % and the median error under FIT_MEDIAN.

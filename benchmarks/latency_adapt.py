@@ -41,7 +41,8 @@ from nas_prune.space import ChannelSpace
 ROOT = Path(__file__).resolve().parents[1]
 #: v1: groups as measured; v2: noisy groups re-measured (``measure_relative(retries=2)``), regrouped retest;
 #: v3: v2 + up to 120 adaptation networks within the 60 s and the "layers" ridge the same for every term
-PROTOCOL = "v3"
+#: v4: v3 with the time limit strict (no group started that would end past it)
+PROTOCOL = "v4"
 DEFAULT_TABLES = sorted((ROOT / "latency_tables").glob("*/*1thread.json"))
 
 

@@ -9,7 +9,7 @@ interval. ``--retest`` times the held-out networks a second time: how well the m
 with itself bounds what any predictor can reach on this machine at this load. The load average
 (before, after every group) and the busiest other processes are recorded.
 
-Resumable: a table already in ``--out`` is skipped; the JSON is rewritten after each table.
+Resumable: a table already in ``--out`` (same machine, same protocol) is skipped unless ``--again``; the JSON is rewritten after each table.
 
     nice -n 10 python benchmarks/latency_adapt.py --retest \\
         --table latency_tables/devvm-amd-epyc-2vcpu/mobilenet_v2-32_amd-epyc-avx512_cpu-1thread.json \\
@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--adapt-seconds", type=float, default=60.0)
     parser.add_argument("--adapt-seed", type=int, default=15)
     parser.add_argument("--retest", action="store_true", help="time the held-out networks twice (noise floor)")
+    parser.add_argument("--again", action="store_true", help="measure a table again even if done (appends)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latency_adapt.json")
     args = parser.parse_args()
     spaces = {}
@@ -127,7 +128,7 @@ def main() -> None:
     for path in args.table or DEFAULT_TABLES:
         path = path.resolve()
         key = str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
-        if any(r["table"] == key and r.get("machine_key") == machine_key() and r.get("protocol") == PROTOCOL
+        if not args.again and any(r["table"] == key and r.get("machine_key") == machine_key() and r.get("protocol") == PROTOCOL
                for r in out["results"]):
             print(f"skip {key}: done on this machine", file=sys.stderr)
             continue

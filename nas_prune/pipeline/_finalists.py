@@ -1,8 +1,8 @@
 """The finalists of ``nas-prune run``: the search's most accurate candidates, measured against the teacher.
 
 The table ranks thousands of candidates in microseconds; the budget's verdict is a measurement.
-The ``k`` most accurate predicted-feasible candidates are exported and timed interleaved with the
-teacher (:func:`nas_prune.latency._ratio.measure_ratios`, more rounds where the noise is wider than
+The ``k`` most accurate predicted-feasible candidates are exported and each is timed interleaved
+with the teacher, in pairs as in the final check (:func:`nas_prune.latency._ratio.measure_ratios`, more rounds where the noise is wider than
 the margin), and the pick is the most accurate one whose *measured* ratio meets the budget.
 """
 
@@ -53,9 +53,9 @@ def finalists_stage(space: Any, out: Path, table: Any, limit: float, k: int,
     if not cands:
         return {"n": 0, "note": "no predicted-feasible trial to measure: the search's pick is kept"}
     archs = [Architecture(space.id, dict(t["channels"])) for t in cands]
-    res = measure_ratios({f"f{i}": arch_onnx_bytes(space, a) for i, a in enumerate(archs)}, out / "teacher.onnx",
-                         space.input_shape, table.settings, limit=limit)
-    measured = [res[f"f{i}"] for i in range(len(cands))]
+    # each candidate alone with the teacher: the final check's protocol
+    measured = [measure_ratios({"f": arch_onnx_bytes(space, a)}, out / "teacher.onnx", space.input_shape,
+                               table.settings, limit=limit)["f"] for a in archs]
     i, met = pick_measured(cands, measured)
     rows = [{"trial": t["number"], "accuracy": t["accuracy"], "predicted_ms": t["latency_ms"],
              "predicted_ratio": table.relative(a) / table.relative(space.full()), **m, "picked": j == i}

@@ -5,6 +5,8 @@ For every table under ``latency_tables/`` (or the ``--table`` files given) whose
 build their ONNX (sliced from the full network's export, or with ``--exact`` materialized with
 Torch-Pruning and exported with torch), time them in onnxruntime with the
 table's own settings (interleaved with the reference network) and compare with the prediction.
+Every figure comes with its 95 % bootstrap interval over architectures and the load average before,
+during (after every group) and after the measurement, and the machines that built and validated it.
 
     nice -n 5 python benchmarks/latency_validate.py --n 100 --seed 1 \
         --out benchmarks/results/latency_validate.json
@@ -53,8 +55,10 @@ def main() -> None:
                     "space_file": str(space_file.relative_to(ROOT)), "table_build_seconds": table.meta.get("build_seconds"),
                     "table_nets": len(table.entries), "table_cv": table.model.get("cv"), "block": table.model.get("block")})
         results.append(res)
-        print(json.dumps({k: res[k] for k in ("table", "n", "within_5pct", "within_10pct", "median_abs_err", "spearman",
-                                              "predict_us")}), file=sys.stderr)
+        print(json.dumps({**{k: res[k] for k in ("table", "n", "within_5pct", "within_10pct", "median_abs_err", "spearman",
+                                                 "predict_us", "load_1min_max")},
+                          "intervals_95": res["intervals"], "built_on": res["built_on"]["device"],
+                          "validated_on": res["validated_on"]["host"]}), file=sys.stderr)
     out = {"benchmark": "latency_validate", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "machine": {"cpu_count": os.cpu_count(), "load_average": list(os.getloadavg()),
                        "load_average_start": load_start},

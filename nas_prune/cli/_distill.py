@@ -50,7 +50,7 @@ def distill_command(
     bundle = load_data(data, input_size=sp.input_shape[-1], train_subset=train_subset, seed=seed)
     metrics = distill(sp, arch, teacher_model, bundle, method=method, init=init, epochs=epochs, seed=seed,
                       out_dir=output, table=table, budget_ms=budget_ms, threads=threads, device=device)
-    summary = {k: metrics.get(k) for k in ("speedup", "predicted_ms", "budget_holds")}
+    summary = {k: metrics.get(k) for k in ("speedup", "predicted_ms", "budget_holds", "calibration")}
     summary["student_accuracy"] = metrics["student"]["test_accuracy"]
     summary["teacher_accuracy"] = metrics["teacher"]["test_accuracy"]
     typer.echo(json.dumps(summary))

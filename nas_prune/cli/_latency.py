@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -88,29 +88,69 @@ def profile_import(
 def predict(
     tables: List[Path] = typer.Option(..., "--table", help="Latency table (repeat for several devices)."),
     arch_file: Path = typer.Option(..., "--arch", help="Architecture JSON, or a search result (best.json)."),
+    space_file: Optional[Path] = typer.Option(None, "--space", help="Space JSON: lets a table this machine did not "
+                                              "calibrate be checked (and adapted) here first."),
+    calibration: str = typer.Option("auto", help="auto (this machine's calibration) | refresh | off (as stored)."),
     reference_ms: Optional[float] = typer.Option(None, help="A fresh latency of the reference network (ms)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Print the predicted latency (ms) of an architecture under each table."""
+    """Print the predicted latency (ms) of an architecture under each table, as calibrated on this machine."""
     from nas_prune.cli._common import load_arch
-    from nas_prune.latency import LatencyTable
+    from nas_prune.latency import calibrated_table, calibration_label
+    from nas_prune.space import ChannelSpace
 
     arch = load_arch(arch_file)
-    rows = []
+    sp = ChannelSpace.load(space_file) if space_file else None
+    rows: list[dict[str, Any]] = []
+    said: list[str] = []
     for path in tables:
-        t = LatencyTable.load(path)
+        t = calibrated_table(path, sp, mode=calibration, log=said.append)
         allowed = t.structure.get("genes", {}) if isinstance(t.structure, dict) else {}
         for gene, count in arch.channels.items():  # the table extrapolates silently: refuse what no space allows
             if gene in allowed and count not in allowed[gene]:
                 raise InvalidArchitectureError(f"architecture {arch_file}: gene {gene!r} has {count} channels; "
                                                f"table {path} allows {allowed[gene]}: pick one of those")
         rows.append({"table": str(path), "device": t.meta.get("device"), "threads": t.meta.get("threads"),
-                     "latency_ms": t.predict(arch, reference_ms=reference_ms), "relative": t.relative(arch)})
+                     "latency_ms": t.predict(arch, reference_ms=reference_ms), "relative": t.relative(arch),
+                     "calibration": calibration_label(t)})
+    for line in said:  # after the checks, so that an error stays the only line
+        typer.echo(line, err=True)
     if as_json:
         typer.echo(json.dumps(rows if len(rows) > 1 else rows[0]))
     else:
         for r in rows:
             typer.echo(f"{r['latency_ms']:.4f}" if len(rows) == 1 else f"{r['table']}: {r['latency_ms']:.4f} ms")
+
+
+@latency_app.command("adapt")
+def adapt(
+    table_file: Path = typer.Option(..., "--table", help="Latency table measured elsewhere (or long ago)."),
+    space_file: Path = typer.Option(..., "--space", help="Space JSON of the table."),
+    output: Path = typer.Option(..., "-o", "--output", help="Table JSON to write, recorded as adapted to this machine."),
+    nets: int = typer.Option(120, help="Networks to measure at most (the check's 12 included; --seconds binds first)."),
+    seconds: float = typer.Option(60.0, help="Measurement time limit of the adaptation (s)."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the table here if adaptation is not enough."),
+    force: bool = typer.Option(False, "--force", help="Adapt even when the check says the table fits."),
+    seed: int = typer.Option(15, help="Seed of the measured networks."),
+) -> None:
+    """Check a table on this machine and adapt it (few-shot correction) or rebuild it; write the result."""
+    from nas_prune.latency import LatencyTable, adapt_table, calibrate, calibration_label, foreign_reason
+    from nas_prune.space import ChannelSpace
+
+    if nets < 6 or seconds <= 0:
+        raise NasPruneError(f"--nets {nets} / --seconds {seconds}: adaptation needs at least 6 networks and some time")
+    sp = ChannelSpace.load(space_file)
+    table = LatencyTable.load(table_file)
+    table.check_space(sp)
+    reason = foreign_reason(table) or "asked for"
+    say = lambda m: typer.echo(m, err=True)  # noqa: E731
+    if force:
+        out = adapt_table(table, sp, n=nets, max_seconds=seconds, seed=seed, reason=reason, log=say)
+    else:
+        out = calibrate(table, sp, reason=reason, rebuild=rebuild, seed=seed, log=say, n=nets, max_seconds=seconds,
+                        rebuild_output=Path(str(output) + ".rebuild.json"))
+    out.save(output)
+    typer.echo(f"{output}: {calibration_label(out)}")
 
 
 @latency_app.command("measure")
@@ -154,9 +194,23 @@ def validate(
     if as_json:
         typer.echo(json.dumps(res, indent=2))
     else:
-        typer.echo(f"n={res['n']} within 5%: {res['within_5pct']:.1%}  within 10%: {res['within_10pct']:.1%}  "
-                   f"median error {res['median_abs_err']:.1%}  Spearman {res['spearman']:.3f}  "
+        ci = res["intervals"]
+
+        def iv(key: str, pct: bool = True) -> str:
+            lo, hi = ci[key]
+            if lo is None:
+                return ""
+            return f" [{lo:.1%}, {hi:.1%}]" if pct else f" [{lo:.3f}, {hi:.3f}]"
+
+        spearman = "-" if res["spearman"] is None else f"{res['spearman']:.3f}"
+        typer.echo(f"n={res['n']} within 5%: {res['within_5pct']:.1%}{iv('within_5pct')}  within 10%: "
+                   f"{res['within_10pct']:.1%}{iv('within_10pct')}  median error {res['median_abs_err']:.1%}"
+                   f"{iv('median_abs_err')}  Spearman {spearman}{iv('spearman', False)}  (95% bootstrap intervals)  "
                    f"predict {res['predict_us']:.1f} us")
+        typer.echo(f"load average during the measurement: start {res['load_average_start'][0]:.2f}, max "
+                   f"{res['load_1min_max']:.2f}, end {res['load_average_end'][0]:.2f} (1 min); table "
+                   f"{res['calibration'] or 'without calibration record'}, built on {res['built_on']['device']}, "
+                   f"validated on {res['validated_on']['host']} ({res['validated_on']['machine_key']})")
 
 
 def register(app: typer.Typer) -> None:

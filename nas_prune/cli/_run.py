@@ -40,6 +40,9 @@ def run(
     validate_n: int = typer.Option(8, help="Architectures whose latency is measured against the prediction."),
     device: str = typer.Option("auto", help="Where the teacher and the distillation train: auto (CUDA when "
                                             "present) | cpu | cuda | cuda:N. Latency is measured as the table says."),
+    finalists: int = typer.Option(8, help="Most accurate candidates measured against the teacher before the pick."),
+    calibration: str = typer.Option("auto", help="Latency table calibration: auto (check/adapt a table this "
+                                    "machine did not calibrate) | refresh | off."),
 ) -> None:
     """Run the whole job: teacher, space, latency table, gates, PruningNet, search, distillation, report."""
     from nas_prune.pipeline import RunConfig, run_pipeline
@@ -48,13 +51,16 @@ def run(
                     sampler=sampler, out=out, input_size=input_size, threads=threads, method=method, init=init,
                     seed=seed, teacher_epochs=teacher_epochs, gate_epochs=gate_epochs, pnet_epochs=pnet_epochs,
                     n_trials=n_trials, distill_epochs=distill_epochs, train_subset=train_subset, validate_n=validate_n,
-                    device=device)
+                    device=device, finalists=finalists, calibration=calibration)
     summary = run_pipeline(cfg)
     t, f = summary["teacher"], summary["final"]
     typer.echo(json.dumps({
         "teacher_accuracy": t["accuracy"], "final_accuracy": f["accuracy"],
         "teacher_ms": t["measured_latency_ms"], "final_ms": f["measured_latency_ms"],
-        "budget_ms": summary["budget_ms"], "feasible": summary["feasible"], "speedup": summary["speedup"],
+        "budget_ms": summary["budget_ms"], "latency_ratio": summary["latency_ratio"],
+        "latency_ratio_interval": summary["latency_ratio_interval"], "limit_ratio": summary["limit_ratio"],
+        "feasible": summary["feasible"], "speedup": summary["speedup"],
+        "calibration": summary["calibration"]["label"],
         "report": str(out / "report.html"), "stage_seconds": summary["stage_seconds"],
     }, indent=2))
 

@@ -38,6 +38,8 @@ def search(
     seed: Optional[int] = typer.Option(None, help="Sampler seed (give each worker its own, or none)."),
     concurrency: int = typer.Option(1, help="--backend nni only: trials run at once."),
     port: int = typer.Option(8080, help="--backend nni only: web UI port."),
+    calibration: str = typer.Option("auto", help="Latency tables: auto (check and adapt a table this machine did "
+                                    "not calibrate; cached) | refresh | off (as stored)."),
     heartbeat: int = typer.Option(10, help="Seconds between trial heartbeats; a dead worker's trial is "
                                            "failed and retried after twice this.", hidden=True),
 ) -> None:
@@ -56,7 +58,8 @@ def search(
         launch_nni_experiment(space_file=space_file, pnet=pnet, tables=table, budgets=budget, gates=gates,
                               data=data, trials=n_trials, concurrency=concurrency, port=port, output=output,
                               recal_batches=recal_batches, val_batches=val_batches, batch_size=eval_batch_size,
-                              echo=typer.echo, on_start=lambda: typer.echo(NNI_PORT_WARNING.format(port=port), err=True))
+                              echo=typer.echo, calibration=calibration,
+                              on_start=lambda: typer.echo(NNI_PORT_WARNING.format(port=port), err=True))
         return
     if backend != "optuna":
         raise NasPruneError(f"--backend {backend!r} is not known: use optuna or nni")
@@ -70,7 +73,9 @@ def search(
     from nas_prune.space import ChannelSpace
 
     sp = ChannelSpace.load(space_file)
-    budgets = LatencyBudget.for_tables(load_tables(table, sp), budget, reference=sp.full())
+    budgets = LatencyBudget.for_tables(
+        load_tables(table, sp, calibration=calibration, log=lambda m: typer.echo(m, err=True)), budget,
+        reference=sp.full())
     gate_obj = load_gates(gates, sp) if gates else None
     url = storage or default_storage(output)
     name = study_name or f"search-{sp.id}"
@@ -124,6 +129,7 @@ def nni(
                                                    "view mode) until Ctrl-C."),
     stop: bool = typer.Option(False, "--stop", help="Stop the experiment on --port (or --resume ID)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Resume the stopped experiment ID."),
+    calibration: str = typer.Option("auto", help="Latency tables: auto | refresh | off (see nas-prune search)."),
 ) -> None:
     """Run the search as an NNI experiment (local training service) with its web UI.
 
@@ -155,7 +161,7 @@ def nni(
     _nni.launch_nni_experiment(space_file=space_file, pnet=pnet, tables=table, budgets=budget, gates=gates,
                                data=data, trials=trials, concurrency=concurrency, port=port, output=output,
                                recal_batches=recal_batches, val_batches=val_batches, batch_size=eval_batch_size, tuner=tuner,
-                               detach=detach, keep=keep, echo=typer.echo, on_start=warn)
+                               detach=detach, keep=keep, echo=typer.echo, on_start=warn, calibration=calibration)
     _wait_in_view(keep, port)
 
 

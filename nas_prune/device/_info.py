@@ -8,7 +8,7 @@ import platform
 import socket
 from typing import Any
 
-__all__ = ["machine_info", "cpu_model", "default_device_name"]
+__all__ = ["machine_info", "machine_key", "cpu_model", "default_device_name"]
 
 
 def cpu_model() -> str:
@@ -42,6 +42,29 @@ def default_device_name() -> str:
     return socket.gethostname() or "device"
 
 
+def _read_first_line(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.readline().strip()
+    except OSError:
+        return ""
+
+
+def machine_key() -> str:
+    """A 16-hex-digit identity of this machine *as booted now*: host name, machine id and boot id.
+
+    The CPU model string is the same on every VM of a kind, and VMs cloned from one image share
+    their host name and ``/etc/machine-id``; the kernel's random boot id is new on every boot. A
+    latency table is therefore "this machine's" only until a reboot (after which the VM may run on
+    other hardware): the next use re-checks it, which costs seconds (``nas_prune.latency`` calibration).
+    """
+    import hashlib
+
+    parts = [socket.gethostname(), _read_first_line("/etc/machine-id") or _read_first_line("/var/lib/dbus/machine-id"),
+             _read_first_line("/proc/sys/kernel/random/boot_id")]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
 def machine_info(device_name: str | None = None) -> dict[str, Any]:
     """Device, CPU, onnxruntime and time facts recorded in every table and result file."""
     import onnxruntime
@@ -52,6 +75,7 @@ def machine_info(device_name: str | None = None) -> dict[str, Any]:
         load = []
     return {
         "device": device_name or default_device_name(),
+        "machine_key": machine_key(),
         "cpu_model": cpu_model(),
         "simd": _simd(),
         "cpu_count": os.cpu_count() or 0,

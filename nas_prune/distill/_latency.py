@@ -9,11 +9,17 @@ from typing import Any, Mapping
 __all__ = ["load_table", "measure_pair"]
 
 
-def load_table(table: str | os.PathLike[str] | Any) -> Any:
-    """A ``LatencyTable`` from a path (or the table itself)."""
-    from nas_prune.latency import LatencyTable
+def load_table(table: str | os.PathLike[str] | Any, space: Any = None) -> Any:
+    """A ``LatencyTable`` from a path (or the table itself), as calibrated on this machine.
 
-    return LatencyTable.load(Path(table)) if isinstance(table, (str, os.PathLike)) else table
+    Goes through :func:`nas_prune.latency.calibrated_table` like every command that predicts, so the
+    student's predicted milliseconds are those of the search and of ``nas-prune latency predict``.
+    """
+    from nas_prune.latency import LatencyTable, calibrated_table
+
+    if not isinstance(table, (str, os.PathLike, LatencyTable)):
+        return table
+    return calibrated_table(Path(table) if not isinstance(table, LatencyTable) else table, space)
 
 
 def measure_pair(onnx_paths: Mapping[str, str | os.PathLike[str]], input_shape: tuple[int, ...], *,

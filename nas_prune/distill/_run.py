@@ -328,7 +328,7 @@ def _write_metrics(space: ChannelSpace, *, arch: Architecture, student: nn.Modul
                    data: DataBundle, out: Path, key: dict[str, Any], history: list[dict[str, Any]], seconds: float,
                    table: Any, budget_ms: float | None, threads: int, measure_latency: bool) -> dict[str, Any]:
     s_count, t_count = space.count(arch), space.count(space.full())
-    tab = load_table(table) if table is not None else None
+    tab = load_table(table, space) if table is not None else None
     if tab is not None:
         tab.check_space(space)
     metrics: dict[str, Any] = {
@@ -353,12 +353,18 @@ def _write_metrics(space: ChannelSpace, *, arch: Architecture, student: nn.Modul
         metrics["speedup"] = lat["teacher"][stat] / lat["student"][stat]
         metrics["speedup_median"] = lat["teacher"]["median_ms"] / lat["student"]["median_ms"]
     if tab is not None:
-        metrics["predicted_ms"] = float(tab.predict(arch))  # with the reference timed when the table was built
+        from nas_prune.latency import calibration_label
+
+        metrics["predicted_ms"] = float(tab.predict(arch))  # on the calibration's clock (search, latency predict)
+        metrics["calibration"] = calibration_label(tab)
         if measure_latency:  # rescaled to the table's reference network timed just now (machine drift)
             metrics["predicted_ms_now"] = float(tab.predict(arch, reference_ms=tab.measure_reference(space)))
     if budget_ms is not None:
         if metrics["latency"] is not None:
-            metrics["budget_holds"] = bool(metrics["student"]["latency_ms"] <= budget_ms)
+            # a budget in ms is on the table's clock; the machine's speed drifts, the ratio does not
+            limit = budget_ms / float(tab.predict(space.full())) if tab is not None else None
+            metrics["budget_holds"] = bool(1 / metrics["speedup"] <= limit) if limit is not None \
+                else bool(metrics["student"]["latency_ms"] <= budget_ms)
         if metrics["predicted_ms"] is not None:
             metrics["budget_holds_predicted"] = bool(metrics["predicted_ms"] <= budget_ms)
     write_json(out / "metrics.json", metrics)

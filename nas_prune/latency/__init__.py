@@ -3,12 +3,22 @@
 Networks of a space are timed whole, interleaved with the unpruned reference network so that
 their ratio survives the machine's drift; an additive per-layer model with SIMD staircase
 features is fitted to the ratios (see :mod:`nas_prune.latency._fit`). ``table.predict(arch)``
-gives milliseconds in ~10-20 microseconds.
+gives milliseconds in ~10-20 microseconds. A table this machine did not calibrate is checked,
+adapted or rebuilt on first use (:func:`calibrated_table`, :mod:`nas_prune.latency._calibrate`).
 """
 
 from __future__ import annotations
 
+from nas_prune.latency._adapt import Correction, fit_correction
 from nas_prune.latency._build import build_table, default_nets, design_archs, import_results, table_from_records, write_bundle
+from nas_prune.latency._calibrate import (
+    adapt_table,
+    calibrate,
+    calibrated_table,
+    calibration_label,
+    check_table,
+    foreign_reason,
+)
 from nas_prune.latency._fit import FitResult, fit_additive
 from nas_prune.latency._measure import arch_onnx_bytes, measure_interleaved, measure_latency, to_onnx_bytes
 from nas_prune.latency._structure import LayerCosts, structure_from_space
@@ -16,6 +26,14 @@ from nas_prune.latency._table import TABLE_FORMAT, TABLE_VERSION, LatencyTable
 from nas_prune.latency._validate import validate_table
 
 __all__ = [
+    "Correction",
+    "adapt_table",
+    "calibrate",
+    "calibrated_table",
+    "calibration_label",
+    "check_table",
+    "fit_correction",
+    "foreign_reason",
     "FitResult",
     "LatencyTable",
     "LayerCosts",

@@ -161,6 +161,9 @@ def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: 
                    advance=advance)
     meta["load_average_end"] = machine_info(device_name)["load_average"]
     meta["build_seconds"] = round(spent_before + time.time() - started, 1)
+    from nas_prune.latency._calibrate import calibration_record
+
+    meta["calibration"] = calibration_record("built", settings.to_json())
     table = table_from_records(space_id=space.id, structure=structure_from_space(space), settings=settings,
                                meta=meta, records=records, input_shape=space.input_shape,
                                reference_channels=ref_channels)
@@ -214,8 +217,17 @@ def import_results(path: str | os.PathLike[str], *, space: Any | None = None) ->
         for r in records:
             if not all(isinstance(r.get(k), (int, float)) for k in ("rel", "ref_round_ms")) or not isinstance(r.get("channels"), dict):
                 raise ValueError("a record lacks rel, ref_round_ms or channels")
+        from nas_prune.latency._calibrate import calibration_record
+
+        here = calibration_record("built", settings.to_json())
+        # results from this very machine are its own table; from a phone or board they are that
+        # device's, and must not be "calibrated" to the host that imports them
+        same = res["meta"].get("machine_key") == here["machine"] and res["meta"].get("onnxruntime") == here["onnxruntime"]
+        cal = here if same else {"kind": "device", "device": res["meta"].get("device"),
+                                 "machine": res["meta"].get("machine_key"), "onnxruntime": res["meta"].get("onnxruntime")}
         return table_from_records(space_id=str(plan["space"]), structure=plan["structure"], settings=settings,
-                                  meta={**res["meta"], "source": "device runner", "complete": bool(res.get("complete"))},
+                                  meta={**res["meta"], "source": "device runner", "complete": bool(res.get("complete")),
+                                        "calibration": cal},
                                   records=records, input_shape=plan["input_shape"],
                                   reference_channels=plan.get("reference_channels"))
     except (KeyError, TypeError, ValueError) as exc:

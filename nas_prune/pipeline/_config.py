@@ -82,6 +82,8 @@ class RunConfig:
     batch_size: int | None = None
     validate_n: int = 8
     device: str = "auto"  # teacher training and distillation: auto | cpu | cuda[:N] (latency: the table's)
+    finalists: int = 8
+    calibration: str = "auto"
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -89,6 +91,8 @@ class RunConfig:
 
         Budget.parse(self.budget)
         resolve_device(self.device)
+        if self.calibration not in ("auto", "refresh", "off"):
+            raise NasPruneError(f"calibration {self.calibration!r}: use auto, refresh or off")
         if self.backend not in ("optuna", "nni"):
             raise NasPruneError(f"backend {self.backend!r}: use optuna or nni")
         self._validate_names()

@@ -18,8 +18,8 @@ def search_stage(cfg: RunConfig, space: ChannelSpace, data: DataBundle, out: Pat
                  budget_ms: float, gates: Any) -> dict[str, Any]:
     """Search under ``budget_ms``; writes ``arch.json``, ``search.json`` and ``trials.json`` (for the report).
 
-    ``table`` predicts with the reference network re-measured at the start of the run, so the
-    budget and the predictions share one clock.
+    ``table`` is the run's calibrated table (``table_calibrated.json``): the budget and the
+    predictions share its clock, the same as ``nas-prune search`` with that table on this machine.
     """
     if cfg.backend == "nni":
         return _nni_search(cfg, space, out, table, budget_ms)
@@ -52,12 +52,12 @@ def search_stage(cfg: RunConfig, space: ChannelSpace, data: DataBundle, out: Pat
 
 
 def _nni_search(cfg: RunConfig, space: ChannelSpace, out: Path, table: Any, budget_ms: float) -> dict[str, Any]:
-    """NNI trials predict with the table as stored: budgets and results are converted to and from its clock."""
+    """NNI trials predict with the calibrated table as stored: budgets and results are converted to and from its clock."""
     from nas_prune.search._nni import NNI_PORT_WARNING, launch_nni_experiment
 
-    to_table = table.table.reference_ms / table.reference_ms
+    to_table = table.table.reference_ms / table.reference_ms  # 1.0: the run predicts on the calibration's clock
     result = launch_nni_experiment(
-        space_file=out / "space.json", pnet=out / "pnet.pt", tables=[out / "table.json"],
+        space_file=out / "space.json", pnet=out / "pnet.pt", tables=[out / "table_calibrated.json"],
         budgets=[budget_ms * to_table], output=out / "nni" / "best.json", data=cfg.data, trials=cfg.n_trials,
         concurrency=1, echo=console.print,
         on_start=lambda: console.print(NNI_PORT_WARNING.format(port=8080), style="yellow", markup=False))

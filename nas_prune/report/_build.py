@@ -171,6 +171,11 @@ def _render(run_dir: Path, summary: dict[str, Any], output: str | os.PathLike[st
         ("speed-up", f"{summary['speedup']:.2f}x" if isinstance(summary.get("speedup"), (int, float)) else "-", ""),
         ("budget met", {True: "yes", False: "no"}.get(feasible, "-"), {True: "ok", False: "bad"}.get(feasible, "")),
     ]
+    iv, limit = summary.get("latency_ratio_interval"), summary.get("limit_ratio")
+    if isinstance(iv, list) and isinstance(limit, (int, float)):  # the budget's verdict, measured
+        cards.append(("measured ratio (95% interval) vs budget",
+                      f"{summary['latency_ratio']:.3f}x [{iv[0]:.3f}, {iv[1]:.3f}] vs {limit:.3f}x, "
+                      f"{summary.get('latency_ratio_rounds', '?')} rounds", ""))
     table = [["", "teacher", "final"]]
     for key, label in (("accuracy", "test accuracy"), ("params", "parameters"), ("flops", "FLOPs (MACs)"),
                        ("measured_latency_ms", "measured latency (ms)"), ("predicted_latency_ms", "predicted latency (ms)")):
@@ -180,6 +185,9 @@ def _render(run_dir: Path, summary: dict[str, Any], output: str | os.PathLike[st
                 return "-"
             return f"{100 * v:.2f}%" if key == "accuracy" else (f"{v:,}" if isinstance(v, int) else f"{v:.4f}")
         table.append([label, cell(teacher), cell(final)])
+    cal = summary.get("calibration") or {}
+    if cal.get("label"):
+        table.append(["latency table", cal["label"], ""])
     stages = summary.get("stage_seconds", {})
     if stages:
         table.append(["", "", ""])

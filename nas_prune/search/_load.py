@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from nas_prune.space import ChannelSpace
 
 __all__ = ["load_evaluator", "load_gates", "load_tables", "enqueue_gate_candidates"]
 
 
-def load_tables(paths: Sequence[str | os.PathLike[str]], space: ChannelSpace) -> list[Any]:
-    """Latency tables (``nas_prune.latency.LatencyTable``), each checked against ``space``."""
-    from nas_prune.latency import LatencyTable
+def load_tables(paths: Sequence[str | os.PathLike[str]], space: ChannelSpace, *, calibration: str = "auto",
+                log: Callable[[str], None] | None = None) -> list[Any]:
+    """Latency tables checked against ``space``, as calibrated on this machine.
 
-    tables = []
-    for path in paths:
-        table = LatencyTable.load(path)
-        table.check_space(space)
-        tables.append(table)
-    return tables
+    Every table goes through :func:`nas_prune.latency.calibrated_table` (the one code path of every
+    command that predicts): a table this machine did not calibrate is checked, and adapted when it is
+    off, before the search trusts it; ``log`` says which calibration each table uses.
+    """
+    from nas_prune.latency import calibrated_table
+
+    return [calibrated_table(path, space, mode=calibration, log=log) for path in paths]
 
 
 def load_evaluator(

@@ -72,6 +72,7 @@ def launch_nni_experiment(
     echo: Callable[[str], None] = print,
     poll_seconds: float = 2.0,
     on_start: Callable[[], None] | None = None,
+    calibration: str = "auto",
 ) -> dict[str, Any] | None:
     """Start an NNI experiment whose trials score candidates under the latency budgets.
 
@@ -81,6 +82,10 @@ def launch_nni_experiment(
     ``resume_nni_experiment(id)`` continues it. With ``detach`` it returns once the web UI is up.
     With ``keep`` the stopped experiment's web UI is started again in NNI's read-only view mode on
     the same port, and left running (``stop_experiment(port=port)`` closes it).
+
+    The tables are calibrated on this machine first (``calibration``, see
+    :func:`nas_prune.latency.calibrated_table`) and the trials read the calibrated copies in the
+    run directory, so every trial predicts the milliseconds ``nas-prune search`` would.
 
     Every argument and file is checked before NNI starts; ``on_start`` is called just before
     (the CLI prints its port warning there, so a refused command prints no warning).
@@ -104,7 +109,7 @@ def launch_nni_experiment(
     check_budget_texts(list(budgets))
     exp_api = _nni()
     space = ChannelSpace.load(space_file)
-    loaded = load_tables(tables, space)
+    loaded = load_tables(tables, space, calibration=calibration, log=echo)
     lb = LatencyBudget.for_tables(loaded, list(budgets), reference=space.full())
     check_budgets_reachable(space, lb)
     if gates is not None:
@@ -116,6 +121,7 @@ def launch_nni_experiment(
     output = Path(output).resolve()
     run_dir = output.with_name(output.name + ".nni")
     run_dir.mkdir(parents=True, exist_ok=True)
+    tables = [t.save(run_dir / f"table{i}_calibrated.json") for i, t in enumerate(loaded)]
     cfg_path = write_trial_config(run_dir / "trial_config.json", space=space_file, pnet=pnet, tables=tables,
                                   budgets_ms=[b.budget_ms for b in lb], names=[b.name for b in lb], data=data,
                                   prior=gates is not None, recal_batches=recal_batches, val_batches=val_batches,

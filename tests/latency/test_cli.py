@@ -79,6 +79,14 @@ def test_validate_json(capsys, tiny_table_file, tiny_space_file):
     for key in ("n", "within_5pct", "within_10pct", "median_abs_err", "spearman", "predict_us"):
         assert key in res, key
     assert res["n"] == 4 and 0 <= res["within_10pct"] <= 1 and res["predict_us"] > 0
+    # honest figures: bootstrap intervals around each figure, the load during the measurement, which machines
+    lo, hi = res["intervals"]["within_10pct"]
+    assert lo <= res["within_10pct"] <= hi and set(res["intervals"]) >= {"within_5pct", "median_abs_err", "spearman"}
+    assert len(res["load_average_during"]) == 1 and res["load_1min_max"] >= 0
+    assert res["calibration"] == "built" and res["validated_on"]["machine_key"] and res["built_on"]["device"]
+    code, out, _ = _cli(capsys, "latency", "validate", "--table", str(tiny_table_file), "--space", str(tiny_space_file),
+                        "--n", "4", "--seed", "1", "--rounds", "3")
+    assert code == 0 and "95% bootstrap intervals" in out and "load average during the measurement" in out
 
 
 def test_validate_refuses_another_space(capsys, tiny_table_file):

@@ -51,6 +51,10 @@ TINY = ["--model", "tests.conftest:tiny_resnet", "--input-size", "16", "--teache
         "--budget", "1ms"]
 
 
+def html_text(out: Path) -> str:
+    return (out / "report.html").read_text()
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "NAS_PRUNE_PROGRESS": "0", "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "nas_prune", *args], capture_output=True, text=True, env=env,
@@ -69,6 +73,17 @@ def test_run_tiny_end_to_end(tmp_path):
     assert summary["final"]["predicted_latency_ms"] > 0
     assert summary["final"]["params"] <= summary["teacher"]["params"]
     assert summary["budget_ms"] == 1.0 and summary["feasible"] is True
+    # feasible follows the final measurement (ratio to the teacher, interleaved), not the table
+    final_check = json.loads((out / "final_check.json").read_text())
+    assert summary["feasible"] is final_check["meets"] and summary["latency_ratio"] == final_check["ratio"]
+    lo, hi = summary["latency_ratio_interval"]
+    assert lo <= summary["latency_ratio"] <= hi and summary["latency_ratio_rounds"] >= 30
+    assert final_check["meets"] == (hi <= final_check["limit"] if final_check["decided_by"] == "interval"
+                                    else final_check["ratio"] <= final_check["limit"])
+    # a table profiled here is this machine's: used as built, and said so
+    assert summary["calibration"]["kind"] == "built" and "built on this machine" in summary["calibration"]["label"]
+    assert summary["finalists"]["n"] >= 1 and (out / "finalists.json").exists()
+    assert "latency table" in html_text(out)
     assert summary["speedup"] == pytest.approx(summary["teacher"]["measured_latency_ms"] / summary["final"]["measured_latency_ms"])
     for rel in summary["artifacts"].values():
         assert (out / rel).exists(), rel

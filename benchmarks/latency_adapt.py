@@ -31,11 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from nas_prune.device._info import machine_key
-from nas_prune.latency import LatencyTable, adapt_table
-from nas_prune.latency._adapt import scores
-from nas_prune.latency._calibrate import measure_relative
-from nas_prune.latency._validate import _spearman, bootstrap_intervals
+from nas_prune.device import machine_key
+from nas_prune.latency import LatencyTable, adapt_table, bootstrap_intervals, measure_relative, scores, spearman
 from nas_prune.space import ChannelSpace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +52,7 @@ def _busiest() -> list[str]:
 
 
 def _score(pred: np.ndarray, meas: np.ndarray) -> dict[str, Any]:
-    return {**scores(pred, meas), "spearman": _spearman(pred, meas), "intervals": bootstrap_intervals(pred, meas)}
+    return {**scores(pred, meas), "spearman": spearman(pred, meas), "intervals": bootstrap_intervals(pred, meas)}
 
 
 def run_table(path: Path, spaces: dict[str, ChannelSpace], args: argparse.Namespace) -> dict[str, Any]:

@@ -8,7 +8,7 @@ and ``nas_prune/device/`` there, or install nas-prune without dependencies)::
 
 from __future__ import annotations
 
-from nas_prune.device._info import machine_info
+from nas_prune.device._info import machine_info, machine_key
 from nas_prune.device._runner import (
     BUNDLE_FORMAT,
     FORMAT_VERSION,
@@ -38,6 +38,7 @@ __all__ = [
     "TimingSettings",
     "load_results",
     "machine_info",
+    "machine_key",
     "make_session",
     "read_plan",
     "relative_records",

@@ -9,7 +9,7 @@ adapted or rebuilt on first use (:func:`calibrated_table`, :mod:`nas_prune.laten
 
 from __future__ import annotations
 
-from nas_prune.latency._adapt import Correction, fit_correction
+from nas_prune.latency._adapt import Correction, fit_correction, scores
 from nas_prune.latency._build import build_table, default_nets, design_archs, import_results, table_from_records, write_bundle
 from nas_prune.latency._calibrate import (
     adapt_table,
@@ -18,12 +18,14 @@ from nas_prune.latency._calibrate import (
     calibration_label,
     check_table,
     foreign_reason,
+    measure_relative,
 )
 from nas_prune.latency._fit import FitResult, fit_additive
 from nas_prune.latency._measure import arch_onnx_bytes, measure_interleaved, measure_latency, to_onnx_bytes
+from nas_prune.latency._ratio import measure_ratios
 from nas_prune.latency._structure import LayerCosts, structure_from_space
 from nas_prune.latency._table import TABLE_FORMAT, TABLE_VERSION, LatencyTable
-from nas_prune.latency._validate import validate_table
+from nas_prune.latency._validate import bootstrap_intervals, spearman, validate_table
 
 __all__ = [
     "Correction",
@@ -40,6 +42,7 @@ __all__ = [
     "TABLE_FORMAT",
     "TABLE_VERSION",
     "arch_onnx_bytes",
+    "bootstrap_intervals",
     "build_table",
     "default_nets",
     "design_archs",
@@ -47,6 +50,10 @@ __all__ = [
     "import_results",
     "measure_interleaved",
     "measure_latency",
+    "measure_ratios",
+    "measure_relative",
+    "scores",
+    "spearman",
     "structure_from_space",
     "table_from_records",
     "to_onnx_bytes",

@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from nas_prune.device._info import machine_key
+from nas_prune.device import machine_key
 from nas_prune.errors import NasPruneError
 from nas_prune.latency._adapt import fit_correction, scores
 from nas_prune.latency._table import LatencyTable
@@ -138,8 +138,7 @@ def measure_relative(table: LatencyTable, space: Any, archs: Sequence[Mapping[st
     ``group_noise``, ``group_attempts``, ``load_average`` after its group); with ``max_seconds`` it
     stops after the group that passes it.
     """
-    from nas_prune.device._runner import run_groups
-    from nas_prune.device._timing import TimingSettings
+    from nas_prune.device import TimingSettings, run_groups
     from nas_prune.latency._nets import NetFactory
 
     table.check_space(space)

@@ -44,7 +44,7 @@ def measure_ratios(models: Mapping[str, Any], teacher: Any, input_shape: Any, se
         values), ``meets`` (the verdict), ``decided_by`` (``"interval"``, or ``"median"`` when the
         noise stayed wider than the margin after ``max_rounds``) and ``load_average``.
     """
-    from nas_prune.device._timing import SessionRunner, TimingSettings, make_session, time_interleaved
+    from nas_prune.device import SessionRunner, TimingSettings, make_session, time_interleaved
     from nas_prune.latency._measure import to_onnx_bytes
 
     base = TimingSettings.from_json({**settings, "rounds": rounds})

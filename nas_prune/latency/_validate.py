@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from nas_prune.device._runner import run_groups
-from nas_prune.device._timing import TimingSettings
+from nas_prune.device import TimingSettings, run_groups
 from nas_prune.latency._table import LatencyTable
 
 __all__ = ["validate_table", "predict_cpu_us", "bootstrap_intervals"]
@@ -35,7 +34,7 @@ def predict_cpu_us(table: LatencyTable, archs: list[Any], *, calls: int = 20000)
     return (time.process_time() - t) / (loops * len(archs)) * 1e6
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     """Spearman's rank correlation; ``None`` when undefined (fewer than 3 points or a constant input)."""
     from scipy.stats import spearmanr
 
@@ -93,7 +92,7 @@ def validate_table(table: LatencyTable, space: Any, *, n: int = 50, seed: int = 
     """
     import onnxruntime
 
-    from nas_prune.device._info import machine_key
+    from nas_prune.device import machine_key
     from nas_prune.latency._measure import arch_onnx_bytes
 
     table.check_space(space)
@@ -132,7 +131,7 @@ def validate_table(table: LatencyTable, space: Any, *, n: int = 50, seed: int = 
     pred_abs = np.array([table.predict(a) for a in archs])
     predict_us = predict_cpu_us(table, archs)
     flops = np.array([space.count(a)["flops"] for a in archs], dtype=float)
-    rho, flops_rho, abs_rho = (_spearman(x, meas) for x in (pred, flops, pred_abs))
+    rho, flops_rho, abs_rho = (spearman(x, meas) for x in (pred, flops, pred_abs))
     out: dict[str, Any] = {"n": n, **_scores(pred, meas), "spearman": rho, "predict_us": predict_us,
                            "intervals": bootstrap_intervals(pred, meas, seed=seed),
                            "absolute": {**_scores(pred_abs, meas),

@@ -44,8 +44,7 @@ def pick_measured(cands: Sequence[dict[str, Any]], measured: Sequence[dict[str, 
 def finalists_stage(space: Any, out: Path, table: Any, limit: float, k: int,
                     log: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure the top ``k`` candidates against ``out/teacher.onnx``; write ``finalists.json`` and ``arch.json``."""
-    from nas_prune.latency._measure import arch_onnx_bytes
-    from nas_prune.latency._ratio import measure_ratios
+    from nas_prune.latency import arch_onnx_bytes, measure_ratios
     from nas_prune.space import Architecture
 
     trials = read_json(out / "trials.json", what="search trials")

@@ -240,8 +240,7 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
     # vs measured for the chosen and searched architectures (predictions rescaled to the reference
     # timed in the same rounds, so they compare with the measurement, not with the clock of the search)
     def stage_check() -> dict[str, Any]:
-        from nas_prune.latency._measure import arch_onnx_bytes
-        from nas_prune.latency._ratio import measure_ratios
+        from nas_prune.latency import arch_onnx_bytes, measure_ratios
 
         final = measure_ratios({"final": out / "distill" / "model.onnx"}, out / "teacher.onnx", space.input_shape,
                                table.settings, limit=budget_res["limit_ratio"])["final"]

@@ -7,7 +7,8 @@ trained alone from scratch with 2 seeds, test accuracy on the whole test split. 
 trained with nas-prune's default protocol (teacher-initialised, sandwich rule, in-place
 distillation, size-targeted candidates) and scores each architecture as the search does.
 
-Reported at the top level of the JSON: ``tau_pruningnet``, ``tau_flops``, ``tau_params``,
+The figure (``.html`` beside the JSON) is rebuilt from the JSON by ``make figures``. Reported at the
+top level of the JSON: ``tau_pruningnet``, ``tau_flops``, ``tau_params``,
 ``tau_latency`` (global Kendall tau against the mean stand-alone accuracy),
 ``tau_within_level_mean`` (PruningNet, mean over levels; also per level and for FLOPs),
 ``tau_diff_ci95`` (paired bootstrap 95 % interval of tau(PruningNet) - tau(FLOPs)),
@@ -184,7 +185,8 @@ def report(args: argparse.Namespace, archs: list[dict[str, Any]]) -> dict[str, A
     scores = json.loads(scores_path.read_text()) if scores_path.exists() else None
     idx = [i for i in range(len(archs)) if i in alone]
     truth = {i: float(np.mean(list(alone[i].values()))) for i in idx}
-    res: dict[str, Any] = {"benchmark": "pruningnet_fidelity", "levels": len(LEVELS), "archs": len(archs),
+    res: dict[str, Any] = {"format": "nas-prune/pruningnet-fidelity", "benchmark": "pruningnet_fidelity",
+                           "levels": len(LEVELS), "archs": len(archs),
                            "archs_with_truth": len(idx),
                            "archs_with_both_seeds": sum(len(alone[i]) == args.seeds for i in idx)}
     both = [i for i in idx if len(alone[i]) >= 2]
@@ -255,7 +257,7 @@ def figure(res: dict[str, Any], path: Path) -> None:
     fig.update_layout(title=f"PruningNet fidelity: tau {res.get('tau_pruningnet')}, FLOPs {res.get('tau_flops')}",
                       xaxis_title="PruningNet score (exp(-validation cross-entropy))",
                       yaxis_title="stand-alone test accuracy % (mean of seeds)")
-    fig.write_html(path, include_plotlyjs="cdn")
+    fig.write_html(path, include_plotlyjs=True)  # self-contained; not committed (make figures rebuilds it)
 
 
 def main() -> None:

@@ -31,9 +31,14 @@ def _compare_methods(result: dict, path: Path) -> None:
     _script("compare_methods").figure(result["rows"], path)
 
 
+def _pruningnet_fidelity(result: dict, path: Path) -> None:
+    _script("pruningnet_fidelity").figure(result, path)
+
+
 # result format -> writer of its figure
 RENDERERS: dict[str, Callable[[dict, Path], None]] = {
     "nas-prune/compare-methods": _compare_methods,
+    "nas-prune/pruningnet-fidelity": _pruningnet_fidelity,
 }
 
 

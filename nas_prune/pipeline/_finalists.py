@@ -17,10 +17,18 @@ __all__ = ["top_candidates", "pick_measured", "finalists_stage"]
 
 
 def top_candidates(trials: Sequence[dict[str, Any]], k: int) -> list[dict[str, Any]]:
-    """The ``k`` most accurate predicted-feasible trials with distinct architectures (best first)."""
+    """The ``k`` best predicted-feasible trials with distinct architectures (best first).
+
+    Best by the search's own ranking: the PruningNet ``score`` where the trial has one (its top-1
+    ``accuracy`` otherwise), faster first among equals.
+    """
     seen, out = set(), []
+
+    def rank(t: dict[str, Any]) -> float:
+        return float(t["score"] if t.get("score") is not None else t["accuracy"])
+
     for t in sorted((t for t in trials if t.get("feasible") and t.get("channels")),
-                    key=lambda t: (-float(t["accuracy"]), float(t["latency_ms"]))):
+                    key=lambda t: (-rank(t), float(t["latency_ms"]))):
         key = tuple(sorted(t["channels"].items()))
         if key not in seen:
             seen.add(key)

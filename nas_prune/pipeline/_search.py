@@ -46,6 +46,7 @@ def search_stage(cfg: RunConfig, space: ChannelSpace, data: DataBundle, out: Pat
         evaluated = feasible or bool(t.user_attrs.get("evaluated"))  # over budget: not evaluated, no accuracy
         trials.append({"number": t.number, "latency_ms": lat,
                        "accuracy": t.user_attrs.get("accuracy", t.values[0]) if evaluated else None,
+                       "score": t.values[0] if evaluated else None,  # the PruningNet score the search ranked by
                        "feasible": feasible, "flops": t.user_attrs.get("flops"),
                        "params": t.user_attrs.get("params"), "channels": t.user_attrs[ARCH_ATTR]})
     return _finish(out, result, trials, result["best"]["latency_ms"][table.name], backend="optuna")

@@ -9,7 +9,7 @@ from typing import Iterable, Mapping
 import torch
 import torch.nn.functional as F
 
-from nas_prune.data import DataBundle, batches
+from nas_prune.data import DataBundle, batches, check_num_classes
 from nas_prune.pruningnet._net import BNStats, PruningNet
 from nas_prune.space import Architecture
 
@@ -48,6 +48,7 @@ class PruningNetEvaluator:
         val_batches: int | None = None,
         seed: int = 0,
     ) -> None:
+        check_num_classes(pnet.space, data_bundle)
         self.pnet = pnet.eval()
         self.recal = [x for x, _ in batches(data_bundle.train, batch_size, shuffle=True, seed=seed,
                                             drop_last=True, max_batches=recal_batches)]

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_prune.data import DataBundle, num_batches
+from nas_prune.data import DataBundle, check_num_classes, num_batches
 from nas_prune.errors import NasPruneError
 from nas_prune.export import load_checkpoint, load_model
 from nas_prune.pruningnet._net import PruningNet
@@ -125,10 +125,12 @@ def train_pruningnet(
 
     Raises:
         SpaceMismatchError: the checkpoint, the teacher or the gates belong to another space.
+        DataError: the model's class count is not the data's.
         NasPruneError: ``n_random`` < 0 or ``epochs`` < 1.
     """
     if n_random < 0:
         raise NasPruneError(f"n_random={n_random}: need 0 or more random candidates per step")
+    check_num_classes(space, data_bundle)  # a 10-class model on 7-class data fails here, in one line
     prior, gate_order = _gate_parts(gates, space)
     teacher_model, teacher_epochs = _teacher(space, teacher) if teacher is not None else (None, None)
     if epochs is None:

@@ -286,3 +286,14 @@ def test_per_choice_bn_statistics(tiny_space, digits16):
     x = torch.randn(3, *tiny_space.input_shape)
     with torch.no_grad():
         assert torch.allclose(pnet.export(arch, stats)(x), pnet.eval()(x, arch), atol=1e-5)
+
+
+def test_a_class_count_mismatch_is_refused_up_front(tiny_space, digits16):
+    from nas_prune.data import select_classes
+    from nas_prune.errors import DataError
+
+    seven = select_classes(digits16, range(7))
+    with pytest.raises(DataError, match="10.*7|7.*10"):
+        train_pruningnet(tiny_space, seven, epochs=1)
+    with pytest.raises(DataError, match="10.*7|7.*10"):
+        PruningNetEvaluator(PruningNet(tiny_space), seven)

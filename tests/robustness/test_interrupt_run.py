@@ -24,7 +24,7 @@ def test_run_survives_sigkill_inside_a_stage(tmp_path):
     # killed in the gates stage, after its first (ratio, seed) run was checkpointed
     assert kill_when(args, lambda: len(checkpoint_field(ckpt, "done", []) or []) >= 1, timeout=400)
     stages = json.loads((out / "stages.json").read_text())
-    assert list(stages) == ["space", "teacher", "latency", "budget"] and not (out / "gates.json").exists()
+    assert list(stages) == ["space", "teacher", "latency", "calibration", "budget"] and not (out / "gates.json").exists()
     teacher_before = (out / "teacher.pt").read_bytes()
     c = load_checkpoint(ckpt)
     n_done = len(c["done"])
@@ -33,7 +33,7 @@ def test_run_survives_sigkill_inside_a_stage(tmp_path):
 
     r = cli(*args, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
-    for stage in ("space", "teacher", "latency", "budget"):
+    for stage in ("space", "teacher", "latency", "calibration", "budget"):
         assert re.search(rf"· {stage}\s+cached", r.stderr) and f"▶ {stage}\n" not in r.stderr  # not re-run
     assert "▶ gates" in r.stderr
     assert (out / "teacher.pt").read_bytes() == teacher_before
@@ -42,7 +42,8 @@ def test_run_survives_sigkill_inside_a_stage(tmp_path):
     assert not ckpt.exists() and not (out / "pnet.ckpt").exists()
     summary = json.loads((out / "summary.json").read_text())
     assert list(json.loads((out / "stages.json").read_text())) == [
-        "space", "teacher", "latency", "budget", "gates", "pruningnet", "search", "distill", "check"]
+        "space", "teacher", "latency", "calibration", "budget", "gates", "pruningnet", "search", "finalists",
+        "distill", "check"]
     for who in ("teacher", "final"):
         for key in ("accuracy", "params", "flops", "measured_latency_ms"):
             assert isinstance(summary[who][key], (int, float)), (who, key)

@@ -112,6 +112,49 @@ def test_a_distorted_foreign_table_is_detected_adapted_and_cached(tiny_table, ti
     assert "cache" in logs[-1]
 
 
+def test_a_cached_calibration_is_checked_again_once_it_is_old(tiny_table, tiny_space, tmp_path, monkeypatch):
+    """The machine drifts: a calibration older than RECHECK_MINUTES is re-checked, and redone if off."""
+    import datetime
+
+    import nas_prune.latency._calibrate as calmod
+    from nas_prune.latency import LatencyTable
+
+    monkeypatch.setenv("NAS_PRUNE_CACHE", str(tmp_path / "cache"))
+    bad = _distort(tiny_table, {"conv1x1": 6.0, "convkxk": 6.0, "depthwise": 6.0, "linear": 6.0}, 0.2)
+    path = bad.save(tmp_path / "foreign.json")
+    calibrated_table(path, tiny_space)
+    (cached,) = (tmp_path / "cache").rglob("*.json")
+
+    def age(minutes: float) -> None:
+        t = LatencyTable.load(cached)
+        then = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=minutes)
+        t.meta["calibration"]["date"] = then.isoformat(timespec="seconds")
+        t.save(cached)
+
+    age(calmod.RECHECK_MINUTES + 5)
+    checks: list[int] = []
+    real = calmod.check_table
+
+    def fits(*a, **k):
+        checks.append(1)
+        figs, recs = real(*a, **k)
+        return {**figs, "fits": True}, recs
+
+    monkeypatch.setattr(calmod, "check_table", fits)
+    logs: list[str] = []
+    calibrated_table(path, tiny_space, log=logs.append)
+    assert checks == [1] and "checked again: fits" in logs[-1]
+    assert calmod._minutes_since(LatencyTable.load(cached).meta["calibration"]) < 1  # the check renews it
+
+    age(calmod.RECHECK_MINUTES + 5)
+    calls: list[str] = []
+    monkeypatch.setattr(calmod, "check_table", lambda *a, **k: ({"fits": False, "within_10pct": 0.2}, []))
+    monkeypatch.setattr(calmod, "calibrate", lambda tab, space, reason=None, **k: calls.append(reason) or tab)
+    logs.clear()
+    calibrated_table(path, tiny_space, log=logs.append)
+    assert calls == ["cached calibration drifted"] and any("no longer fits" in m for m in logs)
+
+
 def test_a_foreign_table_without_a_space_is_used_but_marked_uncalibrated(tiny_table, tmp_path, monkeypatch):
     monkeypatch.setenv("NAS_PRUNE_CACHE", str(tmp_path / "cache"))
     foreign = _distort(tiny_table, {}, 1.0)

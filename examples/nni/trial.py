@@ -1,6 +1,6 @@
 """One NNI trial: score the candidate NNI proposes under the latency budget and report it.
 
-The web UI shows, per trial, ``default`` (accuracy if feasible, ``-1 - overshoot`` if not: no
+The web UI shows, per trial, ``default`` (the PruningNet score if feasible, ``-1 - overshoot`` if not: no
 feasible candidate can lose to an infeasible one), ``accuracy``, ``feasible``,
 ``latency_ms:this-cpu``, ``flops``, ``params`` and the channels.
 """

@@ -278,6 +278,7 @@ def collect_results(experiment: Any) -> dict[str, Any]:
         return {
             "trial": job,
             "architecture": {"space": space_id, "channels": json.loads(v["channels"]) if "channels" in v else None},
+            "score": v.get("default"),  # what the tuner maximised: the PruningNet score (feasible trials)
             "accuracy": v.get("accuracy"),
             "latency_ms": {k[len("latency_ms:"):]: ms for k, ms in v.items() if k.startswith("latency_ms:")},
             "flops": v.get("flops"),
@@ -294,7 +295,7 @@ def collect_results(experiment: Any) -> dict[str, Any]:
         "n_complete": len(rows),
         "n_feasible": len(feasible),
         "best": record(best),
-        "trials": [{**record(row), "score": row[2]["default"], "feasible": bool(row[2].get("feasible"))} for row in rows],
+        "trials": [{**record(row), "feasible": bool(row[2].get("feasible"))} for row in rows],
     }
 
 

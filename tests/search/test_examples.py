@@ -27,7 +27,7 @@ def test_optuna_example_runs(tmp_path):
     line = next(x for x in proc.stdout.splitlines() if x.startswith("best trial"))
     ms, budget = line.split(", ")[1].split(" ms")[0], line.split("(budget ")[1].split(" ms")[0]
     assert float(ms) <= float(budget)
-    assert "metric names ['accuracy']" in proc.stdout and "budget 0.7x = " in proc.stdout
+    assert "metric names ['score']" in proc.stdout and "budget 0.7x = " in proc.stdout
     assert "pruned model: " in proc.stdout and (tmp_path / "run" / "history.html").exists()
     assert (tmp_path / "run" / "study.db").exists() and (tmp_path / "run" / "pnet.pt").exists()
     # Optuna's own TPESampler on the same study: the table and the PruningNet are reused (resumed).
@@ -65,7 +65,9 @@ def test_nni_example_runs_through_its_config(tmp_path):
         finals = [json.loads(f) if isinstance(f, str) else f for f in finals]
         assert len(finals) == 2
         for m in finals:
-            assert {"default", "accuracy", "feasible", "latency_ms:this-cpu", "flops", "params"} <= set(m)
+            assert {"default", "feasible", "evaluated", "latency_ms:this-cpu", "flops", "params"} <= set(m)
+            # an over-budget trial is not evaluated and has no accuracy (no fake 0.0)
+            assert ("accuracy" in m) == bool(m["feasible"]) == bool(m["evaluated"])
             assert (m["feasible"] == 1) == (m["default"] >= 0)
     finally:
         experiment.stop()

@@ -40,19 +40,18 @@ import torch
 from nas_prune.data import load_data
 from nas_prune.files import read_json, write_json
 from nas_prune.latency import LatencyTable
+from nas_prune.pipeline import find_shipped_table
 from nas_prune.space import Architecture, ChannelSpace, draw_near, materialize
 from nas_prune.training import TrainConfig, evaluate, fit, set_seed
 
 LEVELS = (0.3, 0.4, 0.55, 0.75)
-TABLES = Path(__file__).resolve().parents[1] / "latency_tables"
 
 
 def find_table(space: ChannelSpace, threads: int) -> LatencyTable:
-    for path in sorted(TABLES.rglob("*.json")):
-        table = LatencyTable.load(path)
-        if table.space_id == space.id and int(table.settings.get("threads", 0)) == threads:
-            return table
-    raise SystemExit(f"no shipped table for {space.id} at {threads} thread(s)")
+    path = find_shipped_table(space.id, threads)
+    if path is None:
+        raise SystemExit(f"no shipped table for {space.id} at {threads} thread(s)")
+    return LatencyTable.load(path)
 
 
 def make_archs(space: ChannelSpace, table: LatencyTable, per_level: int, seed: int) -> list[dict[str, Any]]:

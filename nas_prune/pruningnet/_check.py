@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from nas_prune.pruningnet._evaluator import PruningNetEvaluator
-from nas_prune.space import Architecture, ChannelSpace
+from nas_prune.space import ChannelSpace, scaled
 
 __all__ = ["CHECK_WIDTHS", "uniform_width_check"]
 
@@ -27,12 +27,9 @@ def uniform_width_check(evaluator: PruningNetEvaluator, space: ChannelSpace,
     Returns:
         ``{"widths": [...], "scores": [...], "accuracies": [...], "ordered": bool}``.
     """
-    full = space.full().channels
     scores, accs, ses = [], [], []
     for w in widths:
-        arch = space.uniform(w)
-        arch = Architecture(space.id, {**full, **{g.name: arch.channels[g.name] for g in space.searchable_genes}})
-        res = evaluator.score(arch)
+        res = evaluator.score(scaled(space, w))
         scores.append(float(res.get("score", res["accuracy"])))
         accs.append(float(res["accuracy"]))
         ses.append(float(res.get("score_se", 0.0)))

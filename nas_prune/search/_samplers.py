@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 from nas_prune.errors import NasPruneError
 from nas_prune.search._budget import LatencyBudget
 from nas_prune.search._evolution import EvolutionSampler
-from nas_prune.space import Architecture, ChannelSpace
+from nas_prune.space import Architecture, ChannelSpace, scaled
 
 __all__ = ["MIN_FILL", "SAMPLERS", "budget_fill", "enqueue_feasible_random", "enqueue_widest_uniform",
            "feasible_under", "make_sampler", "widest_uniform"]
@@ -32,9 +32,7 @@ def widest_uniform(space: ChannelSpace, budgets: Sequence[LatencyBudget], *, ste
     feasible = feasible_under(budgets)
     best = None
     for i in range(1, steps + 1):
-        arch = space.uniform(i / steps)
-        arch = Architecture(space.id, {**space.full().channels,
-                                       **{g.name: arch.channels[g.name] for g in space.searchable_genes}})
+        arch = scaled(space, i / steps)  # searchable genes at the ratio, the others at full width
         if feasible is None or feasible(arch):
             best = arch
     return best

@@ -68,6 +68,34 @@ def _storage_class() -> type:
                 )
             return stale + [trial_id for (trial_id,) in never_beat if trial_id not in stale]
 
+        def set_trial_state_values(self, trial_id: int, state: TrialState,
+                                   values: Sequence[float] | None = None) -> bool:
+            """Fail a running trial in one conditional UPDATE, so only one worker fails it.
+
+            Optuna reads the trial ``FOR UPDATE`` and then writes it; SQLite ignores ``FOR
+            UPDATE``, so two workers checking for stale trials at the same instant both saw it
+            RUNNING, both failed it and both queued a retry (the CI run of 2026-12-01 ran the dead
+            worker's trial twice). ``UPDATE ... WHERE state = RUNNING`` lets exactly one win on
+            every database; the loser gets Optuna's ``UpdateFinishedTrialError``.
+            """
+            if state != TrialState.FAIL or values is not None:
+                return bool(super().set_trial_state_values(trial_id, state, values))
+            with _create_scoped_session(self.scoped_session, True) as session:
+                updated = (
+                    session.query(models.TrialModel)
+                    .filter(models.TrialModel.trial_id == trial_id,
+                            models.TrialModel.state == TrialState.RUNNING)
+                    .update({models.TrialModel.state: TrialState.FAIL,
+                             models.TrialModel._datetime_complete_utc:
+                                 datetime.now(timezone.utc).replace(tzinfo=None)},
+                            synchronize_session=False)
+                )
+            if updated:
+                return True
+            trial = self.get_trial(trial_id)  # finished by another worker, or still WAITING
+            self.check_trial_is_updatable(trial_id, trial.state)
+            return bool(super().set_trial_state_values(trial_id, state, values))
+
     return _RDBStorage
 
 

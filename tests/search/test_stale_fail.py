@@ -1,0 +1,58 @@
+"""Failing a stale trial: exactly one of the workers that see it stale at the same instant wins."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+from optuna.exceptions import UpdateFinishedTrialError  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+from nas_prune.search._study import _rdb_storage  # noqa: E402
+
+
+def _running_trial(url: str) -> tuple[object, int]:
+    storage = _rdb_storage(url, heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    return storage, trial._trial_id
+
+
+def test_second_fail_of_one_trial_is_refused(tmp_path):
+    storage, trial_id = _running_trial(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert storage.set_trial_state_values(trial_id, TrialState.FAIL) is True
+    assert storage.get_trial(trial_id).state == TrialState.FAIL
+    assert storage.get_trial(trial_id).datetime_complete is not None
+    with pytest.raises(UpdateFinishedTrialError):
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+
+
+def test_concurrent_fails_one_winner(tmp_path):
+    """Eight workers (own storages, own connections) fail one trial together: one succeeds."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    _, trial_id = _running_trial(url)
+    workers = [_rdb_storage(url, heartbeat_interval=1, grace_period=2) for _ in range(8)]
+    barrier = threading.Barrier(len(workers))
+    wins: list[bool] = []
+
+    def fail(storage) -> None:  # noqa: ANN001
+        barrier.wait()
+        try:
+            wins.append(storage.set_trial_state_values(trial_id, TrialState.FAIL))
+        except UpdateFinishedTrialError:
+            wins.append(False)
+
+    threads = [threading.Thread(target=fail, args=(s,)) for s in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(wins) == [False] * 7 + [True]
+
+
+def test_completing_a_trial_still_goes_through_optuna(tmp_path):
+    storage, trial_id = _running_trial(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [0.5]) is True
+    assert storage.get_trial(trial_id).value == 0.5

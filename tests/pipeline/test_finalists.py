@@ -49,3 +49,70 @@ def test_a_finalist_that_measures_over_budget_is_not_picked(tmp_path):
     assert res["picked_trial"] == 8 and res["met"] is True and res["over_budget"] == 1 and res["picked_rank"] == 2
     assert Architecture.load(tmp_path / "arch.json").channels == small
     assert "1 over the 0.6x budget" in logs[0]
+
+
+def test_corrected_target_divides_by_the_median_bias():
+    from nas_prune.pipeline._finalists import corrected_target
+
+    # measured 1.2x, 1.1x and 1.3x the prediction: bias 1.2
+    assert abs(corrected_target(0.5, [0.4, 0.5, 0.3], [0.48, 0.55, 0.39], margin=0.0) - 0.5 / 1.2) < 1e-9
+    assert corrected_target(0.5, [0.4], [0.4], margin=0.03) == 0.5 * 0.97
+
+
+class _UnderPredicting:
+    """A table that predicts every pruned network at half its cost (the full one right): foreign here."""
+
+    def __init__(self, table, space):
+        self.table, self.settings, self._full = table, table.settings, dict(space.full().channels)
+
+    def relative(self, arch):
+        r = self.table.relative(arch)
+        return r if dict(arch.channels) == self._full else 0.5 * r
+
+
+def _setup(tmp_path, trials):
+    from pathlib import Path
+
+    from nas_prune.latency import LatencyTable, arch_onnx_bytes
+    from nas_prune.space import ChannelSpace
+
+    root = Path(__file__).resolve().parents[2]
+    space = ChannelSpace.load(root / "search_spaces" / "mobilenet_v2-32.json")
+    table = LatencyTable.load(root / "latency_tables/devvm-amd-epyc-2vcpu/mobilenet_v2-32_amd-epyc-avx512_cpu-1thread.json")
+    (tmp_path / "teacher.onnx").write_bytes(arch_onnx_bytes(space, space.full()))
+    (tmp_path / "trials.json").write_text(json.dumps([_trial(n, acc, 0.01, dict(space.uniform(w).channels))
+                                                      for n, acc, w in trials]))
+    return space, _UnderPredicting(table, space)
+
+
+def test_when_no_finalist_meets_the_next_round_corrects_for_the_tables_bias(tmp_path):
+    """Round 1 measures width 0.75 (predicted ~0.33x, measured ~0.6x): over 0.45x. The bias (~2) moves the
+    target to ~0.22x predicted, under which lies width 0.1 (~0.25x measured): round 2 picks it."""
+    from nas_prune.space import Architecture
+
+    space, table = _setup(tmp_path, [(7, 0.99, 0.75), (8, 0.8, 0.1)])
+    logs = []
+    res = finalists_stage(space, tmp_path, table, limit=0.45, k=1, log=logs.append)
+    rows = json.loads((tmp_path / "finalists.json").read_text())
+    assert [r["trial"] for r in rows] == [7, 8] and rows[0]["meets"] is False and rows[1]["picked"] is True
+    assert res["met"] is True and res["picked_trial"] == 8 and len(res["rounds"]) == 2
+    assert 0.15 < res["rounds"][0]["next_target_ratio"] < 0.3
+    assert Architecture.load(tmp_path / "arch.json").channels == dict(space.uniform(0.1).channels)
+    assert "under-predicts" in logs[0] and "1 trial(s) under it" in logs[0]
+
+
+def test_without_a_trial_under_the_corrected_target_the_candidate_is_shrunk_shape_kept(tmp_path):
+    from nas_prune.space import Architecture
+
+    space, table = _setup(tmp_path, [(7, 0.99, 0.75)])
+    logs = []
+    res = finalists_stage(space, tmp_path, table, limit=0.45, k=1, log=logs.append)
+    rows = json.loads((tmp_path / "finalists.json").read_text())
+    assert rows[0]["trial"] == 7 and rows[0]["meets"] is False and rows[1]["shrunk_from"] == 7
+    base = dict(space.uniform(0.75).channels)
+    assert len(rows) == len(res["rounds"]) >= 2
+    assert rows[1]["predicted_ratio"] <= res["rounds"][0]["next_target_ratio"] < rows[0]["predicted_ratio"]
+    assert "shrunk to it, shape kept" in logs[0]
+    picked = [r for r in rows if r["picked"]]
+    assert len(picked) == 1 and (res["met"] is picked[0]["meets"])
+    assert all(v <= base[k] for k, v in Architecture.load(tmp_path / "arch.json").channels.items())

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import socket
@@ -176,6 +177,19 @@ def _tau(x: list[float], y: list[float]) -> float:
     return float(t) if t == t else 0.0
 
 
+def tau_ceiling(tau_s2s: float, seeds: int) -> float:
+    """Expected Kendall tau of a *perfect* predictor against the mean of ``seeds`` training runs.
+
+    Ground truth from short stand-alone runs is noisy: two seeds agree only to ``tau_s2s``. Under a
+    bivariate-normal model (Greiner: Pearson r = sin(pi tau / 2)) one run's reliability is r; the
+    mean of k runs has reliability k r / (1 + (k - 1) r) (Spearman-Brown); a noise-free predictor
+    correlates with that mean by the square root of its reliability, and back to tau.
+    """
+    r = max(1e-9, math.sin(math.pi * tau_s2s / 2))
+    rel = seeds * r / (1 + (seeds - 1) * r)
+    return 2 / math.pi * math.asin(math.sqrt(rel))
+
+
 def report(args: argparse.Namespace, archs: list[dict[str, Any]]) -> dict[str, Any]:
     import numpy as np
 
@@ -190,6 +204,8 @@ def report(args: argparse.Namespace, archs: list[dict[str, Any]]) -> dict[str, A
                            "archs_with_both_seeds": sum(len(alone[i]) == args.seeds for i in idx)}
     both = [i for i in idx if len(alone[i]) >= 2]
     res["tau_seed_to_seed"] = _tau([alone[i][0] for i in both], [alone[i][1] for i in both]) if len(both) > 2 else None
+    if res["tau_seed_to_seed"] is not None:
+        res["tau_ceiling_estimate"] = tau_ceiling(res["tau_seed_to_seed"], args.seeds)
     y = [truth[i] for i in idx]
     feats = {"flops": [archs[i]["flops"] for i in idx], "params": [archs[i]["params"] for i in idx],
              "latency": [archs[i]["predicted_ratio"] for i in idx]}
@@ -220,6 +236,22 @@ def report(args: argparse.Namespace, archs: list[dict[str, Any]]) -> dict[str, A
             within[str(level)]["best_truth"] = max(yl)
             hits += pick in top2
     res["within_level"] = within
+    if len(both) > 2:
+        # Each predictor against ONE seed's accuracies, beside one seed against the other: a predictor at
+        # the seed-to-seed figure predicts a training run as well as a second training run does.
+        for name, x in feats.items():
+            xb = [x[idx.index(i)] for i in both]
+            res[f"tau_{name}_vs_single_seed"] = float(np.mean([_tau(xb, [alone[i][s_] for i in both])
+                                                              for s_ in range(2)]))
+        s2s = []
+        for level in LEVELS:
+            lb = [i for i in both if archs[i]["level"] == level]
+            if len(lb) >= 3:
+                within.setdefault(str(level), {})["seed_to_seed"] = _tau([alone[i][0] for i in lb],
+                                                                         [alone[i][1] for i in lb])
+                s2s.append(within[str(level)]["seed_to_seed"])
+        if s2s:
+            res["tau_within_level_seed_to_seed_mean"] = float(np.mean(s2s))
     if scores is not None and within:
         res["tau_within_level_mean"] = float(np.mean([w["pruningnet"] for w in within.values()]))
         res["tau_within_level_mean_flops"] = float(np.mean([w["flops"] for w in within.values()]))

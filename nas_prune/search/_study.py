@@ -70,31 +70,36 @@ def _storage_class() -> type:
 
         def set_trial_state_values(self, trial_id: int, state: TrialState,
                                    values: Sequence[float] | None = None) -> bool:
-            """Fail a running trial in one conditional UPDATE, so only one worker fails it.
+            """Claim a queued trial, or fail a running one, in one conditional UPDATE.
 
-            Optuna reads the trial ``FOR UPDATE`` and then writes it; SQLite ignores ``FOR
-            UPDATE``, so two workers checking for stale trials at the same instant both saw it
-            RUNNING, both failed it and both queued a retry (the CI run of 2026-12-01 ran the dead
-            worker's trial twice). ``UPDATE ... WHERE state = RUNNING`` lets exactly one win on
-            every database; the loser gets Optuna's ``UpdateFinishedTrialError``.
+            Optuna reads the trial ``FOR UPDATE`` and then writes it; SQLite ignores ``FOR UPDATE``,
+            so two workers could both see a queued trial WAITING and both run it (the second's
+            ``tell`` then fails: "Cannot tell a COMPLETE trial"), or both see a dead worker's trial
+            RUNNING, both fail it and both queue a retry (the CI run of 2026-12-01 ran it twice).
+            ``UPDATE ... WHERE state = <expected>`` lets exactly one win on every database; the
+            loser gets what Optuna's callers expect (``False`` for a claim, Optuna's
+            ``UpdateFinishedTrialError`` for a finished trial).
             """
-            if state != TrialState.FAIL or values is not None:
+            transitions = {TrialState.RUNNING: (TrialState.WAITING, models.TrialModel._datetime_start_utc),
+                           TrialState.FAIL: (TrialState.RUNNING, models.TrialModel._datetime_complete_utc)}
+            if state not in transitions or values is not None:
                 return bool(super().set_trial_state_values(trial_id, state, values))
+            expected, stamp = transitions[state]
             with _create_scoped_session(self.scoped_session, True) as session:
                 updated = (
                     session.query(models.TrialModel)
-                    .filter(models.TrialModel.trial_id == trial_id,
-                            models.TrialModel.state == TrialState.RUNNING)
-                    .update({models.TrialModel.state: TrialState.FAIL,
-                             models.TrialModel._datetime_complete_utc:
-                                 datetime.now(timezone.utc).replace(tzinfo=None)},
+                    .filter(models.TrialModel.trial_id == trial_id, models.TrialModel.state == expected)
+                    .update({models.TrialModel.state: state,
+                             stamp: datetime.now(timezone.utc).replace(tzinfo=None)},
                             synchronize_session=False)
                 )
             if updated:
                 return True
-            trial = self.get_trial(trial_id)  # finished by another worker, or still WAITING
-            self.check_trial_is_updatable(trial_id, trial.state)
-            return bool(super().set_trial_state_values(trial_id, state, values))
+            current = self.get_trial(trial_id).state
+            self.check_trial_is_updatable(trial_id, current)  # finished: Optuna's error
+            if state == TrialState.RUNNING:
+                return False  # claimed by another worker first
+            return bool(super().set_trial_state_values(trial_id, state, values))  # WAITING -> FAIL
 
     return _RDBStorage
 

@@ -66,6 +66,14 @@ def shared_storage(request, tmp_path):
         conn.close()
 
 
+def _running_numbers(conn) -> set[int]:  # noqa: ANN001
+    cur = conn.cursor()
+    cur.execute("SELECT number FROM trials WHERE state = 'RUNNING'")
+    numbers = {n for (n,) in cur.fetchall()}
+    cur.close()
+    return numbers
+
+
 def _trials(url: str) -> list:
     try:
         return optuna.load_study(study_name="shared", storage=url).trials
@@ -80,7 +88,7 @@ def test_killed_worker_trial_is_failed_and_rerun(search_artifacts, shared_storag
     procs = []
     for w in range(3):
         args = search_args(search_artifacts, tmp_path / f"w{w}" / "best.json", "--n-trials", n, "--storage", storage_url,
-                           "--study-name", "shared", "--sampler", "random", "--seed", str(w), "--heartbeat", "1",
+                           "--study-name", "shared", "--sampler", "random", "--seed", str(w), "--heartbeat", "2",
                            *SLOWER)
         procs.append(subprocess.Popen([sys.executable, "-m", "nas_prune", *map(str, args)], cwd=ROOT, env=cli_env(),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -91,6 +99,8 @@ def test_killed_worker_trial_is_failed_and_rerun(search_artifacts, shared_storag
         while time.time() < deadline:  # every worker is inside a trial: killing one kills a trial
             states = _states(conn)
             if states["RUNNING"] >= 3 and states["RUNNING_WITH_HEARTBEAT"] >= 3 and states["COMPLETE"] >= 1:
+                # read before the kill: a survivor may fail the dead trial before a slower read
+                running_at_kill = _running_numbers(conn)
                 os.killpg(victim.pid, signal.SIGKILL)
                 break
             ended = [p for p in procs if p.poll() is not None]
@@ -99,7 +109,6 @@ def test_killed_worker_trial_is_failed_and_rerun(search_artifacts, shared_storag
             time.sleep(0.02)
         else:
             pytest.fail("the workers made no progress")
-        running_at_kill = {t.number for t in _trials(storage_url) if t.state == TrialState.RUNNING}
         victim.wait()
         for p in procs[1:]:
             _, stderr = p.communicate(timeout=200)

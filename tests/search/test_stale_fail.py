@@ -1,4 +1,4 @@
-"""Failing a stale trial: exactly one of the workers that see it stale at the same instant wins."""
+"""Claiming and failing trials: exactly one of the workers that try at the same instant wins."""
 
 from __future__ import annotations
 
@@ -56,3 +56,31 @@ def test_completing_a_trial_still_goes_through_optuna(tmp_path):
     storage, trial_id = _running_trial(f"sqlite:///{tmp_path / 'db.sqlite'}")
     assert storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [0.5]) is True
     assert storage.get_trial(trial_id).value == 0.5
+
+
+def test_concurrent_claims_of_a_queued_trial_one_winner(tmp_path):
+    """A trial queued by a heartbeat retry is popped by eight workers at once: one runs it."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    storage = _rdb_storage(url, heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.enqueue_trial({"x": 1})
+    trial_id = study.trials[0]._trial_id
+    workers = [_rdb_storage(url, heartbeat_interval=1, grace_period=2) for _ in range(8)]
+    barrier = threading.Barrier(len(workers))
+    wins: list[bool] = []
+
+    def claim(s) -> None:  # noqa: ANN001
+        barrier.wait()
+        wins.append(s.set_trial_state_values(trial_id, TrialState.RUNNING))
+
+    threads = [threading.Thread(target=claim, args=(s,)) for s in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(wins) == [False] * 7 + [True]
+    trial = storage.get_trial(trial_id)
+    assert trial.state == TrialState.RUNNING and trial.datetime_start is not None
+    with pytest.raises(UpdateFinishedTrialError):
+        storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [1.0])
+        storage.set_trial_state_values(trial_id, TrialState.RUNNING)

@@ -9,6 +9,7 @@ from nas_prune.pruningnet._generators import (
     LowRankGenerator,
     MLPGenerator,
     generator_names,
+    get_generator,
     register_generator,
 )
 from nas_prune.pruningnet._net import PNET_FORMAT, PNET_VERSION, PruningNet
@@ -28,6 +29,7 @@ __all__ = [
     "PruningNetEvaluator",
     "SAMPLING_MODES",
     "generator_names",
+    "get_generator",
     "register_generator",
     "train_pruningnet",
     "uniform_width_check",

@@ -16,7 +16,9 @@ What you bring, and what each step gives you:
 4. A latency table measured on this machine (onnxruntime) and a budget relative to the unpruned
    model (``"0.7x"``; ``"1.8ms"`` works too).
 5. A PruningNet: one network that generates the weights of any candidate, so scoring one takes a
-   fraction of a second instead of a training run.
+   fraction of a second instead of a training run. ``train_pruningnet`` (and ``learn_gates``,
+   ``PruningNetEvaluator``) also take your splits directly, ``train_pruningnet(space, (train_ds,
+   val_loader))``, and ``device="auto"`` trains on your GPU when there is one.
 6. An Optuna study. ``ArchitectureObjective`` suggests one ``suggest_int`` per gene, makes the
    budget a hard constraint (``study.best_trial`` is always under budget) and scores candidates.
    Any sampler works; nas-prune's evolution redraws over-budget candidates before they cost time.

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from nas_prune.errors import NasPruneError
+from nas_prune.training import DEVICE_HELP
 
 __all__ = ["register"]
 
@@ -31,19 +32,23 @@ def gates(
     lr: float = typer.Option(0.01, help="Adam learning rate of the gates."),
     batch_size: int = typer.Option(128, help="Batch size."),
     train_subset: Optional[int] = typer.Option(None, help="Use only this many training images."),
+    device: str = typer.Option("auto", help=f"Where the gates learn: {DEVICE_HELP}."),
+    amp: bool = typer.Option(True, "--amp/--no-amp", help="bfloat16 autocast on CUDA (ignored on the CPU)."),
     output: Path = typer.Option(..., "-o", "--output", help="Gates JSON to write."),
 ) -> None:
     """Learn channel gates on the randomly initialised model (Pruning from Scratch); resumes from OUTPUT.partial."""
     from nas_prune.data import load_data
     from nas_prune.gates import learn_gates
     from nas_prune.space import ChannelSpace
+    from nas_prune.training import resolve_device
 
+    resolve_device(device)  # an unknown or absent device is refused before anything is loaded
     sp = ChannelSpace.load(space_file)
     seed_list = [int(s) for s in _floats(seeds, "seeds")]
     bundle = load_data(data, input_size=sp.input_shape[-1], train_subset=train_subset, seed=seed_list[0] if seed_list else 0)
     partial = output.with_name(output.name + ".partial")
     result = learn_gates(sp, bundle, ratios=_floats(ratios, "ratios"), seeds=seed_list, epochs=epochs,
-                         gamma=gamma, lr=lr, batch_size=batch_size, checkpoint=partial)
+                         gamma=gamma, lr=lr, batch_size=batch_size, checkpoint=partial, device=device, amp=amp)
     result.save(output)
     partial.unlink(missing_ok=True)
     runs = [{"ratio": r.ratio, "seed": r.seed, "val_accuracy": round(r.val_accuracy, 4),

@@ -10,7 +10,9 @@ import typer
 
 from nas_prune.cli._common import load_arch
 from nas_prune.errors import InvalidArchitectureError, NasPruneError
+from nas_prune.pruningnet import generator_names
 from nas_prune.space import Architecture, ChannelSpace
+from nas_prune.training import DEVICE_HELP
 
 __all__ = ["register", "parse_arch"]
 
@@ -58,18 +60,24 @@ def train(
     prior_mix: float = typer.Option(0.25, help="Share of random candidates drawn from the gate priors (with --gates)."),
     batch_size: int = typer.Option(64, help="Batch size."),
     lr: float = typer.Option(0.05, help="Peak learning rate (SGD, cosine)."),
-    generator: str = typer.Option("lowrank", help="lowrank (cheap, default) or mlp (the official design)."),
+    generator: str = typer.Option("lowrank", help=f"Weight generator: {' | '.join(generator_names())} (lowrank: cheap, "
+                                                  "default; mlp: the official design)."),
     hidden: int = typer.Option(32, help="Hidden width of every weight generator."),
     rank: int = typer.Option(4, help="Rank of the lowrank generator."),
     per_choice_bn: bool = typer.Option(False, "--per-choice-bn", help="Keep BN statistics per gene choice (score with --recal-batches 0)."),
     train_subset: Optional[int] = typer.Option(None, help="Use only this many training images."),
     seed: int = typer.Option(0, help="Random seed."),
+    device: str = typer.Option("auto", help=f"Where to train: {DEVICE_HELP}."),
+    amp: bool = typer.Option(True, "--amp/--no-amp", help="bfloat16 autocast on CUDA (ignored on the CPU)."),
     output: Path = typer.Option(..., "-o", "--output", help="PruningNet checkpoint (written every epoch; re-running resumes)."),
 ) -> None:
     """Train a PruningNet (teacher-initialised, sandwich rule, in-place distillation); resumes from OUTPUT."""
     from nas_prune.data import load_data
-    from nas_prune.pruningnet import SAMPLING_MODES, train_pruningnet
+    from nas_prune.pruningnet import SAMPLING_MODES, get_generator, train_pruningnet
+    from nas_prune.training import resolve_device
 
+    resolve_device(device)  # an unknown or absent device is refused before anything is loaded
+    get_generator(generator)
     if epochs is not None and epochs < 1:
         raise NasPruneError(f"--epochs {epochs}: train for at least one epoch")
     if sampling not in SAMPLING_MODES:
@@ -87,7 +95,7 @@ def train(
     pnet = train_pruningnet(space, bundle, epochs=epochs, teacher=teacher, gates=gates, lr=lr, batch_size=batch_size,
                             sandwich=sandwich, n_random=n_random, inplace_distill=inplace_distill, sampling=sampling,
                             prior_mix=prior_mix, generator=generator, hidden=hidden, rank=rank,
-                            per_choice_bn=per_choice_bn, checkpoint=output, seed=seed)
+                            per_choice_bn=per_choice_bn, checkpoint=output, seed=seed, device=device, amp=amp)
     history: list[dict[str, Any]] = getattr(pnet, "history", [])  # set by train_pruningnet
     last = history[-1] if history else {}
     typer.echo(json.dumps({"space": space.id, "epochs": len(history), "loss": last.get("loss"),
@@ -103,17 +111,22 @@ def evaluate(
     recal_batches: int = typer.Option(20, help="Training batches that recalibrate BatchNorm (0: per-choice statistics)."),
     batch_size: int = typer.Option(128, help="Batch size."),
     val_batches: Optional[int] = typer.Option(None, help="Score only this many validation batches."),
+    device: str = typer.Option("auto", help=f"Where to score: {DEVICE_HELP}."),
+    amp: bool = typer.Option(False, "--amp/--no-amp", help="bfloat16 autocast on CUDA (off by default: scores "
+                                                           "of close candidates differ by a few thousandths)."),
     as_json: bool = typer.Option(False, "--json", help="Print the score, loss, accuracy and seconds as JSON."),
 ) -> None:
     """Score one architecture: generate its weights, recalibrate BN, evaluate on the validation split."""
     from nas_prune.data import load_data
     from nas_prune.pruningnet import PruningNetEvaluator
+    from nas_prune.training import resolve_device
 
+    resolve_device(device)
     pnet, space = _load(pnet_file, space_file)
     arch = parse_arch(arch_value, space)
     bundle = load_data(data, input_size=space.input_shape[-1])
     result = PruningNetEvaluator(pnet, bundle, recal_batches=recal_batches, batch_size=batch_size,
-                                 val_batches=val_batches).score(arch)
+                                 val_batches=val_batches, device=device, amp=amp).score(arch)
     if as_json:
         typer.echo(json.dumps(result))
     else:
@@ -128,11 +141,15 @@ def export(
     arch_value: str = typer.Option(..., "--arch", help="Architecture JSON, search result (best.json), 'full' or 'uniform:RATIO'."),
     data: Optional[str] = typer.Option(None, help="Recalibrate BatchNorm on this dataset first (else statistics are reset)."),
     recal_batches: int = typer.Option(20, help="Training batches that recalibrate BatchNorm."),
+    device: str = typer.Option("auto", help=f"Where to recalibrate (with --data): {DEVICE_HELP}. The model is "
+                                            "written from the CPU."),
     output: Path = typer.Option(..., "-o", "--output", help="Model checkpoint to write (load with load_model(space, path))."),
 ) -> None:
     """Write the materialized model of ARCH with the generated weights (a start for distillation)."""
     from nas_prune.export import save_model
+    from nas_prune.training import resolve_device
 
+    resolve_device(device)
     pnet, space = _load(pnet_file, space_file)
     arch = parse_arch(arch_value, space)
     stats = None
@@ -141,7 +158,8 @@ def export(
         from nas_prune.pruningnet import PruningNetEvaluator
 
         bundle = load_data(data, input_size=space.input_shape[-1])
-        stats = PruningNetEvaluator(pnet, bundle, recal_batches=recal_batches, val_batches=0).recalibrated(arch)
+        stats = PruningNetEvaluator(pnet, bundle, recal_batches=recal_batches, val_batches=0,
+                                    device=device).recalibrated(arch)
     model = pnet.export(arch, stats)
     channels = space.validate(arch)
     save_model(model, output, space_id=space.id, arch=channels, source="pruningnet")

@@ -38,8 +38,9 @@ def run(
     distill_epochs: Optional[int] = typer.Option(None, help="Override the dataset preset."),
     train_subset: Optional[int] = typer.Option(None, help="Use only this many training images."),
     validate_n: int = typer.Option(8, help="Architectures whose latency is measured against the prediction."),
-    device: str = typer.Option("auto", help="Where the teacher and the distillation train: auto (CUDA when "
-                                            "present) | cpu | cuda | cuda:N. Latency is measured as the table says."),
+    device: str = typer.Option("auto", help="Where the teacher, the gates and the PruningNet train, candidates are "
+                                            "scored and the distillation trains: auto (CUDA when present) | cpu | "
+                                            "cuda | cuda:N. Latency is measured as the table says."),
     finalists: int = typer.Option(8, help="Most accurate candidates measured against the teacher before the pick."),
     calibration: str = typer.Option("auto", help="Latency table calibration: auto (check/adapt a table this "
                                     "machine did not calibrate) | refresh | off."),

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from nas_prune.space import ChannelSpace
+from nas_prune.training import model_device
 
 __all__ = ["GateHooks", "gate_targets"]
 
@@ -25,8 +26,8 @@ def gate_targets(model: nn.Module, space: ChannelSpace) -> dict[str, list[str]]:
     """Modules whose output each searchable gene's gate multiplies.
 
     For every member conv/linear whose output channels are the gene: the norm layer that directly
-    consumes that output (found by tracing one forward pass), or the layer itself when no norm
-    follows it.
+    consumes that output (found by tracing one forward pass on the model's device), or the layer
+    itself when no norm follows it.
 
     Returns:
         ``{gene: [module name, ...]}``; genes without a gateable member are left out.
@@ -57,7 +58,7 @@ def gate_targets(model: nn.Module, space: ChannelSpace) -> dict[str, list[str]]:
     try:
         model.eval()
         with torch.no_grad():
-            model(space.example_input(1))
+            model(space.example_input(1).to(model_device(model)))
     finally:
         for h in hooks:
             h.remove()
@@ -84,7 +85,7 @@ class GateHooks:
     """One gate vector per searchable gene, multiplied into the outputs of :func:`gate_targets`.
 
     Use as a context manager: hooks are removed on exit. ``gates[gene]`` is an ``nn.Parameter`` of
-    the gene's width, initialised to 1 (the unpruned model).
+    the gene's width, initialised to 1 (the unpruned model), on the model's device.
 
     Args:
         model: The model to gate (its weights are not touched).
@@ -96,10 +97,11 @@ class GateHooks:
         self.model = model
         self.targets = gate_targets(model, space)
         widths = {g.name: g.width for g in space.searchable_genes}
+        device = model_device(model)
         self.gates: dict[str, nn.Parameter] = {}
         for gene in self.targets:
             start = initial[gene].clone().float() if initial and gene in initial else torch.ones(widths[gene])
-            self.gates[gene] = nn.Parameter(start)
+            self.gates[gene] = nn.Parameter(start.to(device))
         self._handles: list[Any] = []
 
     def parameters(self) -> list[nn.Parameter]:
@@ -142,15 +144,16 @@ class GateHooks:
         if k >= flat.numel():
             return
         threshold = torch.topk(flat, max(k, 1)).values[-1]
-        guarded = sum(int(g.max() < threshold) for g in self.gates.values())  # kept beyond the top k
+        tops = torch.stack([g.max() for g in self.gates.values()])
+        guarded = int((tops < threshold).sum())  # kept beyond the top k (one device sync, not one per gene)
         if guarded:
             threshold = torch.topk(flat, max(k - guarded, 1)).values[-1]
-        for g in self.gates.values():
-            top = g.max()
+        for g, top in zip(self.gates.values(), tops):
             g.masked_fill_((g < threshold) & (g < top), 0.0)
 
     def flat(self) -> torch.Tensor:
         return torch.cat([g.view(-1) for g in self.gates.values()])
 
     def values(self) -> dict[str, list[float]]:
-        return {k: [float(v) for v in g.detach()] for k, g in self.gates.items()}
+        """Every gene's gates as floats (copied from the device once per gene)."""
+        return {k: g.detach().cpu().tolist() for k, g in self.gates.items()}

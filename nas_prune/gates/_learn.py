@@ -13,10 +13,15 @@ and the demo's three ratios ended with nearly identical gates. So the gates are 
 all gates to ``r`` of them on the cubic schedule of gradual pruning (Zhu & Gupta, 2017, arXiv
 1710.01878) over the first :data:`PRUNE_SHARE` of the steps: the share of non-zero gates then ends
 at ``r`` while the loss decides which gates survive.
+
+Gates learn on ``device`` (``auto``: the first CUDA GPU when there is one): the model, its gates
+and an in-memory dataset live there, other batches travel through pinned memory, and on CUDA the
+forward pass runs under bfloat16 autocast (``amp``; the loss and the gates stay in float32).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -25,14 +30,14 @@ from typing import Any, Iterable, Sequence
 import torch
 import torch.nn.functional as F
 
-from nas_prune.data import DataBundle, batches, num_batches
+from nas_prune.data import DataBundle, batches, check_num_classes, num_batches, to_bundle
 from nas_prune.errors import NasPruneError
 from nas_prune.export import load_checkpoint, save_state_dict
 from nas_prune.gates._gates import GateRun, Gates
 from nas_prune.gates._hooks import GateHooks
 from nas_prune.progress import progress_bar
 from nas_prune.space import ChannelSpace
-from nas_prune.training import evaluate, set_seed
+from nas_prune.training import autocast, dataset_on, evaluate, resolve_device, set_seed, to_device
 
 __all__ = ["learn_gates", "default_epochs", "default_gamma", "kept_gates", "MIN_STEPS", "PRUNE_SHARE"]
 
@@ -78,7 +83,7 @@ def _fingerprint(space: ChannelSpace, data: str, ratios: Sequence[float], seeds:
 
 def learn_gates(
     space: ChannelSpace,
-    data_bundle: DataBundle,
+    data_bundle: Any,
     *,
     ratios: Iterable[float] = (0.3, 0.5, 0.7),
     seeds: Iterable[int] = (0,),
@@ -88,12 +93,16 @@ def learn_gates(
     lr: float = 0.01,
     batch_size: int = 128,
     checkpoint: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "cpu",
+    amp: bool = True,
 ) -> Gates:
     """Learn one set of gates per (target ratio, seed) on the space's randomly initialised model.
 
     Args:
         space: The channel space (its model is built with random weights from each seed).
-        data_bundle: Training data (gates) and validation data (checkpoint choice).
+        data_bundle: Training data (gates) and validation data (checkpoint choice): a
+            :class:`~nas_prune.data.DataBundle` or your ``(train, val[, test])`` splits (torch
+            Datasets, DataLoaders or ``(images, labels)`` tensors, :func:`nas_prune.data.to_bundle`).
         ratios: Target non-zero fractions ``r`` in (0, 1).
         seeds: Seeds of the random weights and batch order; runs are deterministic per seed.
         epochs: Passes over the training data; ``None`` scales the paper's schedule to the data
@@ -104,13 +113,18 @@ def learn_gates(
         lr: Adam learning rate (paper: 0.01).
         batch_size: Batch size (paper: 128).
         checkpoint: File written atomically after every epoch; an existing one resumes the work
-            (finished runs are kept, the current run continues after its last epoch).
+            (finished runs are kept, the current run continues after its last epoch), on any device.
+        device: Where to learn: ``auto | cpu | cuda[:N]`` (:func:`nas_prune.training.resolve_device`).
+        amp: bfloat16 autocast of the forward pass on CUDA (ignored on the CPU).
 
     Returns:
         The :class:`Gates` of every run.
 
     Raises:
-        NasPruneError: a ratio outside (0, 1), or a checkpoint written with other settings.
+        DataError: the data's class count is not the model's (both counts named), or the data
+            is unusable.
+        NasPruneError: a ratio outside (0, 1), a checkpoint written with other settings, or
+            ``device`` unknown or absent here.
     """
     ratios = [float(r) for r in ratios]
     seeds = [int(s) for s in seeds]
@@ -118,6 +132,9 @@ def learn_gates(
         raise NasPruneError(f"ratios {ratios}: every target ratio must lie in (0, 1), e.g. 0.3,0.5,0.7")
     if not seeds:
         raise NasPruneError("no seeds given: pass at least one seed")
+    data_bundle = to_bundle(data_bundle)
+    check_num_classes(space, data_bundle)  # before any training, in one line
+    dev = resolve_device(device)
     steps_per_epoch = num_batches(data_bundle.train, batch_size, drop_last=True)
     if epochs is None:
         epochs = (default_epochs(steps_per_epoch) if steps is None
@@ -138,6 +155,8 @@ def learn_gates(
             )
     done = [GateRun.from_json(r) for r in state.get("done", [])]
     widths: dict[str, int] = {}
+    on_device = dataclasses.replace(data_bundle, train=dataset_on(data_bundle.train, dev),
+                                    val=dataset_on(data_bundle.val, dev))  # in-memory splits copied once
     with progress_bar("gates", total=len(ratios) * len(seeds) * epochs * steps_per_epoch) as advance:
         advance(sum(epochs * steps_per_epoch for _ in done))
         for ratio in ratios:
@@ -146,9 +165,9 @@ def learn_gates(
                     continue
                 current = state.get("current")
                 resume = current if current and current["ratio"] == ratio and current["seed"] == seed else None
-                run, widths = _learn_one(space, data_bundle, ratio=ratio, seed=seed, epochs=epochs, gamma=gamma,
+                run, widths = _learn_one(space, on_device, ratio=ratio, seed=seed, epochs=epochs, gamma=gamma,
                                          lr=lr, batch_size=batch_size, resume=resume, advance=advance,
-                                         save=_saver(ckpt_path, fp, done))
+                                         save=_saver(ckpt_path, fp, done), device=dev, amp=amp)
                 done.append(run)
                 state["current"] = None
                 if ckpt_path is not None:
@@ -169,9 +188,10 @@ def _saver(path: Path | None, fp: dict[str, Any], done: list[GateRun]) -> Any:
 
 def _learn_one(space: ChannelSpace, data: DataBundle, *, ratio: float, seed: int, epochs: int, gamma: float,
                lr: float, batch_size: int, resume: dict[str, Any] | None, advance: Any,
-               save: Any) -> tuple[GateRun, dict[str, int]]:
+               save: Any, device: torch.device = torch.device("cpu"),
+               amp: bool = True) -> tuple[GateRun, dict[str, int]]:
     set_seed(seed)
-    model = space.build_model()
+    model = space.build_model().to(device)  # built on the CPU from the seed: the same weights on any device
     for p in model.parameters():
         p.requires_grad_(False)
     start_epoch, best = 0, None
@@ -194,8 +214,11 @@ def _learn_one(space: ChannelSpace, data: DataBundle, *, ratio: float, seed: int
             model.train()  # batch norm in train mode; the weights have no gradient and no optimiser
             for i, (x, y) in enumerate(batches(data.train, batch_size, shuffle=True, seed=seed * 1000 + epoch,
                                                drop_last=True)):
+                x, y = to_device(x, device), to_device(y, device)
                 flat = hooks.flat()
-                loss = F.cross_entropy(model(x), y) + gamma * (flat.abs().mean() - ratio) ** 2
+                with autocast(device, amp):
+                    logits = model(x)
+                loss = F.cross_entropy(logits.float(), y) + gamma * (flat.abs().mean() - ratio) ** 2
                 if not math.isfinite(loss.item()):
                     raise FloatingPointError(f"gate learning: loss is {loss.item()}; lower the learning rate")
                 opt.zero_grad(set_to_none=True)
@@ -205,18 +228,18 @@ def _learn_one(space: ChannelSpace, data: DataBundle, *, ratio: float, seed: int
                 hooks.keep_top_(kept_gates(epoch * steps + i + 1, total, n_gates, ratio))
                 advance()
             nonzero = float((hooks.flat() != 0).float().mean())
-            acc = evaluate(model, data.val)
+            acc = evaluate(model, data.val, amp=amp)
             if nonzero <= ratio and (best is None or acc > best["val_accuracy"]):
                 best = GateRun(ratio, seed, {k: tuple(v) for k, v in hooks.values().items()}, acc, nonzero,
                                epoch + 1, True).to_json()
             save({"ratio": ratio, "seed": seed, "epoch": epoch + 1, "best": best,
-                  "gates": {k: g.detach().clone() for k, g in hooks.gates.items()},
+                  "gates": {k: g.detach().to("cpu", copy=True) for k, g in hooks.gates.items()},
                   "optimizer": opt.state_dict(), "model": model.state_dict()}, {})
         widths = {k: int(g.numel()) for k, g in hooks.gates.items()}
         if best is not None:
             return GateRun.from_json(best), widths
         # The ratio was never reached: keep the last gates (as the reference code does), flagged.
         nonzero = float((hooks.flat() != 0).float().mean())
-        last = GateRun(ratio, seed, {k: tuple(v) for k, v in hooks.values().items()}, evaluate(model, data.val),
-                       nonzero, epochs, False)
+        last = GateRun(ratio, seed, {k: tuple(v) for k, v in hooks.values().items()},
+                       evaluate(model, data.val, amp=amp), nonzero, epochs, False)
         return last, widths

@@ -81,7 +81,7 @@ class RunConfig:
     train_subset: int | None = None
     batch_size: int | None = None
     validate_n: int = 8
-    device: str = "auto"  # teacher training and distillation: auto | cpu | cuda[:N] (latency: the table's)
+    device: str = "auto"  # every training stage and PruningNet scoring: auto | cpu | cuda[:N] (latency: the table's)
     finalists: int = 8
     calibration: str = "auto"
     overrides: dict[str, Any] = field(default_factory=dict)

@@ -33,7 +33,8 @@ def search_stage(cfg: RunConfig, space: ChannelSpace, data: DataBundle, out: Pat
     storage = f"sqlite:///{(out / 'search.db').resolve()}"
     with progress_bar("search", total=cfg.n_trials) as advance:
         study, result = run_search(
-            space, lambda: PruningNetEvaluator(PruningNet.load(out / "pnet.pt", space=space), data, seed=cfg.seed),
+            space, lambda: PruningNetEvaluator(PruningNet.load(out / "pnet.pt", space=space), data, seed=cfg.seed,
+                                               device=cfg.device),
             budgets, storage=storage, study_name="search", n_trials=cfg.n_trials, sampler=cfg.sampler, gates=gates,
             population_size=min(50, max(10, cfg.n_trials // 4)), seed=cfg.seed, on_progress=advance,
         )

@@ -60,7 +60,7 @@ def find_shipped_table(space_id: str, threads: int, root: Path = TABLES_DIR) -> 
 
 
 def pruningnet_check(pnet: Any, space: Any, data: Any, *, seed: int) -> dict[str, Any]:
-    """Score uniform widths with the trained PruningNet; warn loudly when wider does not score higher."""
+    """Score uniform widths with the trained PruningNet (on its device); warn loudly when wider does not score higher."""
     from nas_prune.pruningnet import PruningNetEvaluator, uniform_width_check
 
     check = uniform_width_check(PruningNetEvaluator(pnet, data, seed=seed), space)
@@ -175,7 +175,8 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         from nas_prune.gates import learn_gates
 
         gates = learn_gates(space, data, ratios=cfg.ratios, seeds=(cfg.seed,), epochs=cfg.gate_epochs,
-                            steps=cfg.gate_steps, batch_size=cfg.batch_size, checkpoint=out / "gates.ckpt")
+                            steps=cfg.gate_steps, batch_size=cfg.batch_size, checkpoint=out / "gates.ckpt",
+                            device=cfg.device)
         gates.save(out / "gates.json")
         (out / "gates.ckpt").unlink(missing_ok=True)
         runs = [{"ratio": r.ratio, "nonzero_fraction": r.nonzero_fraction, "met_ratio": r.met_ratio}
@@ -196,7 +197,8 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         from nas_prune.pruningnet import train_pruningnet
 
         pnet = train_pruningnet(space, data, epochs=cfg.pnet_epochs, teacher=out / "teacher.pt", gates=gates,
-                                batch_size=cfg.batch_size, checkpoint=out / "pnet.ckpt", seed=cfg.seed)
+                                batch_size=cfg.batch_size, checkpoint=out / "pnet.ckpt", seed=cfg.seed,
+                                device=cfg.device)
         pnet.save(out / "pnet.pt")
         (out / "pnet.ckpt").unlink(missing_ok=True)
         return {"parameters": sum(p.numel() for p in pnet.parameters()), "settings": pnet.train_settings,

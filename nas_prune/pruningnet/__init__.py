@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from nas_prune.pruningnet._check import CHECK_WIDTHS, uniform_width_check
 from nas_prune.pruningnet._evaluator import PruningNetEvaluator
-from nas_prune.pruningnet._generators import GENERATORS, LowRankGenerator, MLPGenerator
+from nas_prune.pruningnet._generators import (
+    GENERATORS,
+    LowRankGenerator,
+    MLPGenerator,
+    generator_names,
+    get_generator,
+    register_generator,
+)
 from nas_prune.pruningnet._net import PNET_FORMAT, PNET_VERSION, PruningNet
 from nas_prune.pruningnet._sampling import SAMPLING_MODES, ArchSampler
 from nas_prune.pruningnet._train import DEFAULT_EPOCHS, train_pruningnet
@@ -21,6 +28,9 @@ __all__ = [
     "PruningNet",
     "PruningNetEvaluator",
     "SAMPLING_MODES",
+    "generator_names",
+    "get_generator",
+    "register_generator",
     "train_pruningnet",
     "uniform_width_check",
 ]

@@ -21,6 +21,7 @@ from nas_prune.errors import InvalidArchitectureError
 from nas_prune.space import Architecture, ChannelSpace, channel_groups
 from nas_prune.space._graph import _is_out_fn, build_dependency_graph
 from nas_prune.space._materialize import _pruned_indices
+from nas_prune.training import to_device
 
 __all__ = ["ChannelIndex", "KeptChannels", "check_orders"]
 
@@ -108,8 +109,13 @@ class ChannelIndex:
             keep.append(mask)
         return keep
 
-    def kept(self, arch: Architecture | Mapping[str, int], orders: Mapping[str, Sequence[int]]) -> KeptChannels:
-        """Kept indices of every layer dimension that ``arch`` shrinks (sorted, as Torch-Pruning keeps them)."""
+    def kept(self, arch: Architecture | Mapping[str, int], orders: Mapping[str, Sequence[int]], *,
+             device: torch.device | None = None) -> KeptChannels:
+        """Kept indices of every layer dimension that ``arch`` shrinks (sorted, as Torch-Pruning keeps them).
+
+        The indices are worked out on the CPU (a few small integer tensors); with ``device`` they
+        are moved there in one pinned, asynchronous copy rather than one per layer.
+        """
         channels = self.space.validate(arch) if isinstance(arch, Architecture) else dict(arch)
         masks = self.gene_keep(channels, orders)
         out: KeptChannels = {}
@@ -121,11 +127,20 @@ class ChannelIndex:
             keep = torch.ones(size, dtype=torch.bool)
             keep[torch.cat(removed)] = False
             out[key] = torch.nonzero(keep).flatten()
-        return out
+        return _moved(out, device)
 
     def _size(self, key: tuple[str, str]) -> int:
         info = self.space.layers[key[0]]
         return info.in_ch if key[1] == "in" else info.out_ch
+
+
+def _moved(kept: KeptChannels, device: torch.device | None) -> KeptChannels:
+    """``kept`` on ``device``: the index tensors concatenated, copied once, split again (views)."""
+    if device is None or device.type == "cpu" or not kept:
+        return kept
+    keys = list(kept)
+    flat = to_device(torch.cat([kept[k] for k in keys]), device)
+    return dict(zip(keys, flat.split([len(kept[k]) for k in keys])))
 
 
 def check_orders(space: ChannelSpace, orders: Mapping[str, Sequence[int]] | None) -> dict[str, list[int]]:

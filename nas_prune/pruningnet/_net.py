@@ -7,14 +7,22 @@ training it. Unlike the official code, nothing here is written per model: the ba
 loose parameter is bound, for the duration of a call, to a tensor cropped to the candidate's kept
 channels (:class:`~nas_prune.pruningnet._channels.ChannelIndex`). A candidate's forward therefore
 costs what the pruned network costs and equals the forward of :meth:`PruningNet.export`.
+
+What a PruningNet does with a layer depends on its :class:`LayerKind`, through one table
+(:data:`_HANDLERS`): how the layer's tensors are taken from the base model when the PruningNet is
+built, and how they are generated or cropped for a candidate. Every tensor a candidate needs
+(encodings, kept-channel indices, BatchNorm statistics) lives on the PruningNet's device: move it
+with ``pnet.to(device)`` and feed inputs from there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -22,10 +30,11 @@ from torch import nn
 from nas_prune.errors import InvalidFileError, SpaceMismatchError
 from nas_prune.export import load_checkpoint, save_state_dict
 from nas_prune.pruningnet._channels import ChannelIndex, KeptChannels, check_orders
-from nas_prune.pruningnet._generators import make_generator
+from nas_prune.pruningnet._generators import get_generator, make_generator
 from nas_prune.space import Architecture, ChannelSpace, materialize
+from nas_prune.training import model_device
 
-__all__ = ["PruningNet", "PNET_FORMAT", "PNET_VERSION", "BNStats"]
+__all__ = ["BNStats", "LayerKind", "PNET_FORMAT", "PNET_VERSION", "PruningNet"]
 
 PNET_FORMAT = "nas-prune/pruningnet"
 PNET_VERSION = 1
@@ -47,6 +56,23 @@ def _resolve(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     return module, path[-1]
 
 
+class LayerKind(str, Enum):
+    """The kinds of layer in a space's table (``space.layers[name].kind``) that a PruningNet handles."""
+
+    CONV = "conv"  # weight generated from the encoding, cropped on both channel dimensions
+    LINEAR = "linear"  # same
+    NORM = "norm"  # shared affine parameters, cropped; BatchNorm statistics per candidate
+    PARAM = "param"  # a loose parameter (e.g. a class token), shared and cropped
+
+    @classmethod
+    def of(cls, kind: str) -> "LayerKind | None":
+        """The kind named ``kind``, or ``None`` for a layer a PruningNet leaves alone."""
+        try:
+            return cls(kind)
+        except ValueError:
+            return None
+
+
 class _Bound:
     """A candidate's cropped tensors, ready to be bound to the base model's modules."""
 
@@ -62,8 +88,9 @@ class PruningNet(nn.Module):
 
     Args:
         space: The channel space; the PruningNet is built from its base model and genes.
-        generator: ``"lowrank"`` (default, ~1 parameter per weight) or ``"mlp"`` (the official
-            design, ``hidden + 1`` parameters per weight).
+        generator: A name in :data:`~nas_prune.pruningnet.GENERATORS`: ``"lowrank"`` (default, ~1
+            parameter per weight), ``"mlp"`` (the official design, ``hidden + 1`` parameters per
+            weight) or one added with :func:`~nas_prune.pruningnet.register_generator`.
         hidden: Width of every generator's hidden layer.
         rank: Rank of the low-rank modulation (``"lowrank"`` only).
         importance: ``{gene: [channel indices, most important first]}`` (e.g. the gates' order);
@@ -90,8 +117,9 @@ class PruningNet(nn.Module):
         init_state: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
+        get_generator(generator)  # an unknown name fails before the model is traced
         self.space = space
-        self.config = {"generator": generator, "hidden": int(hidden), "rank": int(rank),
+        self.config: dict[str, Any] = {"generator": generator, "hidden": int(hidden), "rank": int(rank),
                        "per_choice_bn": bool(per_choice_bn)}
         self.per_choice_bn = bool(per_choice_bn)
         self.choice_bn = nn.Module()  # per-choice running statistics, as buffers
@@ -109,48 +137,12 @@ class PruningNet(nn.Module):
         modules = dict(base.named_modules())
         self.generators = nn.ModuleDict()
         self.shared = nn.ParameterDict()
-        self._inputs: dict[str, torch.Tensor] = {}
-        self._layers: list[tuple[str, str]] = []  # (name, kind) in table order
-        n_genes = len(space.genes)
+        self.gene_inputs = nn.Module()  # per generated layer: the genes its encoding reads (buffers)
+        self._layers: list[tuple[str, LayerKind]] = []  # (name, kind) in table order
         for name, info in space.layers.items():
-            if info.kind in ("conv", "linear"):
-                module = modules[name]
-                outs, ins = self.index.genes_of(name)
-                inputs = list(dict.fromkeys(outs + ins)) or [n_genes]  # n_genes: a constant 1
-                self._inputs[name] = torch.as_tensor(inputs, dtype=torch.long)
-                self.generators[_key(name)] = make_generator(
-                    generator, module.weight.detach(), len(inputs), hidden=hidden, rank=rank)
-                del module.weight
-                if module.bias is not None:
-                    self.shared[_key(name + ".bias")] = nn.Parameter(module.bias.detach().clone())
-                del module.bias
-                module.bias = None
-            elif info.kind == "norm" and name in modules:
-                module = modules[name]
-                for attr in ("weight", "bias"):
-                    p = getattr(module, attr, None)
-                    if isinstance(p, nn.Parameter):
-                        self.shared[_key(f"{name}.{attr}")] = nn.Parameter(p.detach().clone())
-                        delattr(module, attr)
-                        setattr(module, attr, None)
-                if isinstance(module, _BN) and module.track_running_stats:
-                    del module.running_mean, module.running_var
-                    module.running_mean = module.running_var = None
-                    outs = self.index.genes_of(name)[0]
-                    if per_choice_bn and len(outs) == 1:
-                        n_choices = len(space.genes[outs[0]].choices)
-                        self._choice_gene[name] = outs[0]
-                        self.choice_bn.register_buffer(_key(name) + "__mean", torch.zeros(n_choices, info.out_ch))
-                        self.choice_bn.register_buffer(_key(name) + "__var", torch.ones(n_choices, info.out_ch))
-            elif info.kind == "param":
-                parent, attr = _resolve(base, name)
-                p = getattr(parent, attr)
-                self.shared[_key(name)] = nn.Parameter(p.detach().clone())
-                delattr(parent, attr)
-                setattr(parent, attr, None)
-            else:
-                continue
-            self._layers.append((name, info.kind))
+            kind = LayerKind.of(info.kind)
+            if kind is not None and _HANDLERS[kind].adopt(self, name, info, modules, base):
+                self._layers.append((name, kind))
         self.base = base
         self._modules_by_name = dict(base.named_modules())
 
@@ -158,6 +150,14 @@ class PruningNet(nn.Module):
     @property
     def space_id(self) -> str:
         return self.space.id
+
+    @property
+    def device(self) -> torch.device:
+        """Where the PruningNet's parameters are (``pnet.to(device)`` moves it)."""
+        return model_device(self)
+
+    def _gene_inputs(self, name: str) -> torch.Tensor:
+        return getattr(self.gene_inputs, _key(name))
 
     def check_space(self, space: ChannelSpace) -> None:
         """Raise :class:`SpaceMismatchError` unless ``space`` is the space this PruningNet was built for."""
@@ -177,62 +177,21 @@ class PruningNet(nn.Module):
         """Width ratio of every gene (in ``space.genes`` order) followed by a constant 1."""
         channels = self._channels(arch)
         ratios = [channels[g.name] / g.width for g in self.space.genes]
-        return torch.tensor(ratios + [1.0])
+        return torch.tensor(ratios + [1.0], device=self.device)
 
     def full_weights(self, arch: Architecture | Mapping[str, int]) -> dict[str, torch.Tensor]:
         """Generated full-size weight of every conv and linear layer for ``arch`` (before cropping)."""
         enc = self.encoding(arch)
-        return {name: self.generators[_key(name)](enc[self._inputs[name]])
-                for name, kind in self._layers if kind in ("conv", "linear")}
+        return {name: self.generators[_key(name)](enc[self._gene_inputs(name)])
+                for name, kind in self._layers if _HANDLERS[kind].generated}
 
     def generate(self, arch: Architecture | Mapping[str, int]) -> _Bound:
         """Generate and crop every tensor of ``arch`` (differentiable; call under ``no_grad`` to score)."""
         channels = self._channels(arch)
-        bound = _Bound(channels, self.index.kept(channels, self.orders))
-        kept = bound.kept
+        bound = _Bound(channels, self.index.kept(channels, self.orders, device=self.device))
         enc = self.encoding(channels)
         for name, kind in self._layers:
-            ko = kept.get((name, "out"))
-            if kind in ("conv", "linear"):
-                module = self._modules_by_name[name]
-                w = self.generators[_key(name)](enc[self._inputs[name]])
-                if ko is not None:
-                    w = w.index_select(0, ko)
-                ki = kept.get((name, "in"))
-                if isinstance(module, _CONV) and module.groups > 1:
-                    info = self.space.layers[name]
-                    if info.depthwise:
-                        bound.attrs[(name, "groups")] = w.shape[0]
-                    else:
-                        if ki is not None:
-                            per_group = info.in_ch // module.groups
-                            local = torch.unique(ki % per_group)
-                            w = w.index_select(1, local)
-                elif ki is not None:
-                    w = w.index_select(1, ki)
-                bound.attrs[(name, "weight")] = w
-                bias = self.shared[_key(name + ".bias")] if _key(name + ".bias") in self.shared else None
-                if bias is not None and ko is not None:
-                    bias = bias.index_select(0, ko)
-                bound.attrs[(name, "bias")] = bias
-            elif kind == "norm":
-                module = self._modules_by_name[name]
-                size = self.space.layers[name].out_ch if ko is None else len(ko)
-                for attr in ("weight", "bias"):
-                    k = _key(f"{name}.{attr}")
-                    if k in self.shared:
-                        p = self.shared[k]
-                        bound.attrs[(name, attr)] = p if ko is None else p.index_select(0, ko)
-                if isinstance(module, nn.LayerNorm):
-                    bound.attrs[(name, "normalized_shape")] = (size,)
-                if isinstance(module, _BN):
-                    bound.bn_sizes[name] = size
-            else:  # loose parameter
-                p = self.shared[_key(name)]
-                if ko is not None:
-                    p = p.index_select(self.index.param_dims.get(name, 0), ko)
-                parent, attr = name.rsplit(".", 1)
-                bound.attrs[(parent, attr)] = p
+            _HANDLERS[kind].crop(self, name, bound, enc)
         return bound
 
     @contextlib.contextmanager
@@ -292,7 +251,8 @@ class PruningNet(nn.Module):
         MetaPruning scores a candidate only after this (the shared statistics of a PruningNet fit
         no single candidate). The statistics are the cumulative average over all batches.
         """
-        stats: BNStats = {n: (torch.zeros(s), torch.ones(s)) for n, s in bound.bn_sizes.items()}
+        dev = self.device
+        stats: BNStats = {n: (torch.zeros(s, device=dev), torch.ones(s, device=dev)) for n, s in bound.bn_sizes.items()}
         modules = [self._modules_by_name[n] for n in bound.bn_sizes]
         momenta = [m.momentum for m in modules]
         was_training = self.base.training
@@ -314,10 +274,11 @@ class PruningNet(nn.Module):
     # ------------------------------------------------------------------ export
     @torch.no_grad()
     def export(self, arch: Architecture | Mapping[str, int], bn_stats: BNStats | None = None) -> nn.Module:
-        """The materialized model of ``arch`` carrying the generated weights (eval mode).
+        """The materialized model of ``arch`` carrying the generated weights (eval mode, on the CPU).
 
         ``bn_stats`` (from :meth:`recalibrate`) become the BatchNorm running statistics; without
         them they are reset (mean 0, variance 1). The kept channels follow the importance order.
+        The model is built on the CPU whatever the PruningNet's device (move it where it trains).
         """
         channels = self._channels(arch)
         model = self.space.build_model()
@@ -329,6 +290,7 @@ class PruningNet(nn.Module):
             state[k.replace("__", ".")] = p.detach()
         kept = self.index.kept(channels, self.orders)
         for name, (mean, var) in (bn_stats or {}).items():
+            mean, var = mean.detach().cpu(), var.detach().cpu()
             ko = kept.get((name, "out"))
             full_mean, full_var = torch.zeros_like(state[f"{name}.running_mean"]), torch.ones_like(state[f"{name}.running_var"])
             if ko is None:
@@ -399,3 +361,125 @@ class PruningNet(nn.Module):
         """
         ckpt = load_checkpoint(path, what="PruningNet checkpoint")
         return cls.from_checkpoint(ckpt, path, space)
+
+
+# ---------------------------------------------------------------------- layer kinds
+#: ``adopt(pnet, name, info, modules, base)``: at build, take the layer's tensors from the base model
+#: into the PruningNet; ``False`` leaves the layer alone.
+_Adopt = Callable[[PruningNet, str, Any, dict[str, nn.Module], nn.Module], bool]
+#: ``crop(pnet, name, bound, encoding)``: per candidate, the layer's generated or cropped tensors.
+_Crop = Callable[[PruningNet, str, _Bound, torch.Tensor], None]
+
+
+@dataclass(frozen=True)
+class _Handler:
+    """What a PruningNet does with the layers of one :class:`LayerKind`."""
+
+    adopt: _Adopt
+    crop: _Crop
+    generated: bool = False  # its weight comes from a generator (:meth:`PruningNet.full_weights`)
+
+
+def _adopt_weighted(pnet: PruningNet, name: str, info: Any, modules: dict[str, nn.Module], base: nn.Module) -> bool:
+    module: Any = modules[name]  # a conv or linear layer
+    outs, ins = pnet.index.genes_of(name)
+    inputs = list(dict.fromkeys(outs + ins)) or [len(pnet.space.genes)]  # the last entry: a constant 1
+    # Not persistent: rebuilt from the space, but moved with the PruningNet (indexing on its device).
+    pnet.gene_inputs.register_buffer(_key(name), torch.as_tensor(inputs, dtype=torch.long), persistent=False)
+    pnet.generators[_key(name)] = make_generator(
+        str(pnet.config["generator"]), module.weight.detach(), len(inputs),
+        hidden=int(pnet.config["hidden"]), rank=int(pnet.config["rank"]))
+    del module.weight
+    if module.bias is not None:
+        pnet.shared[_key(name + ".bias")] = nn.Parameter(module.bias.detach().clone())
+    del module.bias
+    module.bias = None
+    return True
+
+
+def _crop_weighted(pnet: PruningNet, name: str, bound: _Bound, enc: torch.Tensor) -> None:
+    module = pnet._modules_by_name[name]
+    ko, ki = bound.kept.get((name, "out")), bound.kept.get((name, "in"))
+    w = pnet.generators[_key(name)](enc[pnet._gene_inputs(name)])
+    if ko is not None:
+        w = w.index_select(0, ko)
+    if isinstance(module, _CONV) and module.groups > 1:
+        info = pnet.space.layers[name]
+        if info.depthwise:
+            bound.attrs[(name, "groups")] = w.shape[0]
+        elif ki is not None:  # grouped: every group keeps the same local input channels
+            w = w.index_select(1, torch.unique(ki % (info.in_ch // module.groups)))
+    elif ki is not None:
+        w = w.index_select(1, ki)
+    bound.attrs[(name, "weight")] = w
+    key = _key(name + ".bias")
+    bias = pnet.shared[key] if key in pnet.shared else None
+    if bias is not None and ko is not None:
+        bias = bias.index_select(0, ko)
+    bound.attrs[(name, "bias")] = bias
+
+
+def _adopt_norm(pnet: PruningNet, name: str, info: Any, modules: dict[str, nn.Module], base: nn.Module) -> bool:
+    module = modules.get(name)
+    if module is None:
+        return False
+    for attr in ("weight", "bias"):
+        p = getattr(module, attr, None)
+        if isinstance(p, nn.Parameter):
+            pnet.shared[_key(f"{name}.{attr}")] = nn.Parameter(p.detach().clone())
+            delattr(module, attr)
+            setattr(module, attr, None)
+    if isinstance(module, _BN) and module.track_running_stats:
+        del module.running_mean, module.running_var
+        module.running_mean = module.running_var = None
+        outs = pnet.index.genes_of(name)[0]
+        if pnet.per_choice_bn and len(outs) == 1:
+            n_choices = len(pnet.space.genes[outs[0]].choices)
+            pnet._choice_gene[name] = outs[0]
+            pnet.choice_bn.register_buffer(_key(name) + "__mean", torch.zeros(n_choices, info.out_ch))
+            pnet.choice_bn.register_buffer(_key(name) + "__var", torch.ones(n_choices, info.out_ch))
+    return True
+
+
+def _crop_norm(pnet: PruningNet, name: str, bound: _Bound, enc: torch.Tensor) -> None:
+    module = pnet._modules_by_name[name]
+    ko = bound.kept.get((name, "out"))
+    size = pnet.space.layers[name].out_ch if ko is None else len(ko)
+    for attr in ("weight", "bias"):
+        k = _key(f"{name}.{attr}")
+        if k in pnet.shared:
+            p = pnet.shared[k]
+            bound.attrs[(name, attr)] = p if ko is None else p.index_select(0, ko)
+    if isinstance(module, nn.LayerNorm):
+        bound.attrs[(name, "normalized_shape")] = (size,)
+    if isinstance(module, _BN):
+        bound.bn_sizes[name] = size
+
+
+def _adopt_param(pnet: PruningNet, name: str, info: Any, modules: dict[str, nn.Module], base: nn.Module) -> bool:
+    parent, attr = _resolve(base, name)
+    p = getattr(parent, attr)
+    pnet.shared[_key(name)] = nn.Parameter(p.detach().clone())
+    delattr(parent, attr)
+    setattr(parent, attr, None)
+    return True
+
+
+def _crop_param(pnet: PruningNet, name: str, bound: _Bound, enc: torch.Tensor) -> None:
+    p = pnet.shared[_key(name)]
+    ko = bound.kept.get((name, "out"))
+    if ko is not None:
+        p = p.index_select(pnet.index.param_dims.get(name, 0), ko)
+    parent, attr = name.rsplit(".", 1)
+    bound.attrs[(parent, attr)] = p
+
+
+_WEIGHTED = _Handler(_adopt_weighted, _crop_weighted, generated=True)
+
+#: One handler per layer kind: a new kind is one enum member and one entry here.
+_HANDLERS: dict[LayerKind, _Handler] = {
+    LayerKind.CONV: _WEIGHTED,
+    LayerKind.LINEAR: _WEIGHTED,
+    LayerKind.NORM: _Handler(_adopt_norm, _crop_norm),
+    LayerKind.PARAM: _Handler(_adopt_param, _crop_param),
+}

@@ -17,10 +17,15 @@ protocol is the one weight-sharing NAS converged on since:
   optionally mixed with the gate priors.
 
 ``sandwich=False`` gives MetaPruning's original one-candidate-per-batch training.
+
+Training runs on ``device`` (``auto``: the first CUDA GPU when there is one): an in-memory training
+split is copied there once, other batches travel through pinned memory, and on CUDA the forward
+passes run under bfloat16 autocast (``amp``; the losses are computed in float32).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import random
@@ -31,13 +36,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_prune.data import DataBundle, check_num_classes, num_batches
+from nas_prune.data import check_num_classes, num_batches, to_bundle
 from nas_prune.errors import NasPruneError
 from nas_prune.export import load_checkpoint, load_model
 from nas_prune.pruningnet._net import PruningNet
 from nas_prune.pruningnet._sampling import ArchSampler
 from nas_prune.space import ChannelSpace, l1_importance
-from nas_prune.training import train_epoch
+from nas_prune.training import dataset_on, model_device, resolve_device, train_epoch
 
 __all__ = ["ArchSampler", "train_pruningnet", "DEFAULT_EPOCHS"]
 
@@ -46,9 +51,10 @@ DEFAULT_EPOCHS = 15
 
 
 def _teacher(space: ChannelSpace, teacher: Any) -> tuple[nn.Module, int | None]:
-    """The teacher model and the number of epochs it was trained for (when its checkpoint says)."""
+    """The teacher model (on the CPU, where its channel order is traced) and the number of epochs it was
+    trained for (when its checkpoint says). A teacher on another device is copied, not moved."""
     if isinstance(teacher, nn.Module):
-        return teacher, None
+        return (teacher if model_device(teacher).type == "cpu" else copy.deepcopy(teacher).cpu()), None
     path = Path(teacher)
     model = load_model(space, path, what="teacher checkpoint")
     history = load_checkpoint(path, what="teacher checkpoint").get("history")
@@ -70,7 +76,7 @@ def _gate_parts(gates: Any, space: ChannelSpace) -> tuple[dict | None, dict | No
 
 def train_pruningnet(
     space: ChannelSpace,
-    data_bundle: DataBundle,
+    data_bundle: Any,
     *,
     epochs: int | None = None,
     teacher: str | os.PathLike[str] | nn.Module | None = None,
@@ -91,17 +97,26 @@ def train_pruningnet(
     per_choice_bn: bool = False,
     checkpoint: str | os.PathLike[str] | None = None,
     seed: int = 0,
+    device: str | torch.device = "cpu",
+    amp: bool = True,
 ) -> PruningNet:
-    """Train a PruningNet of ``space`` on ``data_bundle.train``.
+    """Train a PruningNet of ``space`` on the training split of ``data_bundle``.
 
     See the module docstring for the protocol. SGD with Nesterov momentum and a cosine decay per
     step. With ``checkpoint``, the state is written atomically after every epoch and a later call
     with the same path resumes after the last finished epoch (a finished checkpoint is returned as
     is unless ``epochs`` grew).
 
+    Example (your own data: the space's class count is checked against it first)::
+
+        pnet = train_pruningnet(space, (train_dataset, val_dataset), teacher=model, device="auto")
+
     Args:
         space: The channel space.
-        data_bundle: Data from :func:`nas_prune.data.load_data`.
+        data_bundle: A :class:`~nas_prune.data.DataBundle` (``load_data(...)``, ``make_bundle(...)``)
+            or your ``(train, val[, test])`` splits: torch Datasets, DataLoaders (their datasets
+            are used, batched at ``batch_size``) or ``(images, labels)`` tensors
+            (:func:`nas_prune.data.to_bundle`).
         epochs: Passes over the training split; ``None``: as many as the teacher was trained for
             (its checkpoint's history), else :data:`DEFAULT_EPOCHS`.
         teacher: The trained unpruned model (a checkpoint path or the module): initial shared
@@ -120,17 +135,24 @@ def train_pruningnet(
         lr, momentum, weight_decay, batch_size: SGD settings.
         generator, hidden, rank, per_choice_bn: The PruningNet's settings (see :class:`PruningNet`);
             a resumed run keeps the checkpoint's.
-        checkpoint: Where to save the checkpoint every epoch (and resume from).
+        checkpoint: Where to save the checkpoint every epoch (and resume from; a checkpoint
+            written on a GPU resumes anywhere).
         seed: Seeds the initial weights, the candidates and the batch order.
+        device: Where to train: ``auto | cpu | cuda[:N]`` (:func:`nas_prune.training.resolve_device`).
+            The returned PruningNet stays there.
+        amp: bfloat16 autocast of the forward passes on CUDA (ignored on the CPU).
 
     Raises:
         SpaceMismatchError: the checkpoint, the teacher or the gates belong to another space.
-        DataError: the model's class count is not the data's.
-        NasPruneError: ``n_random`` < 0 or ``epochs`` < 1.
+        DataError: the model's class count is not the data's (both counts named), or the data
+            is unusable.
+        NasPruneError: ``n_random`` < 0, ``epochs`` < 1, or ``device`` unknown or absent here.
     """
     if n_random < 0:
         raise NasPruneError(f"n_random={n_random}: need 0 or more random candidates per step")
-    check_num_classes(space, data_bundle)  # a 10-class model on 7-class data fails here, in one line
+    bundle = to_bundle(data_bundle)
+    check_num_classes(space, bundle)  # a 10-class model on 7-class data fails here, in one line
+    dev = resolve_device(device)  # an absent GPU is refused before any work
     prior, gate_order = _gate_parts(gates, space)
     teacher_model, teacher_epochs = _teacher(space, teacher) if teacher is not None else (None, None)
     if epochs is None:
@@ -151,13 +173,15 @@ def train_pruningnet(
             init = teacher_model.state_dict() if teacher_model is not None else None
             pnet = PruningNet(space, generator=generator, hidden=hidden, rank=rank, importance=importance,
                               per_choice_bn=per_choice_bn, init_state=init)
+    pnet.to(dev)  # before the optimiser is built over its parameters (a resumed state follows them)
+    train = dataset_on(bundle.train, dev)
     sampler = ArchSampler(space, prior=prior, mode=sampling, prior_mix=prior_mix)
     full, small = space.full(), sampler.smallest()
     params = [p for p in pnet.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)
     if opt_state is not None:
         opt.load_state_dict(opt_state)
-    per_epoch = max(1, num_batches(data_bundle.train, batch_size, drop_last=True))
+    per_epoch = max(1, num_batches(train, batch_size, drop_last=True))
     total = per_epoch * max(epochs, 1)
     for group in opt.param_groups:
         group.setdefault("initial_lr", lr)
@@ -182,8 +206,8 @@ def train_pruningnet(
                 loss = loss + (_soft_cross_entropy(out, target) if inplace_distill else F.cross_entropy(out, y))
             return loss
 
-        loss = train_epoch(pnet, data_bundle.train, opt, batch_size=batch_size, seed=seed * 1000 + epoch,
-                           loss_fn=loss_fn, scheduler=schedule, label=f"pruningnet {epoch + 1}/{epochs}")
+        loss = train_epoch(pnet, train, opt, batch_size=batch_size, seed=seed * 1000 + epoch, loss_fn=loss_fn,
+                           scheduler=schedule, label=f"pruningnet {epoch + 1}/{epochs}", amp=amp)
         history.append({"epoch": epoch + 1, "loss": loss})
         if path is not None:
             pnet.save(path, epoch=epoch + 1, epochs=epochs, optimizer=opt.state_dict(), history=history, seed=seed,

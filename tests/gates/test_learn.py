@@ -91,11 +91,11 @@ def test_resume_after_interrupt_gives_the_same_gates(tiny_space, tiny_data, tmp_
     calls = {"n": 0}
     real = learn_mod.evaluate
 
-    def flaky(model, dataset):
+    def flaky(model, dataset, **kw):
         calls["n"] += 1
         if calls["n"] == 3:  # second run, first epoch: the first run is done and checkpointed
             raise KeyboardInterrupt
-        return real(model, dataset)
+        return real(model, dataset, **kw)
 
     monkeypatch.setattr(learn_mod, "evaluate", flaky)
     with pytest.raises(KeyboardInterrupt):

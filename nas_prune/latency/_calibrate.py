@@ -338,6 +338,9 @@ def calibration_label(table: LatencyTable) -> str:
     if kind == "off":
         return f"as stored, not calibrated (calibration off; {ref} from {table.meta.get('device', '?')})"
     if kind == "device":
+        if table.meta.get("emulated"):
+            return (f"measured UNDER EMULATION ({table.meta['emulated']}) on {cal.get('device', '?')} through the "
+                    f"device runner: proves the runner works there, NOT any device's speed ({ref})")
         return f"measured on device {cal.get('device', '?')} through the device runner, used as measured there ({ref})"
     return (f"NOT calibrated for this machine ({cal.get('reason', 'unknown')}): milliseconds of "
             f"{table.meta.get('device', '?')}, {ref}")

@@ -53,6 +53,8 @@ def find_shipped_table(space_id: str, threads: int, root: Path = TABLES_DIR) -> 
             table = LatencyTable.load(path)
         except NasPruneError:
             continue
+        if table.meta.get("emulated"):  # timed under an emulator: never a machine's latencies
+            continue
         if table.space_id == space_id and int(table.settings.get("threads", 0)) == threads \
                 and table.settings.get("provider", "cpu") == "cpu":
             return path

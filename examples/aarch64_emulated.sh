@@ -54,7 +54,7 @@ setup() {
   # qemu-user 7.2 passes the host's /proc/cpuinfo through (x86 text); onnxruntime's CPU detection
   # (cpuinfo) then crashes (SIGSEGV on import). With -L the prefix's files shadow the host's, so
   # describe the emulated cores, and say what they are.
-  local n i tmp; n=$(nproc); tmp=$(mktemp)
+  local n i tmp; n=$(getconf _NPROCESSORS_ONLN); tmp=$(mktemp)
   for ((i = 0; i < n; i++)); do
     printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\n' "$i"
     printf 'CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n'

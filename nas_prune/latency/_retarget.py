@@ -45,7 +45,8 @@ def retarget_table(table: LatencyTable, space: Any) -> LatencyTable:
     Returns:
         The same table for ``space.id``, its classifier's output count set to the space's, its meta
         recording ``retargeted`` (from which space) and a calibration of kind ``retargeted``, which
-        the calibration stage checks on this machine before anything trusts it.
+        the calibration stage checks on this machine before anything trusts it (a device's table
+        keeps its ``device`` calibration: this machine cannot check a phone's milliseconds).
 
     Raises:
         SpaceMismatchError: the spaces differ in more than the classifier's outputs (or input size).
@@ -61,9 +62,11 @@ def retarget_table(table: LatencyTable, space: Any) -> LatencyTable:
         raise SpaceMismatchError(f"latency table for space {table.space_id!r} cannot serve space {space.id!r} ({why}): "
                                  "profile a table for this space with 'nas-prune profile --space FILE'")
     cal = dict(table.meta.get("calibration") or {})
+    # a phone's or board's table stays that device's (used as measured there); any other is checked here
+    new_cal = {**cal, "retargeted": True} if cal.get("kind") == "device" else {"kind": "retargeted", "from": cal}
     meta = {**table.meta, "input_shape": list(space.input_shape),
             "retargeted": {"from_space": table.space_id, "to_space": space.id,
                            "note": "classifier outputs differ; its share of the latency is the source table's"},
-            "calibration": {"kind": "retargeted", "from": cal}}
+            "calibration": new_cal}
     return LatencyTable(space_id=space.id, meta=meta, settings=table.settings, reference=table.reference,
                         structure=new, model=table.model, entries=table.entries)

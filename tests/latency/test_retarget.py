@@ -15,7 +15,7 @@ def three_classes():
 
 
 def test_retarget_keeps_predictions_and_asks_for_a_check(tiny_table, tiny_space, three_classes):
-    from nas_prune.latency import foreign_reason, retarget_table
+    from nas_prune.latency import LatencyTable, foreign_reason, retarget_table
 
     assert three_classes.id != tiny_space.id
     out = retarget_table(tiny_table, three_classes)
@@ -25,6 +25,9 @@ def test_retarget_keeps_predictions_and_asks_for_a_check(tiny_table, tiny_space,
     assert out.structure["layers"][-1]["out_ch"] == 3 and tiny_table.structure["layers"][-1]["out_ch"] == 10
     assert "retargeted from space" in (foreign_reason(out) or "")  # never trusted before a check here
     assert retarget_table(tiny_table, tiny_space) is tiny_table
+    phone = LatencyTable.from_json({**tiny_table.to_json(), "meta": {**tiny_table.meta, "calibration": {
+        "kind": "device", "device": "phone"}}})
+    assert retarget_table(phone, three_classes).meta["calibration"]["kind"] == "device"  # a phone's stays the phone's
 
 
 def test_retarget_refuses_another_input_size(tiny_table):

@@ -55,6 +55,8 @@ def profile_bundle(
     nets: Optional[int] = typer.Option(None, help="Networks to time (default: 5 per fitted coefficient, >= 60)."),
     threads: int = typer.Option(1, help="Default threads of the plan (the runner's --threads overrides it)."),
     rounds: int = typer.Option(30, help="Interleaved rounds per group."),
+    runs_per_round: int = typer.Option(20, help="Runs of each network per round."),
+    warmup: int = typer.Option(10, help="Untimed runs of each network before the first round."),
     seed: int = typer.Option(0, help="Seed of the random designs."),
     output: Path = typer.Option(..., "-o", "--output", help="bundle.zip to write."),
 ) -> None:
@@ -63,7 +65,8 @@ def profile_bundle(
     from nas_prune.space import ChannelSpace
 
     sp = ChannelSpace.load(space_file)
-    write_bundle(sp, output, nets=nets, seed=seed, threads=threads, rounds=rounds)
+    write_bundle(sp, output, nets=nets, seed=seed, threads=threads, rounds=rounds, runs_per_round=runs_per_round,
+                 warmup=warmup)
     typer.echo(f"{output}: bundle for {sp.id}; on the device run: python -m nas_prune.device run {output.name} "
                f"--threads {threads} -o results.json")
 
@@ -72,15 +75,19 @@ def profile_bundle(
 def profile_import(
     results: Path = typer.Argument(..., help="results.json written by the device runner."),
     space_file: Optional[Path] = typer.Option(None, "--space", help="Check the results belong to this space."),
+    emulated: Optional[str] = typer.Option(None, help="The results were timed under this emulator (e.g. "
+                                           "qemu-aarch64): recorded in the table, never a device's speed."),
     output: Path = typer.Option(..., "-o", "--output", help="Table JSON to write."),
 ) -> None:
     """Turn device-runner results into a latency table."""
     from nas_prune.latency import import_results
     from nas_prune.space import ChannelSpace
 
-    table = import_results(results, space=ChannelSpace.load(space_file) if space_file else None)
+    table = import_results(results, space=ChannelSpace.load(space_file) if space_file else None, emulated=emulated)
     table.save(output)
-    typer.echo(f"{output}: {len(table.entries)} networks from {table.meta.get('device')}, "
+    where = f"EMULATED ({table.meta['emulated']}), not a device's speed" if table.meta.get("emulated") else \
+        f"from {table.meta.get('device')}"
+    typer.echo(f"{output}: {len(table.entries)} networks {where}, "
                f"cross-validated {table.model['cv']['within_10pct']:.1%} within 10%")
 
 

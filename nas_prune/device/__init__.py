@@ -8,7 +8,7 @@ and ``nas_prune/device/`` there, or install nas-prune without dependencies)::
 
 from __future__ import annotations
 
-from nas_prune.device._info import machine_info, machine_key
+from nas_prune.device._info import cpu_model_from, emulation, machine_info, machine_key
 from nas_prune.device._runner import (
     BUNDLE_FORMAT,
     FORMAT_VERSION,
@@ -36,6 +36,8 @@ __all__ = [
     "RESULTS_FORMAT",
     "SessionRunner",
     "TimingSettings",
+    "cpu_model_from",
+    "emulation",
     "load_results",
     "machine_info",
     "machine_key",

@@ -23,6 +23,7 @@ from nas_prune.latency._calibrate import (
 from nas_prune.latency._fit import FitResult, fit_additive
 from nas_prune.latency._measure import arch_onnx_bytes, measure_interleaved, measure_latency, to_onnx_bytes
 from nas_prune.latency._ratio import measure_ratios
+from nas_prune.latency._retarget import retarget_table
 from nas_prune.latency._structure import LayerCosts, structure_from_space
 from nas_prune.latency._table import TABLE_FORMAT, TABLE_VERSION, LatencyTable
 from nas_prune.latency._validate import bootstrap_intervals, spearman, validate_table
@@ -52,6 +53,7 @@ __all__ = [
     "measure_latency",
     "measure_ratios",
     "measure_relative",
+    "retarget_table",
     "scores",
     "spearman",
     "structure_from_space",

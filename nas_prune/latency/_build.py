@@ -203,8 +203,17 @@ def write_bundle(space: Any, path: str | os.PathLike[str], *, nets: int | None =
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def import_results(path: str | os.PathLike[str], *, space: Any | None = None) -> LatencyTable:
-    """Build a table from the results of ``python -m nas_prune.device run`` (checked against ``space``)."""
+def import_results(path: str | os.PathLike[str], *, space: Any | None = None,
+                   emulated: str | None = None) -> LatencyTable:
+    """Build a table from the results of ``python -m nas_prune.device run`` (checked against ``space``).
+
+    Args:
+        path: The results file.
+        space: Check that the results belong to this space.
+        emulated: The emulator the runner ran under (``qemu-aarch64``), recorded as ``meta.emulated``;
+            the runner records one it detects itself. An emulated table is never "this machine's"
+            (qemu-user shares the host's machine key) and says so wherever its calibration is shown.
+    """
     res = load_results(path)
     plan = res["plan"]
     if space is not None and plan.get("space") != space.id:
@@ -222,11 +231,17 @@ def import_results(path: str | os.PathLike[str], *, space: Any | None = None) ->
         here = calibration_record("built", settings.to_json())
         # results from this very machine are its own table; from a phone or board they are that
         # device's, and must not be "calibrated" to the host that imports them
-        same = res["meta"].get("machine_key") == here["machine"] and res["meta"].get("onnxruntime") == here["onnxruntime"]
-        cal = here if same else {"kind": "device", "device": res["meta"].get("device"),
-                                 "machine": res["meta"].get("machine_key"), "onnxruntime": res["meta"].get("onnxruntime")}
+        meta = dict(res["meta"])
+        if emulated:
+            meta["emulated"] = emulated
+        same = res["meta"].get("machine_key") == here["machine"] and res["meta"].get("onnxruntime") == here["onnxruntime"] \
+            and not meta.get("emulated")
+        cal = here if same else {"kind": "device", "device": meta.get("device"), "machine": meta.get("machine_key"),
+                                 "onnxruntime": meta.get("onnxruntime")}
+        if meta.get("emulated"):
+            cal["emulated"] = meta["emulated"]
         return table_from_records(space_id=str(plan["space"]), structure=plan["structure"], settings=settings,
-                                  meta={**res["meta"], "source": "device runner", "complete": bool(res.get("complete")),
+                                  meta={**meta, "source": "device runner", "complete": bool(res.get("complete")),
                                         "calibration": cal},
                                   records=records, input_shape=plan["input_shape"],
                                   reference_channels=plan.get("reference_channels"))

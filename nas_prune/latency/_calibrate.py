@@ -99,6 +99,8 @@ def foreign_reason(table: LatencyTable, *, max_age_days: float = MAX_AGE_DAYS) -
     """Why ``table`` cannot be trusted here as it is (``None``: it was calibrated on this machine, recently)."""
     cal = table.meta.get("calibration")
     where = f"{table.meta.get('device', '?')} ({table.meta.get('cpu_model', '?')}, onnxruntime {table.meta.get('onnxruntime', '?')})"
+    if isinstance(cal, dict) and cal.get("kind") == "retargeted":
+        return f"retargeted from space {(table.meta.get('retargeted') or {}).get('from_space', '?')} (other classes)"
     if not isinstance(cal, dict) or cal.get("kind") not in ("built", "checked", "adapted", "rebuilt"):
         return f"measured on {where} with no record of this machine"
     if cal.get("machine") != machine_key():
@@ -338,6 +340,9 @@ def calibration_label(table: LatencyTable) -> str:
     if kind == "off":
         return f"as stored, not calibrated (calibration off; {ref} from {table.meta.get('device', '?')})"
     if kind == "device":
+        if table.meta.get("emulated"):
+            return (f"measured UNDER EMULATION ({table.meta['emulated']}) on {cal.get('device', '?')} through the "
+                    f"device runner: proves the runner works there, NOT any device's speed ({ref})")
         return f"measured on device {cal.get('device', '?')} through the device runner, used as measured there ({ref})"
     return (f"NOT calibrated for this machine ({cal.get('reason', 'unknown')}): milliseconds of "
             f"{table.meta.get('device', '?')}, {ref}")

@@ -38,25 +38,39 @@ class _ScaledTable:
         return self.table.relative(arch)
 
 
-def find_shipped_table(space_id: str, threads: int, root: Path = TABLES_DIR) -> Path | None:
+def find_shipped_table(space_id: str, threads: int, root: Path | None = None, *,
+                       retarget_to: Any = None) -> Path | None:
     """A table in ``latency_tables/`` measured for ``space_id`` at ``threads`` threads, if any.
 
     A shipped table was measured on the development VM: the run's calibration stage checks (and
     adapts) it on this machine before anything trusts it (:func:`nas_prune.latency.calibrated_table`).
+    With ``retarget_to`` (the space of ``space_id``), a table of the same network and input size for
+    other classes is found too when none is exact (the 1000-class 224x224 tables serve any dataset):
+    :func:`nas_prune.latency.retarget_table` re-keys it. Tables timed under an emulator are skipped.
     """
+    root = TABLES_DIR if root is None else root
     if not root.is_dir():
         return None
-    from nas_prune.latency import LatencyTable
+    from nas_prune.latency import LatencyTable, retarget_table
 
+    other = None
     for path in sorted(root.rglob("*.json")):
         try:
             table = LatencyTable.load(path)
         except NasPruneError:
             continue
-        if table.space_id == space_id and int(table.settings.get("threads", 0)) == threads \
-                and table.settings.get("provider", "cpu") == "cpu":
+        if table.meta.get("emulated") or int(table.settings.get("threads", 0)) != threads \
+                or table.settings.get("provider", "cpu") != "cpu":
+            continue
+        if table.space_id == space_id:
             return path
-    return None
+        if retarget_to is not None and other is None:
+            try:
+                retarget_table(table, retarget_to)
+                other = path
+            except NasPruneError:
+                pass
+    return other
 
 
 def pruningnet_check(pnet: Any, space: Any, data: Any, *, seed: int) -> dict[str, Any]:
@@ -134,10 +148,20 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
             table.check_space(space)
             atomic_write_bytes(out / "table.json", Path(cfg.table).read_bytes())
             return {"source": str(cfg.table)}
-        shipped = None if cfg.profile else find_shipped_table(space.id, cfg.threads)
+        shipped = None if cfg.profile else find_shipped_table(space.id, cfg.threads, retarget_to=space)
         if shipped is not None:
-            atomic_write_bytes(out / "table.json", shipped.read_bytes())
-            return {"source": str(shipped.relative_to(TABLES_DIR.parent))}
+            source = str(shipped.relative_to(TABLES_DIR.parent)) if shipped.is_relative_to(TABLES_DIR.parent) \
+                else str(shipped)
+            shipped_table = LatencyTable.load(shipped)
+            if shipped_table.space_id == space.id:
+                atomic_write_bytes(out / "table.json", shipped.read_bytes())
+                return {"source": source}
+            from nas_prune.latency import retarget_table
+
+            console.print(f"latency table {source} is for {shipped_table.space_id}: used for {space.id} "
+                          "(other classes; checked on this machine next)")
+            retarget_table(shipped_table, space).save(out / "table.json")
+            return {"source": source, "retargeted_from": shipped_table.space_id}
         console.print(f"profiling a latency table for {space.id} at {cfg.threads} thread(s) (saves as it goes)")
         build_table(space, threads=cfg.threads, output=out / "table.json")
         return {"source": "profiled"}

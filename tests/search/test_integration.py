@@ -61,3 +61,18 @@ def test_gate_prior_sampler_and_enqueued_gate_architectures(tiny_space, tiny_gat
         assert t.user_attrs["feasible"]
     space = gates.nni_search_space(tiny_space)
     assert {v["_type"] for v in space.values()} == {"qnormal"}
+
+
+def test_gate_candidates_skip_fractions_under_the_spaces_floor(tiny_space, tiny_gates):
+    """A budget just above the narrowest network: 0.9 and 0.8 of it are unreachable, 1.0 is enqueued
+    (compare_methods' gate-prior search at 0.3x of mobilenet_v2 failed on the 0.8 fraction)."""
+    from nas_prune.search import min_latency_architecture
+
+    gates = load_gates(tiny_gates, tiny_space)
+    table = FakeTable(tiny_space)
+    floor = table.predict(min_latency_architecture(tiny_space))
+    budgets = LatencyBudget.for_tables([table], [f"{floor * 1.05}ms"])
+    study = optuna.create_study(direction="maximize")
+    assert enqueue_gate_candidates(study, gates, tiny_space, budgets) == 1
+    arch = tiny_space.decode(study.trials[0].system_attrs["fixed_params"])
+    assert table.predict(arch) <= floor * 1.05

@@ -294,7 +294,8 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
         t0 = time.perf_counter()
         loss = run.epoch(epoch)
         seconds += time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "loss": loss, "val_accuracy": evaluate(student, val, amp=amp)}
+        record = {"epoch": epoch + 1, "steps": (epoch + 1) * run.steps, "seconds": seconds, "loss": loss,
+                  "val_accuracy": evaluate(student, val, amp=amp), **run.impl.epoch_record(run)}
         history.append(record)
         state = run.state()
         save_state_dict(state.pop("state_dict"), ckpt_path, **state, run=key, epoch=epoch + 1, history=history,

@@ -47,7 +47,7 @@ from nas_prune.teacher import train_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 # the teacher recipe of `nas-prune run` for each data set (nas_prune/pipeline/_config.py PRESETS)
-TEACHER = {"digits": dict(epochs=10, batch_size=64, train_subset=None),
+TEACHER: dict[str, dict[str, Any]] = {"digits": dict(epochs=10, batch_size=64, train_subset=None),
            "fashion-mnist": dict(epochs=8, batch_size=128, train_subset=10000)}
 
 

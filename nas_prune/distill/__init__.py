@@ -12,8 +12,8 @@ Extension points: a distillation method is a :class:`DistillMethod` registered w
 
 from __future__ import annotations
 
-from nas_prune.distill._config import DistillConfig
 from nas_prune.distill._bn_stats import BNStatisticsLoss
+from nas_prune.distill._config import DistillConfig
 from nas_prune.distill._correlation import CorrelationCongruence, taylor_rbf_correlation
 from nas_prune.distill._dafl import DAFLLoss, DAFLTerms
 from nas_prune.distill._dafl_bn import DAFLBNMethod

@@ -189,11 +189,13 @@ class DAFLMethod(DistillMethod):
     name = "dafl"
     summary = "data-free"
     reads_train_data = False
+    #: The generator's output BatchNorm learns a scale and shift (DAFL's does not: see DAFLGenerator).
+    affine_output: ClassVar[bool] = False
 
     def setup(self, run: _Run) -> None:
         cfg = run.cfg
         run.extra["generator"] = DAFLGenerator(image_shape=run.space.input_shape, latent_dim=cfg.latent_dim,
-                                               width=cfg.generator_width)
+                                               width=cfg.generator_width, affine_output=self.affine_output)
         self.dafl = DAFLLoss(one_hot_weight=cfg.one_hot_weight, activation_weight=cfg.activation_weight,
                              entropy_weight=cfg.entropy_weight)
         self.opt_g = torch.optim.Adam(run.extra["generator"].parameters(), lr=cfg.generator_lr)

@@ -287,7 +287,11 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
                 f"{ckpt_path} belongs to another distillation run (different arch, method, init, epochs, seed "
                 "or settings): use another output folder or delete it"
             )
-        run.load_state(ckpt)
+        try:
+            run.load_state(ckpt)
+        except (KeyError, TypeError, ValueError, RuntimeError):
+            raise NasPruneError(f"{ckpt_path} does not fit this run's modules (written by another version of "
+                                "nas-prune?): delete it to start this distillation over") from None
         start, history, seconds = int(ckpt["epoch"]), list(ckpt["history"]), float(ckpt.get("seconds", 0.0))
 
     for epoch in range(start, epochs):

@@ -224,3 +224,20 @@ def test_data_free_resume_continues_the_step_count_and_matches_an_uninterrupted_
     a = load_model(tiny_space, tmp_path / "cut" / "model.pt").state_dict()
     b = load_model(tiny_space, tmp_path / "whole" / "model.pt").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_that_does_not_fit_the_modules_is_refused_with_the_fix(tiny_space, tiny_teacher, digits_small,
+                                                                             tmp_path, monkeypatch):
+    from nas_prune.distill._dafl_bn import DAFLBNMethod
+
+    bundle = DataBundle("digits", NoTrainingImages(), digits_small.val, digits_small.test, 10, 16)
+    kwargs = dict(method="dafl-bn", init="teacher", epochs=2, measure_latency=False, config=FAST, out_dir=tmp_path)
+
+    def stop(record):
+        raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        distill(tiny_space, tiny_space.uniform(0.5), tiny_teacher, bundle, on_epoch=stop, **kwargs)
+    monkeypatch.setattr(DAFLBNMethod, "affine_output", False)  # same settings, other modules (an older version)
+    with pytest.raises(NasPruneError, match="delete it to start this distillation over"):
+        distill(tiny_space, tiny_space.uniform(0.5), tiny_teacher, bundle, **kwargs)

@@ -2,7 +2,8 @@
 
 Losses: :class:`HintonKD` (Hinton et al. 2015), :class:`CorrelationCongruence` and
 :class:`ClassUniformBatchSampler` (CCKD, Peng et al. ICCV 2019), :class:`DAFLGenerator` and
-:class:`DAFLLoss` (DAFL, Chen et al. ICCV 2019). :func:`distill` runs one method end to end.
+:class:`DAFLLoss` (DAFL, Chen et al. ICCV 2019), :class:`BNStatisticsLoss` (DeepInversion, Yin et al.
+CVPR 2020; method ``dafl-bn``). :func:`distill` runs one method end to end.
 
 Extension points: a distillation method is a :class:`DistillMethod` registered with
 :func:`register_method`; a student initialisation is a function registered with
@@ -11,9 +12,11 @@ Extension points: a distillation method is a :class:`DistillMethod` registered w
 
 from __future__ import annotations
 
+from nas_prune.distill._bn_stats import BNStatisticsLoss
 from nas_prune.distill._config import DistillConfig
 from nas_prune.distill._correlation import CorrelationCongruence, taylor_rbf_correlation
 from nas_prune.distill._dafl import DAFLLoss, DAFLTerms
+from nas_prune.distill._dafl_bn import DAFLBNMethod
 from nas_prune.distill._features import classifier_layer, penultimate_features
 from nas_prune.distill._generator import DAFLGenerator
 from nas_prune.distill._init import INIT_CHOICES, InitKind, get_init_kind, init_help, init_names, init_student, register_init
@@ -27,8 +30,10 @@ from nas_prune.distill._sampler import ClassUniformBatchSampler
 METHODS = method_names()
 
 __all__ = [
+    "BNStatisticsLoss",
     "ClassUniformBatchSampler",
     "CorrelationCongruence",
+    "DAFLBNMethod",
     "DAFLGenerator",
     "DAFLLoss",
     "DAFLTerms",

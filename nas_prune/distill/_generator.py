@@ -22,9 +22,15 @@ class DAFLGenerator(nn.Module):
         image_shape: ``(C, H, W)`` of the images to make (the space's input shape).
         latent_dim: Size of the noise vector ``z`` (default 100, as DAFL's MNIST setting).
         width: Channels of the first feature map (default 128, as DAFL).
+        affine_output: Give the output BatchNorm a learned per-channel scale and shift. DAFL's
+            (``False``) fixes every batch to mean 0, variance 1 per channel, which matches inputs
+            standardised by their data set's own statistics; nas-prune's inputs are normalised
+            with ImageNet's, so real digits have mean -0.78, std 1.30 (background-dominated) and
+            three equal channels, which a fixed standardisation cannot produce.
     """
 
-    def __init__(self, *, image_shape: tuple[int, ...], latent_dim: int = 100, width: int = 128) -> None:
+    def __init__(self, *, image_shape: tuple[int, ...], latent_dim: int = 100, width: int = 128,
+                 affine_output: bool = False) -> None:
         super().__init__()
         c, h, w = (int(s) for s in image_shape)
         self.latent_dim = latent_dim
@@ -44,7 +50,7 @@ class DAFLGenerator(nn.Module):
             nn.LeakyReLU(0.2),
             nn.Conv2d(width // 2, c, 3, padding=1),
             nn.Tanh(),
-            nn.BatchNorm2d(c, affine=False),
+            nn.BatchNorm2d(c, affine=affine_output),
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -86,6 +86,10 @@ class DistillMethod:
             run.step(run.opt, loss)
             yield loss.item()
 
+    def epoch_record(self, run: _Run) -> dict[str, Any]:
+        """Extra entries of the epoch's history record (e.g. a generator's mean loss terms; default none)."""
+        return {}
+
     def state(self) -> dict[str, Any]:
         """Checkpoint entries of the method's own optimisers (merged into the run's checkpoint)."""
         return {}
@@ -169,23 +173,34 @@ class CCKDMethod(DistillMethod):
 
 @register_method
 class DAFLMethod(DistillMethod):
-    """DAFL (Chen et al. ICCV 2019): data-free; a generator learns images the teacher is sure about.
+    """DAFL (Chen et al. ICCV 2019, arXiv 1904.01186): data-free; a generator learns images the teacher is sure about.
 
-    The generator (its own Adam, no schedule) maximises the teacher's one-hot, activation and
-    information-entropy terms; the student then matches the teacher's soft outputs on those images
-    (no labels, so only KD's soft term).
+    Each step, as the paper's training loop: a batch of ``dafl_batch_size`` noise vectors, the
+    generator's images, one teacher forward; the generator (its own Adam, no schedule) takes a step
+    on ``L_oh + 0.1 L_a + 5 L_ie`` (:class:`~nas_prune.distill.DAFLLoss`, plus whatever
+    :meth:`generator_extra_loss` adds), the student a step on KD's soft term against the teacher's
+    outputs on the same (detached) images. No labels, and no training image, are involved.
+
+    Each epoch's record carries the mean generator terms (``g_one_hot``, ``g_activation``,
+    ``g_info_entropy``, ``g_total``; subclasses add theirs) and the class balance of the generated
+    images (``g_classes``: distinct teacher argmax classes in the last batch).
     """
 
     name = "dafl"
     summary = "data-free"
     reads_train_data = False
+    #: The generator's output BatchNorm learns a scale and shift (DAFL's does not: see DAFLGenerator).
+    affine_output: ClassVar[bool] = False
 
     def setup(self, run: _Run) -> None:
         cfg = run.cfg
-        run.extra["generator"] = DAFLGenerator(image_shape=run.space.input_shape, latent_dim=cfg.latent_dim)
+        run.extra["generator"] = DAFLGenerator(image_shape=run.space.input_shape, latent_dim=cfg.latent_dim,
+                                               width=cfg.generator_width, affine_output=self.affine_output)
         self.dafl = DAFLLoss(one_hot_weight=cfg.one_hot_weight, activation_weight=cfg.activation_weight,
                              entropy_weight=cfg.entropy_weight)
         self.opt_g = torch.optim.Adam(run.extra["generator"].parameters(), lr=cfg.generator_lr)
+        self._sums: dict[str, float] = {}
+        self._classes = 0
 
     def student_side_parameters(self, run: _Run) -> list[nn.Parameter]:
         return []  # the generator has its own optimiser
@@ -193,20 +208,46 @@ class DAFLMethod(DistillMethod):
     def steps_per_epoch(self, run: _Run) -> int:
         return run.cfg.dafl_steps_per_epoch
 
+    def generator_extra_loss(self, run: _Run) -> dict[str, torch.Tensor]:
+        """Weighted extra generator terms of the teacher forward just made (``{}``: plain DAFL).
+
+        Called inside :meth:`teacher_forward`'s context, right after the teacher's forward pass.
+        """
+        return {}
+
+    def teacher_forward(self, run: _Run, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The teacher's logits on ``images`` and the generator's loss terms (``"total"`` among them)."""
+        with penultimate_features(run.teacher, layer=run.t_head) as ft:
+            t_logits = run.teacher(images)
+            terms = self.dafl.terms(t_logits, ft())
+        out = {"one_hot": terms.one_hot, "activation": terms.activation, "info_entropy": terms.info_entropy}
+        total = terms.total
+        for key, value in self.generator_extra_loss(run).items():
+            out[key] = value
+            total = total + value
+        out["total"] = total
+        return t_logits, out
+
     def train_steps(self, run: _Run, epoch: int) -> Iterator[float]:
         g = torch.Generator().manual_seed(run.seed * 1000 + epoch)
         gen, cfg = run.extra["generator"], run.cfg
+        self._sums = {}
         for _ in range(run.steps):
             gen.train()
             z = torch.randn(cfg.dafl_batch_size, cfg.latent_dim, generator=g).to(run.device)
             images = gen(z)
-            with penultimate_features(run.teacher, layer=run.t_head) as ft:
-                t_logits = run.teacher(images)
-                g_loss = self.dafl(t_logits, ft())
-            run.step(self.opt_g, g_loss, schedule=False)
+            t_logits, terms = self.teacher_forward(run, images)
+            run.step(self.opt_g, terms["total"], schedule=False)
+            for key, value in terms.items():
+                self._sums[key] = self._sums.get(key, 0.0) + float(value.item())
+            self._classes = int(t_logits.argmax(1).unique().numel())
             s_loss = run.kd(run.student(images.detach()), t_logits.detach())
             run.step(run.opt, s_loss)
             yield s_loss.item()
+
+    def epoch_record(self, run: _Run) -> dict[str, Any]:
+        n = max(1, run.steps)
+        return {**{f"g_{k}": v / n for k, v in self._sums.items()}, "g_classes": self._classes}
 
     def state(self) -> dict[str, Any]:
         return {"generator_optimizer": self.opt_g.state_dict()}

@@ -287,14 +287,19 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
                 f"{ckpt_path} belongs to another distillation run (different arch, method, init, epochs, seed "
                 "or settings): use another output folder or delete it"
             )
-        run.load_state(ckpt)
+        try:
+            run.load_state(ckpt)
+        except (KeyError, TypeError, ValueError, RuntimeError):
+            raise NasPruneError(f"{ckpt_path} does not fit this run's modules (written by another version of "
+                                "nas-prune?): delete it to start this distillation over") from None
         start, history, seconds = int(ckpt["epoch"]), list(ckpt["history"]), float(ckpt.get("seconds", 0.0))
 
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
         loss = run.epoch(epoch)
         seconds += time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "loss": loss, "val_accuracy": evaluate(student, val, amp=amp)}
+        record = {"epoch": epoch + 1, "steps": (epoch + 1) * run.steps, "seconds": seconds, "loss": loss,
+                  "val_accuracy": evaluate(student, val, amp=amp), **run.impl.epoch_record(run)}
         history.append(record)
         state = run.state()
         save_state_dict(state.pop("state_dict"), ckpt_path, **state, run=key, epoch=epoch + 1, history=history,

@@ -326,11 +326,43 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
             "final_check": "final_check.json",
         },
     }
+    summary["finish"] = {"method": cfg.method, "init": cfg.init, "data_free": not _reads_train(cfg.method)}
+    summary["data_use"] = _data_use(cfg)
     write_json(out / "summary.json", summary)
     from nas_prune.report import write_report
 
     write_report(out)
     return summary
+
+
+def _reads_train(method: str) -> bool:
+    from nas_prune.distill import get_method
+
+    return get_method(method).reads_train_data
+
+
+def _data_use(cfg: RunConfig) -> dict[str, str]:
+    """Which splits of the data each stage of ``cfg``'s run reads, in words (summary and report).
+
+    The finish reads the training split unless its method is data-free
+    (:attr:`~nas_prune.distill.DistillMethod.reads_train_data` false, e.g. ``dafl``): then no
+    training image is read by the finish, its PruningNet or gates initialisation is not
+    BatchNorm-recalibrated on them, and the validation and test splits only evaluate it.
+    """
+    data_free = not _reads_train(cfg.method)
+    finish = ("no training image (data-free method): generated images only; validation split for the "
+              "per-epoch accuracy, test split for the final accuracy") if data_free else \
+        "training split (training, BatchNorm recalibration of a generated init), validation per epoch, test at the end"
+    return {
+        "teacher": "training split (training), validation per epoch, test at the end",
+        "latency": "none (timed on random inputs)",
+        "gates": "training split (training), validation split (accuracy)",
+        "pruningnet": "training split (training, BatchNorm recalibration), validation split (check)",
+        "search": "training split (BatchNorm recalibration per candidate), validation split (score)",
+        "finalists": "none (latency only)",
+        "distill": finish,
+        "check": "none (latency only)",
+    }
 
 
 def _spread(trials: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:

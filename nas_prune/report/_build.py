@@ -188,6 +188,8 @@ def _render(run_dir: Path, summary: dict[str, Any], output: str | os.PathLike[st
     cal = summary.get("calibration") or {}
     if cal.get("label"):
         table.append(["latency table", cal["label"], ""])
+    for stage, use in (summary.get("data_use") or {}).items():
+        table.append([f"data seen by {stage}", str(use), ""])
     stages = summary.get("stage_seconds", {})
     if stages:
         table.append(["", "", ""])

@@ -183,3 +183,61 @@ def test_pnet_init_recalibrates_batchnorm_on_given_batches(tiny_space, tiny_teac
     assert all(torch.allclose(v.float(), expected[k].float()) for k, v in student.state_dict().items())
     means = [v for k, v in student.state_dict().items() if k.endswith("running_mean")]
     assert means and any(m.abs().sum() > 0 for m in means)  # not the reset statistics
+
+
+def test_dafl_bn_reads_no_training_image_and_records_its_terms(tiny_space, tiny_teacher, digits_small, tmp_path):
+    bundle = DataBundle("digits", NoTrainingImages(), digits_small.val, digits_small.test, 10, 16)
+    metrics = distill(tiny_space, tiny_space.uniform(0.5), tiny_teacher, bundle, method="dafl-bn", init="teacher",
+                      epochs=2, out_dir=tmp_path, measure_latency=False, config=FAST)
+    first, last = metrics["history"]
+    assert [first["steps"], last["steps"]] == [3, 6] and last["seconds"] >= first["seconds"] > 0
+    for key in ("g_one_hot", "g_activation", "g_info_entropy", "g_bn_stats", "g_total", "g_classes"):
+        assert key in last
+    assert last["g_bn_stats"] > 0
+    assert not any(m._forward_hooks for m in tiny_teacher.modules())  # the BN hooks are gone after the run
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("method", ["dafl", "dafl-bn"])
+def test_data_free_resume_continues_the_step_count_and_matches_an_uninterrupted_run(
+        method, tiny_space, tiny_teacher, digits_small, tmp_path):
+    bundle = DataBundle("digits", NoTrainingImages(), digits_small.val, digits_small.test, 10, 16)
+    kwargs = dict(method=method, init="teacher", epochs=3, measure_latency=False, config=FAST)
+
+    def stop_after_first(record):
+        if record["epoch"] == 1:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        distill(tiny_space, tiny_space.uniform(0.5), tiny_teacher, bundle, out_dir=tmp_path / "cut",
+                on_epoch=stop_after_first, **kwargs)
+    seen: list[int] = []
+    resumed = distill(tiny_space, tiny_space.uniform(0.5), tiny_teacher, bundle, out_dir=tmp_path / "cut",
+                      on_epoch=lambda r: seen.append(r["steps"]), **kwargs)
+    whole = distill(tiny_space, tiny_space.uniform(0.5), tiny_teacher, bundle, out_dir=tmp_path / "whole", **kwargs)
+    assert seen == [6, 9]  # epochs 2 and 3 only, counting on from the checkpoint's 3 steps
+    assert [r["steps"] for r in resumed["history"]] == [3, 6, 9]
+    assert [r["loss"] for r in resumed["history"]] == [r["loss"] for r in whole["history"]]
+    a = load_model(tiny_space, tmp_path / "cut" / "model.pt").state_dict()
+    b = load_model(tiny_space, tmp_path / "whole" / "model.pt").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_that_does_not_fit_the_modules_is_refused_with_the_fix(tiny_space, tiny_teacher, digits_small,
+                                                                             tmp_path, monkeypatch):
+    from nas_prune.distill._dafl_bn import DAFLBNMethod
+
+    bundle = DataBundle("digits", NoTrainingImages(), digits_small.val, digits_small.test, 10, 16)
+    kwargs = dict(method="dafl-bn", init="teacher", epochs=2, measure_latency=False, config=FAST, out_dir=tmp_path)
+
+    def stop(record):
+        raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        distill(tiny_space, tiny_space.uniform(0.5), tiny_teacher, bundle, on_epoch=stop, **kwargs)
+    monkeypatch.setattr(DAFLBNMethod, "affine_output", False)  # same settings, other modules (an older version)
+    with pytest.raises(NasPruneError, match="delete it to start this distillation over"):
+        distill(tiny_space, tiny_space.uniform(0.5), tiny_teacher, bundle, **kwargs)

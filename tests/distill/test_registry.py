@@ -8,7 +8,19 @@ from torch import nn
 
 import nas_prune.distill._init as init_module
 import nas_prune.distill._methods as methods_module
-from nas_prune.distill import DistillConfig, DistillMethod, distill, get_init_kind, init_help, init_names, method_help, method_names, register_init, register_method
+from nas_prune.distill import (
+    DistillConfig,
+    DistillMethod,
+    distill,
+    get_init_kind,
+    get_method,
+    init_help,
+    init_names,
+    method_help,
+    method_names,
+    register_init,
+    register_method,
+)
 from nas_prune.errors import NasPruneError
 from nas_prune.export import load_checkpoint
 from nas_prune.space import materialize
@@ -28,6 +40,7 @@ def test_builtin_names_are_registered():
     assert init_names()[:4] == ("scratch", "teacher", "gates", "pnet")
     assert init_help() == "scratch | teacher | gates:PATH | pnet:PATH"
     assert "dafl (data-free)" in method_help()
+    assert "dafl-bn" in method_names() and not get_method("dafl-bn").reads_train_data
     with pytest.raises(NasPruneError, match="use one of scratch"):
         get_init_kind("pnet")  # needs its path
 

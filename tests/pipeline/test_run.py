@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from torch.utils.data import Dataset
 
+from nas_prune.data import DataBundle
+from nas_prune.distill import DistillConfig
 from nas_prune.errors import NasPruneError
 from nas_prune.pipeline import Budget, RunConfig
 
@@ -108,3 +111,43 @@ def test_run_refuses_a_directory_whose_config_is_not_ours(tmp_path):
     with pytest.raises(NasPruneError, match=r"config.json is not a nas-prune run configuration"):
         run_pipeline(RunConfig(out=str(tmp_path)))
     assert (tmp_path / "config.json").read_text() == "[1, 2, 3]"  # left as it was
+
+
+class _NoTrainingImages(Dataset):
+    """A training split that fails the run on any use."""
+
+    def __len__(self) -> int:
+        raise AssertionError("the finish asked for the size of the training split")
+
+    def __getitem__(self, idx: int):
+        raise AssertionError("the finish read a training image")
+
+
+@pytest.mark.slow
+def test_run_with_dafl_finishes_without_training_images(tmp_path, monkeypatch):
+    """``--method dafl``: the finish (PruningNet init included) gets a training split that fails on any use."""
+    import nas_prune.distill as distill_pkg
+    from nas_prune.pipeline import run_pipeline
+
+    real_distill = distill_pkg.distill
+    seen: list[str] = []
+
+    def guarded(space, arch, teacher, data, **kwargs):
+        seen.append(kwargs["method"])
+        kwargs["config"] = DistillConfig(dafl_batch_size=32, dafl_steps_per_epoch=3)  # tiny, fast
+        data = DataBundle(data.name, _NoTrainingImages(), data.val, data.test, data.num_classes, data.input_size)
+        return real_distill(space, arch, teacher, data, **kwargs)
+
+    monkeypatch.setattr(distill_pkg, "distill", guarded)
+    monkeypatch.setenv("NAS_PRUNE_PROGRESS", "0")
+    cfg = RunConfig(model="tests.conftest:tiny_resnet", input_size=16, teacher_epochs=2, gate_epochs=1, pnet_epochs=2,
+                    n_trials=6, distill_epochs=2, profile=True, validate_n=2, budget="1ms", finalists=2,
+                    method="dafl", out=tmp_path / "run", device="cpu")
+    summary = run_pipeline(cfg)
+    assert seen == ["dafl"]
+    assert summary["finish"] == {"method": "dafl", "init": "pnet", "data_free": True}
+    assert summary["data_use"]["distill"].startswith("no training image")
+    assert summary["data_use"]["teacher"].startswith("training split")  # the teacher still needs the data
+    metrics = json.loads((tmp_path / "run" / "distill" / "metrics.json").read_text())
+    assert metrics["method"] == "dafl" and len(metrics["history"]) == 2
+    assert "data seen by distill" in html_text(tmp_path / "run")

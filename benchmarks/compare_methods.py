@@ -87,16 +87,6 @@ def _key(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
 
 
-class _ScaledTable:
-    """The table's predictions on the clock of the reference network measured at the start."""
-
-    def __init__(self, table: Any, reference_ms: float, name: str = "cpu") -> None:
-        self.table, self.reference_ms, self.name = table, reference_ms, name
-
-    def predict(self, arch: Any) -> float:
-        return self.table.predict(arch, reference_ms=self.reference_ms)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     d = DEFAULTS
@@ -197,7 +187,7 @@ class ModelBench:
             return {"teacher_ms": now["teacher"], "reference_ms": now["reference"]}
 
         self.clock = self.cache.run("clock", clock)
-        self.scaled = _ScaledTable(self.table, self.clock["reference_ms"])
+        self.scaled = self.table.rescaled(self.clock["reference_ms"])
 
         def gates() -> dict[str, Any]:
             from nas_prune.gates import learn_gates

@@ -24,7 +24,7 @@ from nas_prune.latency._fit import FitResult, fit_additive
 from nas_prune.latency._measure import arch_onnx_bytes, measure_interleaved, measure_latency, to_onnx_bytes
 from nas_prune.latency._ratio import measure_ratios
 from nas_prune.latency._structure import LayerCosts, structure_from_space
-from nas_prune.latency._table import TABLE_FORMAT, TABLE_VERSION, LatencyTable
+from nas_prune.latency._table import TABLE_FORMAT, TABLE_VERSION, LatencyTable, ScaledTable
 from nas_prune.latency._validate import bootstrap_intervals, spearman, validate_table
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "FitResult",
     "LatencyTable",
     "LayerCosts",
+    "ScaledTable",
     "TABLE_FORMAT",
     "TABLE_VERSION",
     "arch_onnx_bytes",

@@ -24,20 +24,6 @@ __all__ = ["run_pipeline", "find_shipped_table"]
 TABLES_DIR = Path(__file__).resolve().parents[2] / "latency_tables"
 
 
-class _ScaledTable:
-    """The calibrated table under a constraint name; predicts on the calibration's clock."""
-
-    def __init__(self, table: Any, reference_ms: float, name: str) -> None:
-        self.table, self.reference_ms, self.name = table, reference_ms, name
-        self.meta, self.settings = table.meta, table.settings
-
-    def predict(self, arch: Any) -> float:
-        return self.table.predict(arch, reference_ms=self.reference_ms)
-
-    def relative(self, arch: Any) -> float:
-        return self.table.relative(arch)
-
-
 def find_shipped_table(space_id: str, threads: int, root: Path = TABLES_DIR) -> Path | None:
     """A table in ``latency_tables/`` measured for ``space_id`` at ``threads`` threads, if any.
 
@@ -161,14 +147,13 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         now = table.measure_now(space, {"teacher": out / "teacher.onnx"}, rounds=15)
         teacher_rel = now["teacher"] / now["reference"]
         teacher_cal = teacher_rel * table.reference_ms
-        spec = cfg.budget_spec
-        budget_ms = spec.value * teacher_cal if spec.relative else spec.value
+        budget_ms = cfg.budget_spec.to_ms(teacher_cal)
         return {"teacher_ms": now["teacher"], "reference_ms": now["reference"], "teacher_ms_calibrated": teacher_cal,
                 "budget_ms": budget_ms, "limit_ratio": budget_ms / teacher_cal,
                 "teacher_predicted_ms": table.predict(space.full())}
 
     budget_res = cache.run("budget", stage_budget)
-    scaled = _ScaledTable(table, table.reference_ms, "cpu")
+    scaled = table.rescaled(table.reference_ms, name="cpu")
 
     # 5. gates -----------------------------------------------------------------------------
     def stage_gates() -> dict[str, Any]:

@@ -36,6 +36,29 @@ def test_predict_plain_rescaled_and_dict(tiny_table, tiny_space):
     assert small <= full
 
 
+def test_a_rescaled_view_predicts_on_its_own_clock(tiny_table, tiny_space):
+    from nas_prune.budget import LatencyPredictor
+    from nas_prune.errors import NasPruneError
+    from nas_prune.gates import Budget
+    from nas_prune.search import LatencyBudget
+
+    arch = tiny_space.sample(0)
+    view = tiny_table.rescaled(3 * tiny_table.reference_ms, name="phone")
+    assert view.predict(arch) == pytest.approx(3 * tiny_table.predict(arch))
+    assert view.relative(arch) == tiny_table.relative(arch)
+    assert (view.meta, view.settings, view.space_id, view.name) == (tiny_table.meta, tiny_table.settings,
+                                                                    tiny_table.space_id, "phone")
+    assert tiny_table.rescaled().predict(arch) == tiny_table.predict(arch)
+    predictor: LatencyPredictor = view  # the one protocol budgets, gates and searches take
+    (b,) = LatencyBudget.for_tables([predictor], ["0.5x"], reference=tiny_space.full())
+    assert b.budget_ms == pytest.approx(0.5 * view.predict(tiny_space.full()))
+    bound = Budget("latency", 0.5, view, relative=True).bind(tiny_space)
+    assert bound.limit == pytest.approx(b.budget_ms)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(NasPruneError, match="not positive"):
+            tiny_table.rescaled(bad)
+
+
 def test_predict_is_fast(tiny_table, tiny_space):
     archs = [tiny_space.sample(s) for s in range(20)]
     t = time.perf_counter()

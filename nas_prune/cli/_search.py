@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from nas_prune.errors import NasPruneError
-from nas_prune.search import DEFAULT_SAMPLER
+from nas_prune.search import DEFAULT_SAMPLER, sampler_help
 from nas_prune.search._nni import NNI_PORT_WARNING
 
 __all__ = ["register"]
@@ -23,7 +23,7 @@ def search(
                                      "or one for all."),
     output: Path = typer.Option(..., "-o", "--output", help="best.json to write."),
     backend: str = typer.Option("optuna", help="optuna (this command) or nni (same as 'nas-prune nni')."),
-    sampler: str = typer.Option(DEFAULT_SAMPLER, help="evolution | tpe | nsga2 | gate-prior | random."),
+    sampler: str = typer.Option(DEFAULT_SAMPLER, help=sampler_help() + "."),
     gates: Optional[Path] = typer.Option(None, "--gates", help="gates.json: gate-prior sampler and seed trials."),
     data: str = typer.Option("digits", help="Data whose validation split scores candidates."),
     recal_batches: int = typer.Option(20, help="Training batches that recalibrate BatchNorm per candidate."),
@@ -65,6 +65,9 @@ def search(
         raise NasPruneError(f"--backend {backend!r} is not known: use optuna or nni")
     if n_trials < 1:
         raise NasPruneError("--n-trials must be at least 1")
+    from nas_prune.search import check_sampler
+
+    check_sampler(sampler)
     from nas_prune._io import write_json
     from nas_prune.progress import progress_bar
     from nas_prune.search import LatencyBudget, default_storage, run_search

@@ -85,14 +85,13 @@ class RunConfig:
         from nas_prune.data import list_datasets
         from nas_prune.distill import get_init_kind, get_method
         from nas_prune.models import get_entry
-        from nas_prune.search import SAMPLERS
+        from nas_prune.search import check_sampler
 
         get_entry(self.model)
         name = self.data.partition(":")[0]
         if name not in list_datasets():
             raise NasPruneError(f"unknown dataset {name!r}: use one of {', '.join(list_datasets())}")
-        if self.sampler not in SAMPLERS:
-            raise NasPruneError(f"unknown sampler {self.sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        check_sampler(self.sampler)
         get_method(self.method)
         if self.init not in RUN_INITS:  # the run's own pnet/gates files, or any init spec
             get_init_kind(self.init)

@@ -13,6 +13,10 @@ The Optuna way in::
 
 The NNI way in: :mod:`nas_prune.search.nni_trial` is the trial entry point and
 :func:`launch_nni_experiment` starts an experiment (``nas-prune nni`` on the command line).
+
+Extension point: a sampler is a factory ``SamplerRequest -> optuna sampler`` registered with
+:func:`register_sampler`; :func:`make_sampler`, :func:`run_search` and ``--sampler`` then take its
+name, and the command line's help lists it (:func:`sampler_help`).
 """
 
 from __future__ import annotations
@@ -35,7 +39,16 @@ from nas_prune.search._objective import (
     suggest_architecture,
 )
 from nas_prune.search._run import DEFAULT_SAMPLER, run_search
-from nas_prune.search._samplers import SAMPLERS, feasible_under, make_sampler
+from nas_prune.search._samplers import (
+    SAMPLERS,
+    SamplerRequest,
+    check_sampler,
+    feasible_under,
+    make_sampler,
+    register_sampler,
+    sampler_help,
+    sampler_names,
+)
 from nas_prune.search._study import (
     RESULT_FORMAT,
     NoFeasibleArchitectureError,
@@ -57,10 +70,12 @@ __all__ = [
     "NoFeasibleArchitectureError",
     "RESULT_FORMAT",
     "SAMPLERS",
+    "SamplerRequest",
     "add_latency_constraints",
     "architecture_of",
     "check_budget_texts",
     "check_budgets_reachable",
+    "check_sampler",
     "constraint_values",
     "default_storage",
     "feasible_under",
@@ -72,7 +87,10 @@ __all__ = [
     "parse_milliseconds",
     "parse_relative",
     "run_search",
+    "register_sampler",
     "run_trials",
+    "sampler_help",
+    "sampler_names",
     "search_result",
     "suggest_architecture",
 ]

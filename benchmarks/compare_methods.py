@@ -138,8 +138,7 @@ class ModelBench:
 
     def __init__(self, args: argparse.Namespace, model: str) -> None:
         from nas_prune.data import load_data
-        from nas_prune.latency import LatencyTable
-        from nas_prune.pipeline import find_shipped_table
+        from nas_prune.latency import LatencyTable, find_shipped_table
 
         self.args, self.model = args, model
         self.out = args.work / model

@@ -19,30 +19,7 @@ from nas_prune.pipeline._cache import StageCache
 from nas_prune.pipeline._config import RunConfig
 from nas_prune.progress import console
 
-__all__ = ["run_pipeline", "find_shipped_table"]
-
-TABLES_DIR = Path(__file__).resolve().parents[2] / "latency_tables"
-
-
-def find_shipped_table(space_id: str, threads: int, root: Path = TABLES_DIR) -> Path | None:
-    """A table in ``latency_tables/`` measured for ``space_id`` at ``threads`` threads, if any.
-
-    A shipped table was measured on the development VM: the run's calibration stage checks (and
-    adapts) it on this machine before anything trusts it (:func:`nas_prune.latency.calibrated_table`).
-    """
-    if not root.is_dir():
-        return None
-    from nas_prune.latency import LatencyTable
-
-    for path in sorted(root.rglob("*.json")):
-        try:
-            table = LatencyTable.load(path)
-        except NasPruneError:
-            continue
-        if table.space_id == space_id and int(table.settings.get("threads", 0)) == threads \
-                and table.settings.get("provider", "cpu") == "cpu":
-            return path
-    return None
+__all__ = ["run_pipeline"]
 
 
 def pruningnet_check(pnet: Any, space: Any, data: Any, *, seed: int) -> dict[str, Any]:
@@ -113,7 +90,7 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
 
     # 3. latency table -------------------------------------------------------------------
     def stage_table() -> dict[str, Any]:
-        from nas_prune.latency import LatencyTable, build_table
+        from nas_prune.latency import LatencyTable, build_table, find_shipped_table, shipped_tables_dir
 
         if cfg.table is not None:
             table = LatencyTable.load(cfg.table)
@@ -123,7 +100,7 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         shipped = None if cfg.profile else find_shipped_table(space.id, cfg.threads)
         if shipped is not None:
             atomic_write_bytes(out / "table.json", shipped.read_bytes())
-            return {"source": str(shipped.relative_to(TABLES_DIR.parent))}
+            return {"source": f"shipped:{shipped.relative_to(shipped_tables_dir()).as_posix()}"}
         console.print(f"profiling a latency table for {space.id} at {cfg.threads} thread(s) (saves as it goes)")
         build_table(space, threads=cfg.threads, output=out / "table.json")
         return {"source": "profiled"}

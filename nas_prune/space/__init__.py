@@ -1,4 +1,7 @@
-"""Channel search space: genes from Torch-Pruning's dependency groups, architectures, physical pruning."""
+"""Channel search space: genes from Torch-Pruning's dependency groups, architectures, physical pruning.
+
+The spaces of the tested models ship as package data (:func:`shipped_space`, :func:`shipped_spaces`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from nas_prune.space._arch import Architecture
 from nas_prune.space._draw import Cost, draw_near, flops_cost, scaled, smallest
 from nas_prune.space._gene import Gene, width_choices
 from nas_prune.space._materialize import channel_groups, l1_importance, materialize
+from nas_prune.space._shipped import shipped_space, shipped_spaces, shipped_spaces_dir
 from nas_prune.space._space import SPACE_FORMAT, SPACE_VERSION, ChannelSpace
 
 __all__ = [
@@ -21,6 +25,9 @@ __all__ = [
     "l1_importance",
     "materialize",
     "scaled",
+    "shipped_space",
+    "shipped_spaces",
+    "shipped_spaces_dir",
     "smallest",
     "width_choices",
 ]

@@ -143,3 +143,23 @@ def test_multithreaded_tables_default_to_more_rounds(tiny_space, tmp_path):
     two = build_table(tiny_space, threads=2, nets=4, runs_per_round=1, warmup=1, output=tmp_path / "t2.json")
     assert (one.settings["rounds"], two.settings["rounds"]) == (30, 60)
     assert LatencyTable.load(tmp_path / "t2.json").settings["rounds"] == 60
+
+
+def test_shipped_tables_are_package_data(tmp_path):
+    from pathlib import Path
+
+    import nas_prune.latency
+    from nas_prune.latency import find_shipped_table, shipped_tables, shipped_tables_dir
+
+    assert shipped_tables_dir() == Path(nas_prune.latency.__file__).parent / "tables"
+    tables = shipped_tables()
+    assert len(tables) == 4 and all(p.suffix == ".json" for p in tables)
+    space_id = LatencyTable.load(tables[0]).space_id
+    one = find_shipped_table(space_id, 1)
+    assert one is not None and LatencyTable.load(one).settings["threads"] == 1
+    assert find_shipped_table(space_id, 3) is None and find_shipped_table("nope", 1) is None
+    assert find_shipped_table(space_id, 1, root=tmp_path) is None  # another folder: searched instead
+    (tmp_path / "mine.json").write_bytes(one.read_bytes())
+    assert find_shipped_table(space_id, 1, root=tmp_path) == tmp_path / "mine.json"
+    link = Path(__file__).resolve().parents[2] / "latency_tables"  # the README's path in a checkout
+    assert link.resolve() == shipped_tables_dir().resolve()

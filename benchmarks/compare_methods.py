@@ -62,7 +62,7 @@ from compare_baselines import TorchPruningL1, describe, flops_cost, uniform_unde
 
 from nas_prune.errors import NasPruneError  # noqa: E402
 from nas_prune.files import read_json, write_json  # noqa: E402
-from nas_prune.pipeline._cache import StageCache  # noqa: E402
+from nas_prune.pipeline import StageCache  # noqa: E402
 from nas_prune.space import Architecture, ChannelSpace  # noqa: E402
 
 METHODS = ("uniform", "tp-l1-global-flops", "tp-l1-layer-flops", "tp-l1-global-table", "tp-l1-layer-table",

@@ -70,8 +70,8 @@ def report(
     screenshot: Optional[Path] = typer.Option(None, help="Also render the page to this PNG (needs chromium)."),
 ) -> None:
     """Write RUN_DIR/report.html (plotly figures) from a run's summary and artefacts."""
+    from nas_prune.report import screenshot as shoot
     from nas_prune.report import write_report
-    from nas_prune.report._screenshot import screenshot as shoot
 
     path = write_report(run_dir)
     typer.echo(str(path))

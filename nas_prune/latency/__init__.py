@@ -27,7 +27,7 @@ from nas_prune.latency._ratio import measure_ratios
 from nas_prune.latency._shipped import find_shipped_table, shipped_tables, shipped_tables_dir
 from nas_prune.latency._structure import LayerCosts, structure_from_space
 from nas_prune.latency._table import TABLE_FORMAT, TABLE_VERSION, LatencyTable, ScaledTable
-from nas_prune.latency._validate import bootstrap_intervals, spearman, validate_table
+from nas_prune.latency._validate import bootstrap_intervals, predict_cpu_us, spearman, validate_table
 
 __all__ = [
     "Correction",
@@ -56,6 +56,7 @@ __all__ = [
     "measure_latency",
     "measure_ratios",
     "measure_relative",
+    "predict_cpu_us",
     "scores",
     "shipped_tables",
     "shipped_tables_dir",

@@ -31,7 +31,10 @@ from nas_prune.search._budget import (
 )
 from nas_prune.search._dashboard import constraint_values, metric_names
 from nas_prune.search._evolution import EvolutionSampler
+from nas_prune.search._load import load_evaluator, load_gates, load_tables
+from nas_prune.search._nni import NNI_PORT_WARNING, check_port, launch_nni_experiment, resume_nni_experiment, stop_experiment
 from nas_prune.search._objective import (
+    ARCH_ATTR,
     ArchitectureObjective,
     CandidateEvaluator,
     add_latency_constraints,
@@ -56,17 +59,20 @@ from nas_prune.search._study import (
     default_storage,
     normalize_storage_url,
     open_study,
+    redact,
     run_trials,
     search_result,
 )
 
 __all__ = [
+    "ARCH_ATTR",
     "ArchitectureObjective",
     "DEFAULT_SAMPLER",
     "CandidateEvaluator",
     "EvolutionSampler",
     "LatencyBudget",
     "LatencyPredictor",
+    "NNI_PORT_WARNING",
     "NoFeasibleArchitectureError",
     "RESULT_FORMAT",
     "SAMPLERS",
@@ -75,10 +81,15 @@ __all__ = [
     "architecture_of",
     "check_budget_texts",
     "check_budgets_reachable",
+    "check_port",
     "check_sampler",
     "constraint_values",
     "default_storage",
     "feasible_under",
+    "launch_nni_experiment",
+    "load_evaluator",
+    "load_gates",
+    "load_tables",
     "make_sampler",
     "metric_names",
     "min_latency_architecture",
@@ -86,11 +97,14 @@ __all__ = [
     "open_study",
     "parse_milliseconds",
     "parse_relative",
+    "redact",
+    "resume_nni_experiment",
     "run_search",
     "register_sampler",
     "run_trials",
     "sampler_help",
     "sampler_names",
     "search_result",
+    "stop_experiment",
     "suggest_architecture",
 ]

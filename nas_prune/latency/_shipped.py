@@ -7,9 +7,9 @@ reaches them through the top-level ``latency_tables/`` link.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
+from nas_prune._io import package_files
 from nas_prune.errors import NasPruneError
 
 __all__ = ["find_shipped_table", "shipped_tables", "shipped_tables_dir"]
@@ -17,15 +17,12 @@ __all__ = ["find_shipped_table", "shipped_tables", "shipped_tables_dir"]
 
 def shipped_tables_dir() -> Path:
     """The folder of shipped tables, wherever nas-prune is installed (a checkout or a wheel)."""
-    # pip installs packages as files, so the package data is a real folder (importlib.resources
-    # would hand out a temporary copy only for a zipped import, which nas-prune does not support).
-    return Path(str(resources.files("nas_prune.latency") / "tables"))
+    return package_files("nas_prune.latency", "tables", "*/*.json")[0]
 
 
 def shipped_tables() -> list[Path]:
     """Every shipped table file, sorted (``<device>/<space id>_<cpu>_<provider>-<n>thread(s).json``)."""
-    root = shipped_tables_dir()
-    return sorted(root.rglob("*.json")) if root.is_dir() else []
+    return package_files("nas_prune.latency", "tables", "*/*.json")[1]
 
 
 def find_shipped_table(space_id: str, threads: int, *, provider: str = "cpu", root: Path | None = None) -> Path | None:

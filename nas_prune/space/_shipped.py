@@ -8,9 +8,9 @@ and the bare NNI search spaces ``nni/<model>-<size>.json``; ``make spaces`` rege
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
+from nas_prune._io import package_files
 from nas_prune.errors import NasPruneError
 
 __all__ = ["shipped_space", "shipped_spaces", "shipped_spaces_dir"]
@@ -18,13 +18,12 @@ __all__ = ["shipped_space", "shipped_spaces", "shipped_spaces_dir"]
 
 def shipped_spaces_dir() -> Path:
     """The folder of shipped spaces, wherever nas-prune is installed (a checkout or a wheel)."""
-    return Path(str(resources.files("nas_prune.space") / "spaces"))
+    return package_files("nas_prune.space", "spaces", "*.json")[0]
 
 
 def shipped_spaces() -> list[Path]:
     """Every shipped space file (``<model>-<size>.json``; the NNI files are in ``nni/`` beside them)."""
-    root = shipped_spaces_dir()
-    return sorted(root.glob("*.json")) if root.is_dir() else []
+    return package_files("nas_prune.space", "spaces", "*.json")[1]
 
 
 def shipped_space(name: str) -> Path:

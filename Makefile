@@ -38,9 +38,9 @@ lint: $(STAMP)
 figures: $(STAMP)
 	$(BIN)/python benchmarks/render.py
 
-# Regenerate the shipped search spaces in search_spaces/.
+# Regenerate the shipped search spaces (package data in nas_prune/space/spaces/, linked as search_spaces/).
 spaces: $(STAMP)
-	$(BIN)/python -m nas_prune.space.shipped search_spaces
+	$(BIN)/python -m nas_prune.space.shipped nas_prune/space/spaces
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

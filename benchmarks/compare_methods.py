@@ -62,7 +62,7 @@ from compare_baselines import TorchPruningL1, describe, flops_cost, uniform_unde
 
 from nas_prune.errors import NasPruneError  # noqa: E402
 from nas_prune.files import read_json, write_json  # noqa: E402
-from nas_prune.pipeline._cache import StageCache  # noqa: E402
+from nas_prune.pipeline import StageCache  # noqa: E402
 from nas_prune.space import Architecture, ChannelSpace  # noqa: E402
 
 METHODS = ("uniform", "tp-l1-global-flops", "tp-l1-layer-flops", "tp-l1-global-table", "tp-l1-layer-table",
@@ -85,16 +85,6 @@ PNET_PROTOCOL = "teacher-init, L1 order, sandwich + in-place distillation, size-
 
 def _key(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
-
-
-class _ScaledTable:
-    """The table's predictions on the clock of the reference network measured at the start."""
-
-    def __init__(self, table: Any, reference_ms: float, name: str = "cpu") -> None:
-        self.table, self.reference_ms, self.name = table, reference_ms, name
-
-    def predict(self, arch: Any) -> float:
-        return self.table.predict(arch, reference_ms=self.reference_ms)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -148,8 +138,7 @@ class ModelBench:
 
     def __init__(self, args: argparse.Namespace, model: str) -> None:
         from nas_prune.data import load_data
-        from nas_prune.latency import LatencyTable
-        from nas_prune.pipeline import find_shipped_table
+        from nas_prune.latency import LatencyTable, find_shipped_table
 
         self.args, self.model = args, model
         self.out = args.work / model
@@ -197,7 +186,7 @@ class ModelBench:
             return {"teacher_ms": now["teacher"], "reference_ms": now["reference"]}
 
         self.clock = self.cache.run("clock", clock)
-        self.scaled = _ScaledTable(self.table, self.clock["reference_ms"])
+        self.scaled = self.table.rescaled(self.clock["reference_ms"])
 
         def gates() -> dict[str, Any]:
             from nas_prune.gates import learn_gates

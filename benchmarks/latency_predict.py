@@ -16,8 +16,7 @@ import random
 import time
 from pathlib import Path
 
-from nas_prune.latency import LatencyTable
-from nas_prune.latency._validate import predict_cpu_us
+from nas_prune.latency import LatencyTable, predict_cpu_us
 from nas_prune.space import ChannelSpace
 
 ROOT = Path(__file__).resolve().parents[1]

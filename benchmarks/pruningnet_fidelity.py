@@ -40,8 +40,7 @@ import torch
 
 from nas_prune.data import load_data
 from nas_prune.files import read_json, write_json
-from nas_prune.latency import LatencyTable
-from nas_prune.pipeline import find_shipped_table
+from nas_prune.latency import LatencyTable, find_shipped_table
 from nas_prune.space import Architecture, ChannelSpace, draw_near, materialize
 from nas_prune.training import TrainConfig, evaluate, fit, set_seed
 

@@ -22,8 +22,7 @@ import torch
 
 from nas_prune.data import load_data
 from nas_prune.files import write_json
-from nas_prune.latency import LatencyTable
-from nas_prune.pipeline import find_shipped_table
+from nas_prune.latency import LatencyTable, find_shipped_table
 from nas_prune.pruningnet import PruningNet, PruningNetEvaluator
 from nas_prune.search import LatencyBudget, run_search
 from nas_prune.space import ChannelSpace

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from nas_prune.errors import InvalidFileError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "write_json", "read_json", "require", "require_header"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "write_json", "read_json", "require", "require_header", "package_files"]
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -101,3 +101,18 @@ def require_header(obj: Any, path: str | os.PathLike[str], what: str, *, fmt: st
             f"not a nas-prune {what} (format must be {fmt!r})")
     require(obj.get("version") == version, path, what,
             f"version {obj.get('version')!r} is not supported (this nas-prune reads {version})")
+
+
+def package_files(package: str, folder: str, pattern: str) -> tuple[Path, list[Path]]:
+    """A data folder shipped inside ``package`` (read with :mod:`importlib.resources`) and its files.
+
+    Works from a checkout and from an installed wheel alike; pip installs packages as files, so the
+    folder is a real directory (a zipped import, which nas-prune does not support, would not be).
+
+    Returns:
+        ``(folder, sorted files matching pattern)``; no files when the folder is missing.
+    """
+    from importlib import resources
+
+    root = Path(str(resources.files(package) / folder))
+    return root, (sorted(root.glob(pattern)) if root.is_dir() else [])

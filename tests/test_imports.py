@@ -20,32 +20,12 @@ CHECKED = ("nas_prune", "benchmarks", "examples")
 
 # (importing file, imported module) pairs tolerated for now. Each one names what to do about it.
 ALLOWED = {
-    # cli uses search internals: launch_nni_experiment (documented, missing from search's __all__),
-    # the CLI loaders and redact() belong in search's public names.
-    ("nas_prune/cli/_search.py", "nas_prune.search._load"),
-    ("nas_prune/cli/_search.py", "nas_prune.search._nni"),
-    ("nas_prune/cli/_search.py", "nas_prune.search._study"),
-    # the screenshot helper is not exported by report.
-    ("nas_prune/cli/_run.py", "nas_prune.report._screenshot"),
-    # pipeline: NNI launcher and the trial attribute name (export them from search), one-network
-    # ONNX bytes (export arch_onnx_bytes' module path from latency, already public as a name).
-    ("nas_prune/pipeline/_search.py", "nas_prune.search._nni"),
-    ("nas_prune/pipeline/_search.py", "nas_prune.search._objective"),
-    # stages reaching into other stages' private modules: export these names from space / gates.
+    # stages reaching into other stages' private modules: space now exports these names
+    # (output_layer_name, build_dependency_graph, is_out_channel_fn, pruned_indices); import them from there.
     ("nas_prune/distill/_features.py", "nas_prune.space._graph"),
     ("nas_prune/pruningnet/_channels.py", "nas_prune.space._graph"),
     ("nas_prune/pruningnet/_channels.py", "nas_prune.space._materialize"),
-    ("nas_prune/search/_evolution.py", "nas_prune.gates._enqueue"),
-    # latency drives the torch-free on-device runner through its private modules (export from device).
-    ("nas_prune/latency/_build.py", "nas_prune.device._info"),
-    ("nas_prune/latency/_build.py", "nas_prune.device._runner"),
-    ("nas_prune/latency/_build.py", "nas_prune.device._timing"),
-    ("nas_prune/latency/_measure.py", "nas_prune.device._timing"),
-    # benchmarks owned elsewhere this session: use nas_prune.files, nas_prune.teacher and a public
-    # stage cache instead.
-    ("benchmarks/compare_methods.py", "nas_prune.pipeline._cache"),
-    # benchmarks needing a name their package does not export yet.
-    ("benchmarks/latency_predict.py", "nas_prune.latency._validate"),
+    # benchmarks needing a name their package does not export yet (ChannelIndex: export it from pruningnet).
     ("benchmarks/pruningnet_memory.py", "nas_prune.pruningnet._channels"),
 }
 

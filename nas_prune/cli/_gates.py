@@ -59,7 +59,7 @@ def gates(
 def prune(
     gates_file: Path = typer.Option(..., "--gates", help="Gates JSON (nas-prune gates)."),
     space_file: Path = typer.Option(..., "--space", help="Space JSON the gates were learned on."),
-    budget: str = typer.Option(..., help="flops:0.5 | params:0.5 | flops:120M | latency:TABLE.json:1.8ms"),
+    budget: str = typer.Option(..., help="flops:0.5 | params:0.5 | flops:120M | latency:TABLE.json:1.8ms | latency:TABLE.json:0.5x (of the unpruned model)"),
     ratio: Optional[float] = typer.Option(None, help="Rank channels by this ratio's gates only (default: all)."),
     output: Path = typer.Option(..., "-o", "--output", help="Architecture JSON to write."),
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Any, List, Optional
 
 import typer
 
+from nas_prune.device import PROVIDERS
 from nas_prune.errors import InvalidArchitectureError, NasPruneError
 
 __all__ = ["register"]
@@ -20,7 +21,7 @@ latency_app = typer.Typer(help="Predict, measure and validate latencies.", no_ar
 def profile(
     ctx: typer.Context,
     space_file: Optional[Path] = typer.Option(None, "--space", help="Space JSON."),
-    provider: str = typer.Option("cpu", help="cpu | cuda | tensorrt"),
+    provider: str = typer.Option("cpu", help=" | ".join(PROVIDERS)),
     threads: int = typer.Option(1, help="onnxruntime intra-op threads."),
     device_name: Optional[str] = typer.Option(None, help="Device name recorded in the table (default: host name)."),
     nets: Optional[int] = typer.Option(None, help="Networks to time (default: 5 per fitted coefficient, >= 60)."),
@@ -165,7 +166,7 @@ def measure(
     space_file: Path = typer.Option(..., "--space", help="Space JSON."),
     arch_file: Optional[Path] = typer.Option(None, "--arch", help="Architecture JSON or search result (default: the full model)."),
     threads: int = typer.Option(1, help="onnxruntime intra-op threads."),
-    provider: str = typer.Option("cpu", help="cpu | cuda | tensorrt"),
+    provider: str = typer.Option("cpu", help=" | ".join(PROVIDERS)),
     repeats: int = typer.Option(300, help="Timed runs."),
 ) -> None:
     """Time the materialized architecture end to end in onnxruntime; print median, p10 and IQR (ms)."""

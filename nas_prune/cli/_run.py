@@ -10,7 +10,7 @@ import typer
 
 from nas_prune.distill import init_names, method_help
 from nas_prune.pipeline import RUN_INITS
-from nas_prune.search import DEFAULT_SAMPLER, SAMPLERS
+from nas_prune.search import DEFAULT_SAMPLER, sampler_help
 
 __all__ = ["register"]
 
@@ -24,7 +24,7 @@ def run(
     table: Optional[Path] = typer.Option(None, help="Latency table to use (default: shipped one, else profile)."),
     profile: bool = typer.Option(False, "--profile", help="Profile a fresh latency table on this machine."),
     backend: str = typer.Option("optuna", help="optuna | nni"),
-    sampler: str = typer.Option(DEFAULT_SAMPLER, help=" | ".join(SAMPLERS)),
+    sampler: str = typer.Option(DEFAULT_SAMPLER, help=sampler_help()),
     out: Path = typer.Option(Path("runs/demo"), help="Run directory (every stage is cached there)."),
     input_size: int = typer.Option(32, help="Input height and width."),
     threads: int = typer.Option(1, help="onnxruntime threads (the table's)."),
@@ -71,8 +71,8 @@ def report(
     screenshot: Optional[Path] = typer.Option(None, help="Also render the page to this PNG (needs chromium)."),
 ) -> None:
     """Write RUN_DIR/report.html (plotly figures) from a run's summary and artefacts."""
+    from nas_prune.report import screenshot as shoot
     from nas_prune.report import write_report
-    from nas_prune.report._screenshot import screenshot as shoot
 
     path = write_report(run_dir)
     typer.echo(str(path))

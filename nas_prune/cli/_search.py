@@ -8,8 +8,7 @@ from typing import List, Optional
 import typer
 
 from nas_prune.errors import NasPruneError
-from nas_prune.search import DEFAULT_SAMPLER
-from nas_prune.search._nni import NNI_PORT_WARNING
+from nas_prune.search import DEFAULT_SAMPLER, NNI_PORT_WARNING, sampler_help
 
 __all__ = ["register"]
 
@@ -23,7 +22,7 @@ def search(
                                      "or one for all."),
     output: Path = typer.Option(..., "-o", "--output", help="best.json to write."),
     backend: str = typer.Option("optuna", help="optuna (this command) or nni (same as 'nas-prune nni')."),
-    sampler: str = typer.Option(DEFAULT_SAMPLER, help="evolution | tpe | nsga2 | gate-prior | random."),
+    sampler: str = typer.Option(DEFAULT_SAMPLER, help=sampler_help() + "."),
     gates: Optional[Path] = typer.Option(None, "--gates", help="gates.json: gate-prior sampler and seed trials."),
     data: str = typer.Option("digits", help="Data whose validation split scores candidates."),
     recal_batches: int = typer.Option(20, help="Training batches that recalibrate BatchNorm per candidate."),
@@ -52,7 +51,7 @@ def search(
 
     check_budget_texts(budget)
     if backend == "nni":
-        from nas_prune.search._nni import check_port, launch_nni_experiment
+        from nas_prune.search import check_port, launch_nni_experiment
 
         check_port(port)
         launch_nni_experiment(space_file=space_file, pnet=pnet, tables=table, budgets=budget, gates=gates,
@@ -65,11 +64,12 @@ def search(
         raise NasPruneError(f"--backend {backend!r} is not known: use optuna or nni")
     if n_trials < 1:
         raise NasPruneError("--n-trials must be at least 1")
+    from nas_prune.search import check_sampler
+
+    check_sampler(sampler)
     from nas_prune._io import write_json
     from nas_prune.progress import progress_bar
-    from nas_prune.search import LatencyBudget, default_storage, run_search
-    from nas_prune.search._load import load_evaluator, load_gates, load_tables
-    from nas_prune.search._study import redact
+    from nas_prune.search import LatencyBudget, default_storage, load_evaluator, load_gates, load_tables, redact, run_search
     from nas_prune.space import ChannelSpace
 
     sp = ChannelSpace.load(space_file)
@@ -137,19 +137,19 @@ def nni(
     Ctrl-C stops the experiment; '--resume ID' continues it; '--stop' stops a detached one;
     '--keep' leaves the finished experiment's web UI up.
     """
-    from nas_prune.search import _nni
+    from nas_prune.search import check_port, launch_nni_experiment, resume_nni_experiment, stop_experiment
 
     if stop:
-        exp_id = _nni.stop_experiment(port=port, experiment_id=resume)
+        exp_id = stop_experiment(port=port, experiment_id=resume)
         typer.echo(f"stopped NNI experiment {exp_id}")
         return
-    _nni.check_port(port)
+    check_port(port)
     if detach and keep:
         raise NasPruneError("--keep waits for the experiment to end and --detach returns at once: choose one")
     warn = lambda: typer.echo(NNI_PORT_WARNING.format(port=port), err=True)  # noqa: E731 (printed once NNI starts)
     if resume:
-        _nni.resume_nni_experiment(resume, port=port, output=output, detach=detach, keep=keep, echo=typer.echo,
-                                   on_start=warn)
+        resume_nni_experiment(resume, port=port, output=output, detach=detach, keep=keep, echo=typer.echo,
+                              on_start=warn)
         _wait_in_view(keep, port)
         return
     missing = [flag for flag, v in (("--space", space_file), ("--pnet", pnet), ("--table", table),
@@ -158,10 +158,10 @@ def nni(
         raise NasPruneError(f"nas-prune nni needs {', '.join(missing)} to start an experiment "
                             "(see nas-prune nni --help, 'Required to start an experiment')")
     assert space_file is not None and pnet is not None and output is not None  # checked just above
-    _nni.launch_nni_experiment(space_file=space_file, pnet=pnet, tables=table, budgets=budget, gates=gates,
-                               data=data, trials=trials, concurrency=concurrency, port=port, output=output,
-                               recal_batches=recal_batches, val_batches=val_batches, batch_size=eval_batch_size, tuner=tuner,
-                               detach=detach, keep=keep, echo=typer.echo, on_start=warn, calibration=calibration)
+    launch_nni_experiment(space_file=space_file, pnet=pnet, tables=table, budgets=budget, gates=gates,
+                          data=data, trials=trials, concurrency=concurrency, port=port, output=output,
+                          recal_batches=recal_batches, val_batches=val_batches, batch_size=eval_batch_size, tuner=tuner,
+                          detach=detach, keep=keep, echo=typer.echo, on_start=warn, calibration=calibration)
     _wait_in_view(keep, port)
 
 
@@ -171,13 +171,13 @@ def _wait_in_view(keep: bool, port: int) -> None:
         return
     import time
 
-    from nas_prune.search import _nni
+    from nas_prune.search import stop_experiment
 
     try:
         while True:
             time.sleep(5)
     except KeyboardInterrupt:
-        _nni.stop_experiment(port=port)
+        stop_experiment(port=port)
         typer.echo("web UI closed")
 
 

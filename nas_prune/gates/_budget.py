@@ -9,27 +9,17 @@ gene *down* to its grid so that the budget still holds after snapping.
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from nas_prune.budget import LatencyLimit, LatencyPredictor, parse_count
 from nas_prune.errors import NasPruneError
 from nas_prune.space import Architecture, ChannelSpace
 
 if TYPE_CHECKING:
     from nas_prune.gates._gates import Gates
 
-__all__ = ["Budget", "LatencyPredictor", "prune", "architecture_at"]
-
-
-class LatencyPredictor(Protocol):
-    """Anything that predicts an architecture's latency in milliseconds (e.g. a ``LatencyTable``)."""
-
-    def predict(self, arch: Architecture) -> float: ...
-
-
-_UNITS = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9}
+__all__ = ["Budget", "prune", "architecture_at"]
 
 
 @dataclass(frozen=True)
@@ -40,16 +30,23 @@ class Budget:
         kind: ``"flops"``, ``"params"`` or ``"latency"``.
         value: For FLOPs/params, a fraction of the full model (<= 1) or an absolute count (> 1);
             for latency, milliseconds.
-        table: For latency, the path of a latency table or any object with ``predict(arch) -> ms``.
+        table: For latency, the path of a latency table or any object with ``predict(arch) -> ms``
+            (a :class:`~nas_prune.budget.LatencyPredictor`).
+        relative: For latency, ``value`` is a fraction of the unpruned model's predicted latency.
     """
 
     kind: str
     value: float
     table: Any = None
+    relative: bool = False
 
     @classmethod
     def parse(cls, text: str) -> "Budget":
-        """Parse ``flops:0.5``, ``params:0.5``, ``flops:120M`` or ``latency:TABLE:1.8ms``.
+        """Parse ``flops:0.5``, ``params:0.5``, ``flops:120M``, ``latency:TABLE:1.8ms`` or ``latency:TABLE:0.5x``.
+
+        The latency is in the budget language of :mod:`nas_prune.budget` (a bare number is
+        milliseconds here); ``0.5x`` is a fraction of the unpruned model's latency as the table
+        predicts it.
 
         Raises:
             NasPruneError: the text is none of these forms.
@@ -59,27 +56,25 @@ class Budget:
         kind = kind.strip().lower()
         if kind == "latency":
             table, _, ms = rest.rpartition(":")
-            m = re.fullmatch(r"\s*([0-9.eE+-]+)\s*(ms)?\s*", ms)
-            if not table or not m:
+            if not table:
                 raise NasPruneError(f"budget {text!r} is not valid: {fix}")
-            value = float(m.group(1))
-            if not math.isfinite(value) or value <= 0:
-                raise NasPruneError(f"budget {text!r}: the latency must be a positive number of ms")
-            return cls("latency", value, table)
+            try:
+                limit = LatencyLimit.parse(ms, bare=True)
+            except NasPruneError as e:
+                raise NasPruneError(f"budget {text!r}: {e}") from None
+            return cls("latency", limit.value, table, limit.relative)
         if kind not in ("flops", "params"):
             raise NasPruneError(f"budget {text!r} has unknown kind {kind!r}: {fix}")
-        m = re.fullmatch(r"\s*([0-9.eE+-]+)\s*([kKmMgG]?)\s*", rest)
         try:
-            value = float(m.group(1)) * _UNITS[m.group(2).lower()] if m else float("nan")
-        except ValueError:
-            value = float("nan")
-        if not math.isfinite(value) or value <= 0:
-            raise NasPruneError(f"budget {text!r} is not valid: {fix}")
+            value = parse_count(rest)
+        except NasPruneError:
+            raise NasPruneError(f"budget {text!r} is not valid: {fix}") from None
         return cls(kind, value)
 
     def __str__(self) -> str:
         if self.kind == "latency":
-            return f"latency:{self.table if isinstance(self.table, str) else 'table'}:{self.value}ms"
+            limit = LatencyLimit(self.value, self.relative)
+            return f"latency:{self.table if isinstance(self.table, str) else 'table'}:{limit}"
         return f"{self.kind}:{self.value:g}"
 
     def bind(self, space: ChannelSpace) -> "BoundBudget":
@@ -93,7 +88,9 @@ class Budget:
                 predictor.check_space(space)
             if not hasattr(predictor, "predict"):
                 raise NasPruneError("a latency budget needs a table (or an object with predict(arch) -> ms)")
-            return BoundBudget(self, self.value, lambda arch: float(predictor.predict(arch)))
+            table: LatencyPredictor = predictor
+            limit = LatencyLimit(self.value, self.relative).to_ms(table.predict(space.full()) if self.relative else 1.0)
+            return BoundBudget(self, limit, lambda arch: float(table.predict(arch)))
         full = space.count(space.full())[self.kind]
         limit = self.value * full if self.value <= 1 else self.value
         return BoundBudget(self, limit, lambda arch: float(space.count(arch)[self.kind]))

@@ -5,6 +5,7 @@ their ratio survives the machine's drift; an additive per-layer model with SIMD 
 features is fitted to the ratios (see :mod:`nas_prune.latency._fit`). ``table.predict(arch)``
 gives milliseconds in ~10-20 microseconds. A table this machine did not calibrate is checked,
 adapted or rebuilt on first use (:func:`calibrated_table`, :mod:`nas_prune.latency._calibrate`).
+The tables measured on the development VM ship as package data (:func:`shipped_tables`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from nas_prune.latency._fit import FitResult, fit_additive
 from nas_prune.latency._measure import arch_onnx_bytes, measure_interleaved, measure_latency, to_onnx_bytes
 from nas_prune.latency._ratio import measure_ratios
 from nas_prune.latency._retarget import retarget_table
+from nas_prune.latency._shipped import find_shipped_table, shipped_tables, shipped_tables_dir
 from nas_prune.latency._structure import LayerCosts, structure_from_space
-from nas_prune.latency._table import TABLE_FORMAT, TABLE_VERSION, LatencyTable
-from nas_prune.latency._validate import bootstrap_intervals, spearman, validate_table
+from nas_prune.latency._table import TABLE_FORMAT, TABLE_VERSION, LatencyTable, ScaledTable
+from nas_prune.latency._validate import bootstrap_intervals, predict_cpu_us, spearman, validate_table
 
 __all__ = [
     "Correction",
@@ -40,6 +42,7 @@ __all__ = [
     "FitResult",
     "LatencyTable",
     "LayerCosts",
+    "ScaledTable",
     "TABLE_FORMAT",
     "TABLE_VERSION",
     "arch_onnx_bytes",
@@ -47,6 +50,7 @@ __all__ = [
     "build_table",
     "default_nets",
     "design_archs",
+    "find_shipped_table",
     "fit_additive",
     "import_results",
     "measure_interleaved",
@@ -54,7 +58,10 @@ __all__ = [
     "measure_ratios",
     "measure_relative",
     "retarget_table",
+    "predict_cpu_us",
     "scores",
+    "shipped_tables",
+    "shipped_tables_dir",
     "spearman",
     "structure_from_space",
     "table_from_records",

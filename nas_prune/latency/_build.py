@@ -18,9 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from nas_prune._io import atomic_write_bytes, read_json, write_json
-from nas_prune.device._info import machine_info
-from nas_prune.device._runner import BUNDLE_FORMAT, FORMAT_VERSION, load_results, run_groups
-from nas_prune.device._timing import TimingSettings
+from nas_prune.device import BUNDLE_FORMAT, FORMAT_VERSION, TimingSettings, load_results, machine_info, run_groups
 from nas_prune.errors import InvalidFileError, NasPruneError
 from nas_prune.latency._fit import fit_additive
 from nas_prune.latency._structure import FEATURES_PER_LAYER, structure_from_space

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from nas_prune._io import describe_error, read_json, require, require_header, write_json
-from nas_prune.errors import InvalidArchitectureError, InvalidFileError, SpaceMismatchError
+from nas_prune.errors import InvalidArchitectureError, InvalidFileError, NasPruneError, SpaceMismatchError
 from nas_prune.latency._structure import LayerCosts
 
-__all__ = ["LatencyTable", "TABLE_FORMAT", "TABLE_VERSION"]
+__all__ = ["LatencyTable", "ScaledTable", "TABLE_FORMAT", "TABLE_VERSION"]
 
 TABLE_FORMAT = "nas-prune/latency-table"
 TABLE_VERSION = 1
@@ -85,6 +85,18 @@ class LatencyTable:
             InvalidArchitectureError: it names genes the table's space does not have.
         """
         return (self.reference_ms if reference_ms is None else reference_ms) * self._predict(self._channels(arch))
+
+    def rescaled(self, reference_ms: float | None = None, *, name: str = "cpu") -> "ScaledTable":
+        """This table on another clock: ``predict(arch)`` with ``reference_ms`` instead of the profiled one.
+
+        Time the reference now (:meth:`measure_now`) and budgets, searches and measured models share
+        one clock; the view is a :class:`~nas_prune.budget.LatencyPredictor` like the table itself.
+
+        Args:
+            reference_ms: The reference network's latency on the new clock (default: the profiled one).
+            name: A short name for the view (the constraint name ``nas-prune run`` gives its search).
+        """
+        return ScaledTable(self, self.reference_ms if reference_ms is None else reference_ms, name=name)
 
     def _channels(self, arch: Any) -> Mapping[str, int]:
         channels = getattr(arch, "channels", None)
@@ -175,3 +187,35 @@ class LatencyTable:
             raise InvalidFileError(
                 f"{what} {source} is invalid ({describe_error(exc)}): regenerate it with 'nas-prune profile'"
             ) from None
+
+
+class ScaledTable:
+    """A :class:`LatencyTable` whose predictions use another reference latency (:meth:`LatencyTable.rescaled`).
+
+    Attributes:
+        table: The table itself (its ``predict`` still takes an explicit ``reference_ms``).
+        reference_ms: The reference network's latency on this view's clock.
+        name: A short name for the view (e.g. the search constraint's).
+        meta, settings, space_id: The table's.
+    """
+
+    def __init__(self, table: LatencyTable, reference_ms: float, *, name: str = "cpu") -> None:
+        if not math.isfinite(reference_ms) or reference_ms <= 0:
+            raise NasPruneError(f"reference latency {reference_ms!r} ms is not positive: time the reference network "
+                                "with table.measure_now(space)")
+        self.table, self.reference_ms, self.name = table, float(reference_ms), name
+        self.meta, self.settings, self.space_id = table.meta, table.settings, table.space_id
+
+    def predict(self, arch: Any) -> float:
+        """Predicted milliseconds of ``arch`` on this view's clock."""
+        return self.table.predict(arch, reference_ms=self.reference_ms)
+
+    def relative(self, arch: Any) -> float:
+        """Predicted latency relative to the reference network (clock-free)."""
+        return self.table.relative(arch)
+
+    def check_space(self, space: Any) -> None:
+        self.table.check_space(space)
+
+    def __repr__(self) -> str:
+        return f"ScaledTable({self.space_id!r}, reference_ms={self.reference_ms:.4g}, name={self.name!r})"

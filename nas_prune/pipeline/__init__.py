@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from nas_prune.pipeline._config import PRESETS, RUN_INITS, Budget, RunConfig
-from nas_prune.pipeline._stages import find_shipped_table, run_pipeline
+from nas_prune.pipeline._cache import StageCache
+from nas_prune.pipeline._config import PRESETS, RUN_INITS, RunConfig
+from nas_prune.pipeline._stages import run_pipeline
 
-__all__ = ["Budget", "PRESETS", "RUN_INITS", "RunConfig", "find_shipped_table", "run_pipeline"]
+__all__ = ["PRESETS", "RUN_INITS", "RunConfig", "StageCache", "run_pipeline"]

@@ -2,44 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas_prune.budget import LatencyLimit
 from nas_prune.errors import NasPruneError
 from nas_prune.search import DEFAULT_SAMPLER
 
-__all__ = ["RunConfig", "Budget", "PRESETS", "RUN_INITS"]
+__all__ = ["RunConfig", "PRESETS", "RUN_INITS"]
 
 #: Student inits ``nas-prune run`` fills in from its own stages (``pnet`` -> ``pnet:DIR/pnet.pt``).
 RUN_INITS = ("pnet", "gates")
-
-
-@dataclass(frozen=True)
-class Budget:
-    """A latency budget: relative to the teacher's measured latency (``0.5x``) or absolute (``1.8ms``)."""
-
-    value: float
-    relative: bool
-
-    @classmethod
-    def parse(cls, text: str) -> "Budget":
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(x|ms|us)\s*", text)
-        if not m or float(m.group(1)) <= 0:
-            hint = f" (no unit: write {text.strip()}x of the teacher or {text.strip()}ms)" if re.fullmatch(
-                r"\s*[0-9]*\.?[0-9]+\s*", text) else ""
-            raise NasPruneError(f"budget {text!r} is not understood{hint}: write e.g. 0.5x (of the teacher) or 1.8ms")
-        value, unit = float(m.group(1)), m.group(2)
-        if unit == "x" and value > 1:
-            raise NasPruneError(f"budget {text!r} is above the teacher's latency: use a fraction such as 0.5x")
-        return cls(value / 1000 if unit == "us" else value, unit == "x")
-
-    def to_ms(self, teacher_ms: float) -> float:
-        return self.value * teacher_ms if self.relative else self.value
-
-    def __str__(self) -> str:
-        return f"{self.value:g}x" if self.relative else f"{self.value:g}ms"
 
 
 # Stage settings per dataset: digits is small (the demo must finish in minutes), fashion-mnist is the
@@ -89,7 +63,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         from nas_prune.training import resolve_device
 
-        Budget.parse(self.budget)
+        _ = self.budget_spec  # parsed now: a typo fails before the run directory holds a config.json
         resolve_device(self.device)
         if self.calibration not in ("auto", "refresh", "off"):
             raise NasPruneError(f"calibration {self.calibration!r}: use auto, refresh or off")
@@ -111,14 +85,13 @@ class RunConfig:
         from nas_prune.data import list_datasets
         from nas_prune.distill import get_init_kind, get_method
         from nas_prune.models import get_entry
-        from nas_prune.search import SAMPLERS
+        from nas_prune.search import check_sampler
 
         get_entry(self.model)
         name = self.data.partition(":")[0]
         if name not in list_datasets():
             raise NasPruneError(f"unknown dataset {name!r}: use one of {', '.join(list_datasets())}")
-        if self.sampler not in SAMPLERS:
-            raise NasPruneError(f"unknown sampler {self.sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        check_sampler(self.sampler)
         get_method(self.method)
         if self.init not in RUN_INITS:  # the run's own pnet/gates files, or any init spec
             get_init_kind(self.init)
@@ -129,8 +102,9 @@ class RunConfig:
                 raise NasPruneError(f"{key.replace('_', '-')} {getattr(self, key)} must be at least 1")
 
     @property
-    def budget_spec(self) -> Budget:
-        return Budget.parse(self.budget)
+    def budget_spec(self) -> LatencyLimit:
+        """The budget: a fraction of the teacher's latency measured at the start (``0.5x``) or milliseconds."""
+        return LatencyLimit.parse(self.budget, reference="the teacher's measured latency")
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -26,8 +26,7 @@ def search_stage(cfg: RunConfig, space: ChannelSpace, data: DataBundle, out: Pat
     from optuna.trial import TrialState
 
     from nas_prune.pruningnet import PruningNet, PruningNetEvaluator
-    from nas_prune.search import LatencyBudget, run_search
-    from nas_prune.search._objective import ARCH_ATTR
+    from nas_prune.search import ARCH_ATTR, LatencyBudget, run_search
 
     budgets = LatencyBudget.for_tables([table], [budget_ms], names=[table.name])
     storage = f"sqlite:///{(out / 'search.db').resolve()}"
@@ -55,7 +54,7 @@ def search_stage(cfg: RunConfig, space: ChannelSpace, data: DataBundle, out: Pat
 
 def _nni_search(cfg: RunConfig, space: ChannelSpace, out: Path, table: Any, budget_ms: float) -> dict[str, Any]:
     """NNI trials predict with the calibrated table as stored: budgets and results are converted to and from its clock."""
-    from nas_prune.search._nni import NNI_PORT_WARNING, launch_nni_experiment
+    from nas_prune.search import NNI_PORT_WARNING, launch_nni_experiment
 
     to_table = table.table.reference_ms / table.reference_ms  # 1.0: the run predicts on the calibration's clock
     result = launch_nni_experiment(

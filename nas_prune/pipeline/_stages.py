@@ -19,58 +19,7 @@ from nas_prune.pipeline._cache import StageCache
 from nas_prune.pipeline._config import RunConfig
 from nas_prune.progress import console
 
-__all__ = ["run_pipeline", "find_shipped_table"]
-
-TABLES_DIR = Path(__file__).resolve().parents[2] / "latency_tables"
-
-
-class _ScaledTable:
-    """The calibrated table under a constraint name; predicts on the calibration's clock."""
-
-    def __init__(self, table: Any, reference_ms: float, name: str) -> None:
-        self.table, self.reference_ms, self.name = table, reference_ms, name
-        self.meta, self.settings = table.meta, table.settings
-
-    def predict(self, arch: Any) -> float:
-        return self.table.predict(arch, reference_ms=self.reference_ms)
-
-    def relative(self, arch: Any) -> float:
-        return self.table.relative(arch)
-
-
-def find_shipped_table(space_id: str, threads: int, root: Path | None = None, *,
-                       retarget_to: Any = None) -> Path | None:
-    """A table in ``latency_tables/`` measured for ``space_id`` at ``threads`` threads, if any.
-
-    A shipped table was measured on the development VM: the run's calibration stage checks (and
-    adapts) it on this machine before anything trusts it (:func:`nas_prune.latency.calibrated_table`).
-    With ``retarget_to`` (the space of ``space_id``), a table of the same network and input size for
-    other classes is found too when none is exact (the 1000-class 224x224 tables serve any dataset):
-    :func:`nas_prune.latency.retarget_table` re-keys it. Tables timed under an emulator are skipped.
-    """
-    root = TABLES_DIR if root is None else root
-    if not root.is_dir():
-        return None
-    from nas_prune.latency import LatencyTable, retarget_table
-
-    other = None
-    for path in sorted(root.rglob("*.json")):
-        try:
-            table = LatencyTable.load(path)
-        except NasPruneError:
-            continue
-        if table.meta.get("emulated") or int(table.settings.get("threads", 0)) != threads \
-                or table.settings.get("provider", "cpu") != "cpu":
-            continue
-        if table.space_id == space_id:
-            return path
-        if retarget_to is not None and other is None:
-            try:
-                retarget_table(table, retarget_to)
-                other = path
-            except NasPruneError:
-                pass
-    return other
+__all__ = ["run_pipeline"]
 
 
 def pruningnet_check(pnet: Any, space: Any, data: Any, *, seed: int) -> dict[str, Any]:
@@ -141,7 +90,7 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
 
     # 3. latency table -------------------------------------------------------------------
     def stage_table() -> dict[str, Any]:
-        from nas_prune.latency import LatencyTable, build_table
+        from nas_prune.latency import LatencyTable, build_table, find_shipped_table, shipped_tables_dir
 
         if cfg.table is not None:
             table = LatencyTable.load(cfg.table)
@@ -150,8 +99,7 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
             return {"source": str(cfg.table)}
         shipped = None if cfg.profile else find_shipped_table(space.id, cfg.threads, retarget_to=space)
         if shipped is not None:
-            source = str(shipped.relative_to(TABLES_DIR.parent)) if shipped.is_relative_to(TABLES_DIR.parent) \
-                else str(shipped)
+            source = f"shipped:{shipped.relative_to(shipped_tables_dir()).as_posix()}"
             shipped_table = LatencyTable.load(shipped)
             if shipped_table.space_id == space.id:
                 atomic_write_bytes(out / "table.json", shipped.read_bytes())
@@ -185,14 +133,13 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         now = table.measure_now(space, {"teacher": out / "teacher.onnx"}, rounds=15)
         teacher_rel = now["teacher"] / now["reference"]
         teacher_cal = teacher_rel * table.reference_ms
-        spec = cfg.budget_spec
-        budget_ms = spec.value * teacher_cal if spec.relative else spec.value
+        budget_ms = cfg.budget_spec.to_ms(teacher_cal)
         return {"teacher_ms": now["teacher"], "reference_ms": now["reference"], "teacher_ms_calibrated": teacher_cal,
                 "budget_ms": budget_ms, "limit_ratio": budget_ms / teacher_cal,
                 "teacher_predicted_ms": table.predict(space.full())}
 
     budget_res = cache.run("budget", stage_budget)
-    scaled = _ScaledTable(table, table.reference_ms, "cpu")
+    scaled = table.rescaled(table.reference_ms, name="cpu")
 
     # 5. gates -----------------------------------------------------------------------------
     def stage_gates() -> dict[str, Any]:

@@ -12,14 +12,17 @@ from nas_prune.report._figures import (
     widths_figure,
 )
 from nas_prune.report._html import render_page
+from nas_prune.report._screenshot import find_chromium, screenshot
 
 __all__ = [
     "distill_figure",
+    "find_chromium",
     "gates_figure",
     "latency_check_figure",
     "pareto_figure",
     "pareto_front",
     "render_page",
+    "screenshot",
     "widths_figure",
     "write_report",
 ]

@@ -13,6 +13,10 @@ The Optuna way in::
 
 The NNI way in: :mod:`nas_prune.search.nni_trial` is the trial entry point and
 :func:`launch_nni_experiment` starts an experiment (``nas-prune nni`` on the command line).
+
+Extension point: a sampler is a factory ``SamplerRequest -> optuna sampler`` registered with
+:func:`register_sampler`; :func:`make_sampler`, :func:`run_search` and ``--sampler`` then take its
+name, and the command line's help lists it (:func:`sampler_help`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,10 @@ from nas_prune.search._budget import (
 )
 from nas_prune.search._dashboard import constraint_values, metric_names
 from nas_prune.search._evolution import EvolutionSampler
+from nas_prune.search._load import load_evaluator, load_gates, load_tables
+from nas_prune.search._nni import NNI_PORT_WARNING, check_port, launch_nni_experiment, resume_nni_experiment, stop_experiment
 from nas_prune.search._objective import (
+    ARCH_ATTR,
     ArchitectureObjective,
     CandidateEvaluator,
     add_latency_constraints,
@@ -35,7 +42,16 @@ from nas_prune.search._objective import (
     suggest_architecture,
 )
 from nas_prune.search._run import DEFAULT_SAMPLER, run_search
-from nas_prune.search._samplers import SAMPLERS, feasible_under, make_sampler
+from nas_prune.search._samplers import (
+    SAMPLERS,
+    SamplerRequest,
+    check_sampler,
+    feasible_under,
+    make_sampler,
+    register_sampler,
+    sampler_help,
+    sampler_names,
+)
 from nas_prune.search._study import (
     RESULT_FORMAT,
     NoFeasibleArchitectureError,
@@ -43,27 +59,37 @@ from nas_prune.search._study import (
     default_storage,
     normalize_storage_url,
     open_study,
+    redact,
     run_trials,
     search_result,
 )
 
 __all__ = [
+    "ARCH_ATTR",
     "ArchitectureObjective",
     "DEFAULT_SAMPLER",
     "CandidateEvaluator",
     "EvolutionSampler",
     "LatencyBudget",
     "LatencyPredictor",
+    "NNI_PORT_WARNING",
     "NoFeasibleArchitectureError",
     "RESULT_FORMAT",
     "SAMPLERS",
+    "SamplerRequest",
     "add_latency_constraints",
     "architecture_of",
     "check_budget_texts",
     "check_budgets_reachable",
+    "check_port",
+    "check_sampler",
     "constraint_values",
     "default_storage",
     "feasible_under",
+    "launch_nni_experiment",
+    "load_evaluator",
+    "load_gates",
+    "load_tables",
     "make_sampler",
     "metric_names",
     "min_latency_architecture",
@@ -71,8 +97,14 @@ __all__ = [
     "open_study",
     "parse_milliseconds",
     "parse_relative",
+    "redact",
+    "resume_nni_experiment",
     "run_search",
+    "register_sampler",
     "run_trials",
+    "sampler_help",
+    "sampler_names",
     "search_result",
+    "stop_experiment",
     "suggest_architecture",
 ]

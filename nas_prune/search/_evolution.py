@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 from optuna.samplers import BaseSampler, RandomSampler
 
 from nas_prune.errors import NasPruneError
-from nas_prune.gates._enqueue import grid_value
+from nas_prune.gates import grid_value
 from nas_prune.space import Architecture, ChannelSpace, Gene, draw_near
 
 __all__ = ["EvolutionSampler"]

@@ -19,7 +19,7 @@ from torch import nn
 
 from nas_prune.errors import UnsupportedModelError
 
-__all__ = ["GroupInfo", "LayerInfo", "build_dependency_graph", "analyse_model", "output_layer_name"]
+__all__ = ["GroupInfo", "LayerInfo", "build_dependency_graph", "analyse_model", "is_out_channel_fn", "output_layer_name"]
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d)
@@ -140,8 +140,12 @@ def build_dependency_graph(
         ) from None
 
 
-def _is_out_fn(DG: tp.DependencyGraph, fn: Callable[..., Any]) -> bool:
+def is_out_channel_fn(DG: tp.DependencyGraph, fn: Callable[..., Any]) -> bool:
+    """Whether Torch-Pruning's handler ``fn`` prunes output channels (depthwise convolutions included)."""
     return DG.is_out_channel_pruning_fn(fn) or fn is tp.pruner.function.prune_depthwise_conv_out_channels
+
+
+_is_out_fn = is_out_channel_fn  # the former private name (nas_prune.pruningnet imports it until it switches)
 
 
 def analyse_model(
@@ -187,7 +191,7 @@ def analyse_model(
                 name = module_names[target]
                 if name not in layers:
                     continue  # a parameter-free module (activation, pooling)
-                key = (name, "out" if _is_out_fn(DG, dep.handler) else "in")
+                key = (name, "out" if is_out_channel_fn(DG, dep.handler) else "in")
             else:
                 if "IndexSelect" in str(target):
                     info.fixed = "flows through a channel shuffle"

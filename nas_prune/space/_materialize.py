@@ -17,7 +17,7 @@ from nas_prune.space._gene import Gene
 from nas_prune.space._graph import build_dependency_graph
 from nas_prune.space._space import ChannelSpace
 
-__all__ = ["materialize", "l1_importance", "channel_groups"]
+__all__ = ["materialize", "l1_importance", "channel_groups", "pruned_indices"]
 
 Importance = Mapping[str, Sequence[int]]
 
@@ -56,7 +56,16 @@ def l1_importance(model: nn.Module, space: ChannelSpace) -> dict[str, list[int]]
     return orders
 
 
-def _pruned_indices(gene: Gene, keep: int, order: Sequence[int] | None, scores: torch.Tensor | None, cg: int) -> list[int]:
+def pruned_indices(gene: Gene, keep: int, order: Sequence[int] | None, scores: torch.Tensor | None, cg: int) -> list[int]:
+    """The channels of ``gene`` that keeping ``keep`` of them removes, by importance.
+
+    Args:
+        gene: The gene.
+        keep: Channels kept.
+        order: Channel indices, most important first (wins over ``scores``).
+        scores: One importance per channel (higher is kept first).
+        cg: Groups of a grouped convolution on the gene (> 1: the same local channels are kept in every group).
+    """
     if order is not None:
         if sorted(order) != list(range(gene.width)):
             raise InvalidArchitectureError(
@@ -111,7 +120,7 @@ def materialize(
                 warnings.simplefilter("ignore")
                 scores = imp(_root_group(DG, modules[g.name], range(g.width)))
             scores = torch.zeros(g.width) if scores is None else scores.detach()
-        plan.append((g, _pruned_indices(g, channels[g.name], order, scores, channel_groups(space, g))))
+        plan.append((g, pruned_indices(g, channels[g.name], order, scores, channel_groups(space, g))))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for g, idxs in plan:
@@ -133,3 +142,6 @@ def _check_shapes(model: nn.Module, space: ChannelSpace, channels: Mapping[str, 
             continue
         if got != (inn, out):
             raise RuntimeError(f"materialize produced {name} with (in, out)={got}, expected {(inn, out)}")
+
+
+_pruned_indices = pruned_indices  # the former private name (nas_prune.pruningnet imports it until it switches)

@@ -1,4 +1,4 @@
-"""Regenerate the spaces shipped in ``search_spaces/`` (``make spaces``).
+"""Regenerate the spaces shipped in ``nas_prune/space/spaces/`` (``make spaces``; ``search_spaces/`` in a checkout).
 
 For every tested model at 32x32 (10 classes) and 224x224 (1000 classes) it writes the space file
 ``<model>-<size>.json`` and, for NNI users, the bare search space ``nni/<model>-<size>.json``.
@@ -11,13 +11,14 @@ from pathlib import Path
 
 from nas_prune._io import write_json
 from nas_prune.models import TESTED_MODELS
+from nas_prune.space._shipped import shipped_spaces_dir
 from nas_prune.space._space import ChannelSpace
 
 SETTINGS = ((32, 10), (224, 1000))
 
 
-def main(out_dir: str = "search_spaces") -> None:
-    root = Path(out_dir)
+def main(out_dir: str | None = None) -> None:
+    root = Path(out_dir) if out_dir else shipped_spaces_dir()
     for name in TESTED_MODELS:
         for size, classes in SETTINGS:
             space = ChannelSpace.from_name(name, input_size=size, num_classes=classes)

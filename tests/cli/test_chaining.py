@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
-from nas_prune.space import ChannelSpace
+from nas_prune.latency import shipped_tables_dir
+from nas_prune.space import ChannelSpace, shipped_space
 from tests.conftest import run_main
 
-ROOT = Path(__file__).resolve().parents[2]
-SPACE = ROOT / "search_spaces" / "mobilenet_v2-32.json"
-TABLE = ROOT / "latency_tables" / "devvm-amd-epyc-2vcpu" / "mobilenet_v2-32_amd-epyc-avx512_cpu-1thread.json"
+SPACE = shipped_space("mobilenet_v2-32")
+TABLE = shipped_tables_dir() / "devvm-amd-epyc-2vcpu" / "mobilenet_v2-32_amd-epyc-avx512_cpu-1thread.json"
 
 
 @pytest.fixture(scope="module")

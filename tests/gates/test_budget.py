@@ -95,3 +95,12 @@ def test_latency_budget_with_a_real_table(tiny_gates, tiny_space, tmp_path):
     arch = tiny_gates.prune(tiny_space, Budget.parse(f"latency:{path}:{target}ms"))
     assert table.predict(arch) <= target
     tiny_space.validate(arch)
+
+
+def test_latency_budgets_speak_the_budget_language(tiny_gates, tiny_space):
+    assert Budget.parse("latency:t.json:1800us") == Budget("latency", pytest.approx(1.8), "t.json")
+    assert Budget.parse("latency:t.json:0.5x") == Budget("latency", 0.5, "t.json", relative=True)
+    assert str(Budget.parse("latency:t.json:0.5x")) == "latency:t.json:0.5x"
+    clock = FlopsClock(tiny_space)
+    arch = tiny_gates.prune(tiny_space, Budget("latency", 0.6, clock, relative=True))
+    assert clock.predict(arch) <= 0.6 * clock.predict(tiny_space.full())

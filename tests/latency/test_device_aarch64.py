@@ -97,8 +97,7 @@ def _emulated(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 @emulator
 def test_bundle_runs_on_emulated_aarch64_and_imports_as_emulated(tiny_space, tmp_path, capsys):
-    from nas_prune.latency import LatencyTable, calibrated_table, calibration_label, write_bundle
-    from nas_prune.pipeline import find_shipped_table
+    from nas_prune.latency import LatencyTable, calibrated_table, calibration_label, find_shipped_table, write_bundle
     from tests.conftest import run_main
 
     write_bundle(tiny_space, tmp_path / "bundle.zip", nets=6, rounds=2, runs_per_round=3, warmup=1, seed=1)

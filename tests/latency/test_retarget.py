@@ -41,7 +41,7 @@ def test_retarget_refuses_another_input_size(tiny_table):
 
 def test_shipped_table_for_other_classes_is_found_after_an_exact_one(tiny_table, tiny_table_file, three_classes,
                                                                      tmp_path):
-    from nas_prune.pipeline import find_shipped_table
+    from nas_prune.latency import find_shipped_table
 
     (tmp_path / "vm").mkdir()
     tiny_table.save(tmp_path / "vm" / "ten.json")

@@ -36,6 +36,29 @@ def test_predict_plain_rescaled_and_dict(tiny_table, tiny_space):
     assert small <= full
 
 
+def test_a_rescaled_view_predicts_on_its_own_clock(tiny_table, tiny_space):
+    from nas_prune.budget import LatencyPredictor
+    from nas_prune.errors import NasPruneError
+    from nas_prune.gates import Budget
+    from nas_prune.search import LatencyBudget
+
+    arch = tiny_space.sample(0)
+    view = tiny_table.rescaled(3 * tiny_table.reference_ms, name="phone")
+    assert view.predict(arch) == pytest.approx(3 * tiny_table.predict(arch))
+    assert view.relative(arch) == tiny_table.relative(arch)
+    assert (view.meta, view.settings, view.space_id, view.name) == (tiny_table.meta, tiny_table.settings,
+                                                                    tiny_table.space_id, "phone")
+    assert tiny_table.rescaled().predict(arch) == tiny_table.predict(arch)
+    predictor: LatencyPredictor = view  # the one protocol budgets, gates and searches take
+    (b,) = LatencyBudget.for_tables([predictor], ["0.5x"], reference=tiny_space.full())
+    assert b.budget_ms == pytest.approx(0.5 * view.predict(tiny_space.full()))
+    bound = Budget("latency", 0.5, view, relative=True).bind(tiny_space)
+    assert bound.limit == pytest.approx(b.budget_ms)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(NasPruneError, match="not positive"):
+            tiny_table.rescaled(bad)
+
+
 def test_predict_is_fast(tiny_table, tiny_space):
     archs = [tiny_space.sample(s) for s in range(20)]
     t = time.perf_counter()
@@ -120,3 +143,23 @@ def test_multithreaded_tables_default_to_more_rounds(tiny_space, tmp_path):
     two = build_table(tiny_space, threads=2, nets=4, runs_per_round=1, warmup=1, output=tmp_path / "t2.json")
     assert (one.settings["rounds"], two.settings["rounds"]) == (30, 60)
     assert LatencyTable.load(tmp_path / "t2.json").settings["rounds"] == 60
+
+
+def test_shipped_tables_are_package_data(tmp_path):
+    from pathlib import Path
+
+    import nas_prune.latency
+    from nas_prune.latency import find_shipped_table, shipped_tables, shipped_tables_dir
+
+    assert shipped_tables_dir() == Path(nas_prune.latency.__file__).parent / "tables"
+    tables = shipped_tables()
+    assert len(tables) == 4 and all(p.suffix == ".json" for p in tables)
+    space_id = LatencyTable.load(tables[0]).space_id
+    one = find_shipped_table(space_id, 1)
+    assert one is not None and LatencyTable.load(one).settings["threads"] == 1
+    assert find_shipped_table(space_id, 3) is None and find_shipped_table("nope", 1) is None
+    assert find_shipped_table(space_id, 1, root=tmp_path) is None  # another folder: searched instead
+    (tmp_path / "mine.json").write_bytes(one.read_bytes())
+    assert find_shipped_table(space_id, 1, root=tmp_path) == tmp_path / "mine.json"
+    link = Path(__file__).resolve().parents[2] / "latency_tables"  # the README's path in a checkout
+    assert link.resolve() == shipped_tables_dir().resolve()

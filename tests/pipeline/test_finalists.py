@@ -30,14 +30,11 @@ def test_pick_is_the_most_accurate_that_measures_under_budget():
 def test_a_finalist_that_measures_over_budget_is_not_picked(tmp_path):
     """mobilenet_v2: the full network claims to be feasible and the most accurate; measured at ~1.0x of the
     teacher it is over a 0.6x budget and loses to the width-0.1 network (~0.25x)."""
-    from pathlib import Path
+    from nas_prune.latency import LatencyTable, arch_onnx_bytes, find_shipped_table
+    from nas_prune.space import Architecture, ChannelSpace, shipped_space
 
-    from nas_prune.latency import LatencyTable, arch_onnx_bytes
-    from nas_prune.space import Architecture, ChannelSpace
-
-    root = Path(__file__).resolve().parents[2]
-    space = ChannelSpace.load(root / "search_spaces" / "mobilenet_v2-32.json")
-    table = LatencyTable.load(root / "latency_tables/devvm-amd-epyc-2vcpu/mobilenet_v2-32_amd-epyc-avx512_cpu-1thread.json")
+    space = ChannelSpace.load(shipped_space("mobilenet_v2-32"))
+    table = LatencyTable.load(find_shipped_table(space.id, 1))
     (tmp_path / "teacher.onnx").write_bytes(arch_onnx_bytes(space, space.full()))
     full, small = dict(space.full().channels), dict(space.uniform(0.1).channels)
     (tmp_path / "trials.json").write_text(json.dumps([_trial(7, 0.99, 0.01, full), _trial(8, 0.8, 0.01, small)]))

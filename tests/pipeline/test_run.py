@@ -14,20 +14,19 @@ from torch.utils.data import Dataset
 from nas_prune.data import DataBundle
 from nas_prune.distill import DistillConfig
 from nas_prune.errors import NasPruneError
-from nas_prune.pipeline import Budget, RunConfig
+from nas_prune.pipeline import RunConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_budget_parse():
-    assert Budget.parse("0.5x") == Budget(0.5, True)
-    assert Budget.parse("1.8ms").to_ms(10.0) == 1.8
-    assert Budget.parse("250us").value == pytest.approx(0.25)
+def test_the_run_reads_its_budget_in_the_budget_language():
+    assert RunConfig(budget="0.5x").budget_spec.to_ms(10.0) == 5.0
+    assert RunConfig(budget="250us").budget_spec.to_ms(10.0) == pytest.approx(0.25)
     for bad in ("fast", "1.5x", "-1ms", "0x"):
         with pytest.raises(NasPruneError):
-            Budget.parse(bad)
-    with pytest.raises(NasPruneError, match=r"no unit: write 0.5x of the teacher or 0.5ms"):
-        Budget.parse("0.5")
+            RunConfig(budget=bad)
+    with pytest.raises(NasPruneError, match=r"no unit: write 0.5ms .* or 0.5x \(a fraction of the teacher"):
+        RunConfig(budget="0.5")
 
 
 def test_search_and_run_share_one_default_sampler():

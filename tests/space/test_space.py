@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from nas_prune.errors import InvalidArchitectureError, InvalidFileError, SpaceMismatchError, UnknownModelError
+from nas_prune.errors import InvalidArchitectureError, InvalidFileError, NasPruneError, SpaceMismatchError, UnknownModelError
 from nas_prune.export import export_onnx
 from nas_prune.models import TESTED_MODELS
 from nas_prune.space import Architecture, ChannelSpace, materialize, width_choices
@@ -179,9 +179,25 @@ def test_grouped_conv_keeps_groups_equal():
 
 @pytest.mark.parametrize("name", ["mobilenet_v2", "resnet18"])
 def test_shipped_spaces_are_current(name):
+    from nas_prune.space import shipped_space, shipped_spaces_dir
+
+    shipped = ChannelSpace.load(shipped_space(f"{name}-32"))
+    assert shipped.id == ChannelSpace.from_name(name).id, "run 'make spaces' to regenerate nas_prune/space/spaces/"
+    nni = json.loads((shipped_spaces_dir() / "nni" / f"{name}-32.json").read_text())
+    assert nni == shipped.nni_search_space()
+
+
+def test_shipped_spaces_are_package_data_linked_from_the_checkout():
     from pathlib import Path
 
-    shipped = ChannelSpace.load(Path(__file__).parents[2] / "search_spaces" / f"{name}-32.json")
-    assert shipped.id == ChannelSpace.from_name(name).id, "run 'make spaces' to regenerate search_spaces/"
-    nni = json.loads((Path(__file__).parents[2] / "search_spaces" / "nni" / f"{name}-32.json").read_text())
-    assert nni == shipped.nni_search_space()
+    import nas_prune.space
+    from nas_prune.space import shipped_space, shipped_spaces, shipped_spaces_dir
+
+    assert shipped_spaces_dir() == Path(nas_prune.space.__file__).parent / "spaces"
+    names = {p.stem for p in shipped_spaces()}
+    assert {"mobilenet_v2-32", "resnet18-224"} <= names and len(names) == 28
+    assert shipped_space("resnet18-32.json") == shipped_space("resnet18-32")
+    with pytest.raises(NasPruneError, match="no shipped space 'resnet19-32': use one of convnext_tiny-224, "):
+        shipped_space("resnet19-32")
+    link = Path(__file__).resolve().parents[2] / "search_spaces"  # the README's path in a checkout
+    assert link.resolve() == shipped_spaces_dir().resolve()

@@ -57,7 +57,6 @@ def _fake_shipped_table(space, path: Path) -> Path:
 def test_run_at_224_finds_the_shipped_1000_class_table(tmp_path, monkeypatch, capsys):
     import nas_prune.gates
     from nas_prune.latency import LatencyTable
-    from nas_prune.pipeline import _stages
     from nas_prune.space import ChannelSpace
 
     data = _digits_image_folder(tmp_path / "digits", {"train": 3, "val": 1})
@@ -65,7 +64,12 @@ def test_run_at_224_finds_the_shipped_1000_class_table(tmp_path, monkeypatch, ca
     assert shipped_space.model["num_classes"] == 1000 and list(shipped_space.input_shape) == [3, 224, 224]
     tables = tmp_path / "latency_tables"
     shipped = _fake_shipped_table(shipped_space, tables / "vm" / "mobilenet_v2-224_cpu-1thread.json")
-    monkeypatch.setattr(_stages, "TABLES_DIR", tables)
+    # the shipped tables, as package data, are this folder's (find_shipped_table and the run's source label)
+    import nas_prune.latency
+    from nas_prune.latency import _shipped
+
+    monkeypatch.setattr(_shipped, "shipped_tables", lambda: sorted(tables.rglob("*.json")))
+    monkeypatch.setattr(nas_prune.latency, "shipped_tables_dir", lambda: tables)
 
     def stop(*_args, **_kwargs):
         raise NasPruneError("stopped by the test after the budget stage")
@@ -78,7 +82,8 @@ def test_run_at_224_finds_the_shipped_1000_class_table(tmp_path, monkeypatch, ca
     run_space = ChannelSpace.load(out / "space.json")
     assert run_space.model["num_classes"] == 10 and run_space.id != shipped_space.id
     stages = json.loads((out / "stages.json").read_text())
-    assert stages["latency"]["result"] == {"source": str(shipped.relative_to(tmp_path)), "retargeted_from": shipped_space.id}
+    assert stages["latency"]["result"] == {"source": f"shipped:{shipped.relative_to(tables).as_posix()}",
+                                           "retargeted_from": shipped_space.id}
     used = LatencyTable.load(out / "table.json")
     assert used.space_id == run_space.id and used.meta["retargeted"]["from_space"] == shipped_space.id
     arch = dict(run_space.uniform(0.7).channels)

@@ -31,8 +31,7 @@ def measure(space_name: str, generator: str, batch: int, build: bool) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from nas_prune.pruningnet import PruningNet
-    from nas_prune.pruningnet._channels import ChannelIndex
+    from nas_prune.pruningnet import ChannelIndex, PruningNet
     from nas_prune.space import ChannelSpace
 
     torch.set_num_threads(1)

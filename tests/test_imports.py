@@ -19,15 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHECKED = ("nas_prune", "benchmarks", "examples")
 
 # (importing file, imported module) pairs tolerated for now. Each one names what to do about it.
-ALLOWED = {
-    # stages reaching into other stages' private modules: space now exports these names
-    # (output_layer_name, build_dependency_graph, is_out_channel_fn, pruned_indices); import them from there.
-    ("nas_prune/distill/_features.py", "nas_prune.space._graph"),
-    ("nas_prune/pruningnet/_channels.py", "nas_prune.space._graph"),
-    ("nas_prune/pruningnet/_channels.py", "nas_prune.space._materialize"),
-    # benchmarks needing a name their package does not export yet (ChannelIndex: export it from pruningnet).
-    ("benchmarks/pruningnet_memory.py", "nas_prune.pruningnet._channels"),
-}
+ALLOWED: set[tuple[str, str]] = set()  # empty: keep it so
 
 
 def _imports(path: Path) -> set[str]:

@@ -8,7 +8,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from nas_prune.space._graph import output_layer_name
+from nas_prune.space import output_layer_name
 
 __all__ = ["classifier_layer", "penultimate_features"]
 

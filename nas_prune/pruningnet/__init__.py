@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nas_prune.pruningnet._channels import ChannelIndex
 from nas_prune.pruningnet._check import CHECK_WIDTHS, uniform_width_check
 from nas_prune.pruningnet._evaluator import PruningNetEvaluator
 from nas_prune.pruningnet._generators import (
@@ -19,6 +20,7 @@ from nas_prune.pruningnet._train import DEFAULT_EPOCHS, train_pruningnet
 __all__ = [
     "ArchSampler",
     "CHECK_WIDTHS",
+    "ChannelIndex",
     "DEFAULT_EPOCHS",
     "GENERATORS",
     "LowRankGenerator",

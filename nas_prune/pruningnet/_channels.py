@@ -18,9 +18,14 @@ import torch
 from torch import nn
 
 from nas_prune.errors import InvalidArchitectureError
-from nas_prune.space import Architecture, ChannelSpace, channel_groups
-from nas_prune.space._graph import _is_out_fn, build_dependency_graph
-from nas_prune.space._materialize import _pruned_indices
+from nas_prune.space import (
+    Architecture,
+    ChannelSpace,
+    build_dependency_graph,
+    channel_groups,
+    is_out_channel_fn,
+    pruned_indices,
+)
 from nas_prune.training import to_device
 
 __all__ = ["ChannelIndex", "KeptChannels", "check_orders"]
@@ -72,7 +77,7 @@ class ChannelIndex:
                     key = (name, "out")
                     index.param_dims[name] = int(item.dep.target.pruning_dim)
                 elif target in names and names[target] in space.layers:
-                    key = (names[target], "out" if _is_out_fn(DG, item.dep.handler) else "in")
+                    key = (names[target], "out" if is_out_channel_fn(DG, item.dep.handler) else "in")
                 else:
                     continue  # parameter-free op (activation, add, reshape)
                 entries = index.members.setdefault(key, [])
@@ -103,7 +108,7 @@ class ChannelIndex:
             order = orders.get(gene.name)
             if order is None:
                 order = range(gene.width)
-            pruned = _pruned_indices(gene, c, list(order), None, channel_groups(self.space, gene))
+            pruned = pruned_indices(gene, c, list(order), None, channel_groups(self.space, gene))
             mask = torch.ones(gene.width, dtype=torch.bool)
             mask[torch.as_tensor(pruned, dtype=torch.long)] = False
             keep.append(mask)

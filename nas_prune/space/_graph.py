@@ -145,7 +145,6 @@ def is_out_channel_fn(DG: tp.DependencyGraph, fn: Callable[..., Any]) -> bool:
     return DG.is_out_channel_pruning_fn(fn) or fn is tp.pruner.function.prune_depthwise_conv_out_channels
 
 
-_is_out_fn = is_out_channel_fn  # the former private name (nas_prune.pruningnet imports it until it switches)
 
 
 def analyse_model(

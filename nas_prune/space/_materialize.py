@@ -144,4 +144,3 @@ def _check_shapes(model: nn.Module, space: ChannelSpace, channels: Mapping[str, 
             raise RuntimeError(f"materialize produced {name} with (in, out)={got}, expected {(inn, out)}")
 
 
-_pruned_indices = pruned_indices  # the former private name (nas_prune.pruningnet imports it until it switches)

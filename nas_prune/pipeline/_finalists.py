@@ -9,7 +9,7 @@ When none meets (the table under-predicts on this machine), a second round corre
 median measured/predicted ratio of the first round is the table's bias here, and the most accurate
 trials that the bias-corrected table puts under the budget (with a small margin) are measured
 next; where the search left no such trial, the first round's candidates are shrunk, shape kept
-(:func:`nas_prune.space.scaled` with each gene's width fraction as the offset), until the corrected
+(:func:`nas_prune.space.scaled_to` with each gene's width fraction as the shape), until the corrected
 table puts them under the budget. Up to ``MAX_ROUNDS`` rounds, each re-estimating the bias from
 every measurement so far.
 """
@@ -22,10 +22,14 @@ from typing import Any, Callable, Sequence
 
 from nas_prune._io import read_json, write_json
 
-__all__ = ["MAX_ROUNDS", "MARGIN", "corrected_target", "top_candidates", "pick_measured", "finalists_stage"]
+__all__ = ["MAX_ROUNDS", "MARGIN", "table_bias", "corrected_target", "top_candidates", "pick_measured", "finalists_stage"]
 
 MAX_ROUNDS = 3  # rounds of measured finalists at most (the 2nd and 3rd only when none met)
 MARGIN = 0.03  # aim this fraction under the bias-corrected limit (about the ratio's spread over rounds)
+
+
+def _key(channels: Any) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(dict(channels).items()))
 
 
 def top_candidates(trials: Sequence[dict[str, Any]], k: int) -> list[dict[str, Any]]:
@@ -41,7 +45,7 @@ def top_candidates(trials: Sequence[dict[str, Any]], k: int) -> list[dict[str, A
 
     for t in sorted((t for t in trials if t.get("feasible") and t.get("channels")),
                     key=lambda t: (-rank(t), float(t["latency_ms"]))):
-        key = tuple(sorted(t["channels"].items()))
+        key = _key(t["channels"])
         if key not in seen:
             seen.add(key)
             out.append(t)
@@ -61,33 +65,19 @@ def pick_measured(cands: Sequence[dict[str, Any]], measured: Sequence[dict[str, 
     return min(range(len(measured)), key=lambda i: measured[i]["ratio"]), False
 
 
+def table_bias(predicted: Sequence[float], measured: Sequence[float]) -> float:
+    """The table's bias on this machine: the median of ``measured / predicted`` ratios."""
+    return float(statistics.median(m / p for p, m in zip(predicted, measured) if p > 0))
+
+
 def corrected_target(limit: float, predicted: Sequence[float], measured: Sequence[float],
                      margin: float = MARGIN) -> float:
     """The predicted ratio to aim at so that the measured one lands under ``limit``.
 
-    The table's bias on this machine is the median of ``measured / predicted`` over the networks
-    measured so far; the target is ``limit / bias`` less ``margin`` (a fraction), so that the
-    measured interval, not only its median, clears the limit.
+    The target is ``limit`` over the table's bias (:func:`table_bias`) less ``margin`` (a
+    fraction), so that the measured interval, not only its median, clears the limit.
     """
-    bias = statistics.median(m / p for p, m in zip(predicted, measured) if p > 0)
-    return limit / bias * (1.0 - margin)
-
-
-def _shrunk(space: Any, arch: Any, predict: Callable[[Any], float], target: float, iters: int = 20) -> Any:
-    """``arch`` scaled down, shape kept, to the widest version whose predicted ratio is <= ``target``."""
-    from nas_prune.space import scaled
-
-    offsets = {g.name: arch.channels[g.name] / g.width for g in space.genes if g.searchable}
-    lo, hi = 0.0, 1.0
-    best = scaled(space, 1e-6, offsets)
-    for _ in range(iters):
-        mid = (lo + hi) / 2
-        cand = scaled(space, mid, offsets)
-        if predict(cand) <= target:
-            lo, best = mid, cand
-        else:
-            hi = mid
-    return best
+    return limit / table_bias(predicted, measured) * (1.0 - margin)
 
 
 def finalists_stage(space: Any, out: Path, table: Any, limit: float, k: int,
@@ -97,7 +87,7 @@ def finalists_stage(space: Any, out: Path, table: Any, limit: float, k: int,
     Rounds after the first only run when no candidate met the budget (see the module docstring).
     """
     from nas_prune.latency import arch_onnx_bytes, measure_ratios
-    from nas_prune.space import Architecture
+    from nas_prune.space import Architecture, scaled_to
 
     trials = read_json(out / "trials.json", what="search trials")
     first = top_candidates(trials, k)
@@ -123,10 +113,11 @@ def finalists_stage(space: Any, out: Path, table: Any, limit: float, k: int,
         rounds.append({"round": rnd, "n": len(batch), "met": sum(x["meets"] for x in m)})
         if any(x["meets"] for x in measured) or rnd == MAX_ROUNDS:
             break
-        target = corrected_target(limit, [ratio(a) for a in archs], [x["ratio"] for x in measured])
+        predicted, got = [ratio(a) for a in archs], [x["ratio"] for x in measured]
+        bias, target = table_bias(predicted, got), corrected_target(limit, predicted, got)
         rounds[-1]["next_target_ratio"] = target
-        seen = {tuple(sorted(a.channels.items())) for a in archs}
-        under = [t for t in trials if t.get("channels") and tuple(sorted(t["channels"].items())) not in seen
+        seen = {_key(a.channels) for a in archs}
+        under = [t for t in trials if t.get("channels") and _key(t["channels"]) not in seen
                  and ratio(Architecture(space.id, dict(t["channels"]))) <= target]
         nxt = top_candidates([{**t, "feasible": True} for t in under], k)
         if nxt:
@@ -135,13 +126,16 @@ def finalists_stage(space: Any, out: Path, table: Any, limit: float, k: int,
         else:
             batch = []
             for t, a in zip(cands[:k], archs[:k]):
-                s = _shrunk(space, a, ratio, target)
-                if tuple(sorted(s.channels.items())) not in seen:
-                    seen.add(tuple(sorted(s.channels.items())))
+                if ratio(a) <= target:
+                    continue  # already under the target: shrinking gives it back
+                shape = {g.name: a.channels[g.name] / g.width for g in space.searchable_genes}
+                s = scaled_to(space, ratio, target, shape, nearest=False)
+                if _key(s.channels) not in seen:
+                    seen.add(_key(s.channels))
                     batch.append(({**t, "shrunk_from": t["number"]}, s))
             how = f"no trial under it: {len(batch)} candidate(s) shrunk to it, shape kept"
         log(f"finalists: none of {len(measured)} met the {limit:.3g}x budget; the table under-predicts here "
-            f"(bias {limit / target * (1 - MARGIN):.3f}): round {rnd + 1} aims at predicted {target:.3f}x, {how}")
+            f"(bias {bias:.3f}): round {rnd + 1} aims at predicted {target:.3f}x, {how}")
         if not batch:
             break
     i, met = pick_measured(cands, measured)

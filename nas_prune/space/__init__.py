@@ -6,7 +6,7 @@ The spaces of the tested models ship as package data (:func:`shipped_space`, :fu
 from __future__ import annotations
 
 from nas_prune.space._arch import Architecture
-from nas_prune.space._draw import Cost, draw_near, flops_cost, scaled, smallest
+from nas_prune.space._draw import Cost, draw_near, flops_cost, scaled, scaled_to, smallest
 from nas_prune.space._gene import Gene, width_choices
 from nas_prune.space._graph import build_dependency_graph, is_out_channel_fn, output_layer_name
 from nas_prune.space._materialize import channel_groups, l1_importance, materialize, pruned_indices
@@ -30,6 +30,7 @@ __all__ = [
     "output_layer_name",
     "pruned_indices",
     "scaled",
+    "scaled_to",
     "shipped_space",
     "shipped_spaces",
     "shipped_spaces_dir",

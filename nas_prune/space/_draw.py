@@ -19,7 +19,7 @@ from typing import Callable, Mapping
 from nas_prune.space._arch import Architecture
 from nas_prune.space._space import ChannelSpace
 
-__all__ = ["Cost", "draw_near", "scaled", "smallest", "flops_cost"]
+__all__ = ["Cost", "draw_near", "scaled", "scaled_to", "smallest", "flops_cost"]
 
 #: ``arch -> cost``, non-decreasing in every gene's width (FLOPs, params, predicted latency).
 Cost = Callable[[Architecture], float]
@@ -61,11 +61,31 @@ def draw_near(space: ChannelSpace, cost: Cost, target: float, rng: random.Random
         spread: Standard deviation of the per-gene log offsets.
         iters: Bisection steps.
     """
+    offsets = {g.name: math.exp(rng.gauss(0.0, spread)) for g in space.searchable_genes}
+    return scaled_to(space, cost, target, offsets, iters=iters)
+
+
+def scaled_to(space: ChannelSpace, cost: Cost, target: float, offsets: Mapping[str, float], *, iters: int = 20,
+              nearest: bool = True) -> Architecture:
+    """The :func:`scaled` architecture of shape ``offsets`` whose ``cost`` is nearest ``target``.
+
+    The base ratio is bisected on a log scale. With ``nearest=False`` the widest one whose cost is
+    at most ``target`` (e.g. a candidate shrunk under a budget, shape kept). A target below the
+    shape's smallest cost gives its smallest network, one above its full cost its widest.
+
+    Args:
+        space: The channel space.
+        cost: Non-decreasing cost of an architecture (e.g. :func:`flops_cost`).
+        target: The cost wanted.
+        offsets: Per-gene width multipliers of the shape (missing genes: 1).
+        iters: Bisection steps.
+        nearest: Nearest from either side (default), or at most ``target``.
+    """
     genes = space.searchable_genes
-    offsets = {g.name: math.exp(rng.gauss(0.0, spread)) for g in genes}
-    lo = math.log(min((g.choices[0] / g.width) / offsets[g.name] for g in genes) if genes else 1.0) - 0.1
-    hi = math.log(max(1.0 / offsets[g.name] for g in genes) if genes else 1.0) + 0.1
-    below, above = scaled(space, math.exp(lo), offsets), scaled(space, math.exp(hi), offsets)
+    off = {g.name: offsets.get(g.name, 1.0) for g in genes}
+    lo = math.log(min((g.choices[0] / g.width) / off[g.name] for g in genes) if genes else 1.0) - 0.1
+    hi = math.log(max(1.0 / off[g.name] for g in genes) if genes else 1.0) + 0.1
+    below, above = scaled(space, math.exp(lo), off), scaled(space, math.exp(hi), off)
     c_below, c_above = cost(below), cost(above)
     if target <= c_below:
         return below
@@ -73,10 +93,12 @@ def draw_near(space: ChannelSpace, cost: Cost, target: float, rng: random.Random
         return above
     for _ in range(iters):
         mid = (lo + hi) / 2
-        arch = scaled(space, math.exp(mid), offsets)
+        arch = scaled(space, math.exp(mid), off)
         c = cost(arch)
-        if c < target:
+        if c < target or (not nearest and c == target):
             lo, below, c_below = mid, arch, c
         else:
             hi, above, c_above = mid, arch, c
+    if not nearest:
+        return below
     return below if target - c_below <= c_above - target else above

@@ -11,6 +11,12 @@ The target of the budget issue: the final ratio meets the budget in at least 9 o
 QUIET machine, and ``feasible`` is never true when the final measurement is over. Run it with
 nothing else on the machine; the JSON records the load average before and after every run.
 
+``--reuse-learned``: runs after the first start from the first run's teacher, gates and PruningNet
+(the stages that learn: same configuration and seed, so the same networks, at about 400 of the
+demo's ~540 s); every stage that measures or depends on a measurement (the table's calibration, the
+budget, the search under it, the finalists, distillation of the pick, the final check) runs afresh,
+with its own empty calibration cache. The budget's verdict is decided by those stages alone.
+
 Resumable: runs whose record exists are skipped; a killed run resumes from its cached stages (the
 pipeline caches every stage) the next time, and the JSON is rewritten after every run, so commit it
 as it grows.
@@ -24,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -58,8 +65,27 @@ def record(out: Path, seconds: float, load_before: list[float]) -> dict[str, Any
         "calibration": cal.get("kind"), "calibration_check": (cal.get("check") or {}).get("within_10pct"),
         "final_accuracy": (s.get("final") or {}).get("accuracy"),
         "teacher_accuracy": (s.get("teacher") or {}).get("accuracy"),
+        "stage_seconds": {k: round(v["seconds"], 1) for k, v in json.loads((out / "stages.json").read_text()).items()},
         "seconds": round(seconds, 1), "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+#: The learned stages (and their outputs) that ``--reuse-learned`` copies from the first run.
+LEARNED = {"space": ("space.json",), "teacher": ("teacher.pt", "teacher.onnx"), "gates": ("gates.json",),
+           "pruningnet": ("pnet.pt",)}
+
+
+def seed_learned(first: Path, out: Path) -> list[str]:
+    """Copy the first run's learned stages into ``out`` (an empty run folder); returns their names."""
+    records = json.loads((first / "stages.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "stages.json").exists():  # a killed reused run: its own record already says what it holds
+        return sorted(LEARNED)
+    for files in LEARNED.values():
+        for f in files:
+            shutil.copy2(first / f, out / f)
+    (out / "stages.json").write_text(json.dumps({k: records[k] for k in LEARNED}, indent=2) + "\n")
+    return sorted(LEARNED)
 
 
 def main() -> None:
@@ -68,6 +94,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "demo_budget")
     ap.add_argument("-o", "--output", type=Path, default=ROOT / "benchmarks" / "results" / "demo_budget.json")
     ap.add_argument("--tag", default=None, help="label of this machine/session in the JSON (default: hostname)")
+    ap.add_argument("--reuse-learned", action="store_true",
+                    help="runs after the first reuse its teacher, gates and PruningNet (see the docstring)")
     ap.add_argument("extra", nargs="*", help="extra arguments for nas-prune run (after --)")
     args = ap.parse_args()
 
@@ -80,6 +108,10 @@ def main() -> None:
             continue
         out = args.work / tag / f"run{n:02d}"
         env = {**os.environ, "NAS_PRUNE_CACHE": str(out / "cache")}  # a first run: nothing calibrated yet
+        reused: list[str] = []
+        first = args.work / tag / "run00"
+        if args.reuse_learned and n > 0 and (first / "summary.json").exists():
+            reused = seed_learned(first, out)
         load = [round(x, 2) for x in os.getloadavg()]
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "nas_prune", "run", "--out", str(out), *args.extra],
@@ -87,7 +119,7 @@ def main() -> None:
         if proc.returncode != 0:
             raise SystemExit(f"run {n} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
         rec = {"tag": tag, "run": n, "cpu": cpu_model(), "date": time.strftime("%Y-%m-%d %H:%M"),
-               **record(out, time.perf_counter() - start, load)}
+               **record(out, time.perf_counter() - start, load), "reused_stages": reused}
         res["runs"].append(rec)
         runs = res["runs"]
         res["n"] = len(runs)

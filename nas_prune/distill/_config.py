@@ -43,6 +43,11 @@ class DistillConfig:
         entropy_weight: DAFL ``L_ie`` weight (paper: 5 on MNIST).
         bn_weight: ``dafl-bn``: weight of DeepInversion's BatchNorm-statistics term (summed over
             the teacher's BatchNorm layers) in the generator's loss.
+        keep_best: Methods that read the training split: the student kept at the end is the epoch
+            with the best validation accuracy (ties: the later epoch), not the last one. Data-free
+            methods keep the last epoch (they must not select on labelled images).
+        patience: Stop early when the validation accuracy has not risen for this many epochs
+            (``None``: train every epoch). Only with ``keep_best``; the best epoch is restored.
         cache_teacher_mb: Precompute the teacher's outputs on the (un-augmented) training set when
             they fit in this many MiB (exact, and saves a teacher forward per step).
     """
@@ -67,6 +72,8 @@ class DistillConfig:
     activation_weight: float = 0.1
     entropy_weight: float = 5.0
     bn_weight: float = 1.0
+    keep_best: bool = True
+    patience: int | None = None
     cache_teacher_mb: float = 512.0
 
     def to_json(self) -> dict[str, Any]:

@@ -195,7 +195,9 @@ def distill(
     evaluate) and ``none`` (labels only, the teacher is not used for training).
 
     Every epoch is checkpointed atomically to ``out_dir/checkpoint.pt``; calling again with the same
-    arguments resumes after the last finished epoch.
+    arguments resumes after the last finished epoch. Methods that read the training split keep the
+    epoch with the best validation accuracy (``config.keep_best``) and may stop early
+    (``config.patience``); ``metrics["kept"]`` says which epoch was kept and why.
 
     Args:
         space: The space of ``arch``.
@@ -280,6 +282,8 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
 
     ckpt_path = out / _CHECKPOINT
     start, history, seconds = 0, [], 0.0
+    select = cfg.keep_best and run.impl.reads_train_data  # data-free methods never select on labels
+    best: dict[str, Any] = {"epoch": 0, "improved": 0, "val_accuracy": -1.0, "state_dict": None}
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, what="distillation checkpoint")
         if ckpt.get("run") != key:
@@ -293,19 +297,34 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
             raise NasPruneError(f"{ckpt_path} does not fit this run's modules (written by another version of "
                                 "nas-prune?): delete it to start this distillation over") from None
         start, history, seconds = int(ckpt["epoch"]), list(ckpt["history"]), float(ckpt.get("seconds", 0.0))
+        if isinstance(ckpt.get("best"), dict):
+            best = ckpt["best"]
 
+    stopped = _patience_ran_out(history, best, cfg) if select else False
     for epoch in range(start, epochs):
+        if stopped:
+            break
         t0 = time.perf_counter()
         loss = run.epoch(epoch)
         seconds += time.perf_counter() - t0
         record = {"epoch": epoch + 1, "steps": (epoch + 1) * run.steps, "seconds": seconds, "loss": loss,
-                  "val_accuracy": evaluate(student, val, amp=amp), **run.impl.epoch_record(run)}
+                  "val_accuracy": _val_accuracy(student, val, amp), **run.impl.epoch_record(run)}
         history.append(record)
+        if select and record["val_accuracy"] >= best["val_accuracy"]:  # ties: the later (longer-trained) epoch
+            improved = epoch + 1 if record["val_accuracy"] > best["val_accuracy"] else best["improved"]
+            best = {"epoch": epoch + 1, "improved": improved, "val_accuracy": record["val_accuracy"],
+                    "state_dict": {k: v.detach().cpu().clone() for k, v in student.state_dict().items()}}
+        stopped = _patience_ran_out(history, best, cfg) if select else False
         state = run.state()
         save_state_dict(state.pop("state_dict"), ckpt_path, **state, run=key, epoch=epoch + 1, history=history,
-                        seconds=seconds)
+                        seconds=seconds, best=best)
         if on_epoch is not None:
             on_epoch(record)
+
+    kept = {"epoch": len(history), "rule": "last epoch", "stopped_early": bool(stopped and len(history) < epochs)}
+    if select and best["state_dict"] is not None:
+        student.load_state_dict(best["state_dict"])
+        kept.update(epoch=int(best["epoch"]), rule="best validation accuracy")
 
     student.eval().cpu()  # exports, metrics and latency on the CPU, as the tables are
     teacher.cpu()
@@ -315,7 +334,17 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
     export_onnx(teacher, space.example_input(), out / "teacher.onnx")
     return _write_metrics(space, arch=Architecture(space.id, channels), student=student, teacher=teacher,
                           data=data_bundle, out=out, key=key, history=history, seconds=seconds, table=table,
-                          budget_ms=budget_ms, threads=threads, measure_latency=measure_latency)
+                          budget_ms=budget_ms, threads=threads, measure_latency=measure_latency, kept=kept)
+
+
+def _val_accuracy(student: nn.Module, val: Dataset, amp: bool) -> float:
+    """The epoch's validation accuracy (what ``keep_best`` and ``patience`` decide on)."""
+    return evaluate(student, val, amp=amp)
+
+
+def _patience_ran_out(history: list[dict[str, Any]], best: dict[str, Any], cfg: DistillConfig) -> bool:
+    """Whether ``cfg.patience`` epochs have passed since the validation accuracy last rose."""
+    return cfg.patience is not None and bool(history) and len(history) - int(best["improved"]) >= cfg.patience
 
 
 _TEACHER_ACCURACY: "weakref.WeakKeyDictionary[nn.Module, dict[int, float]]" = weakref.WeakKeyDictionary()
@@ -331,14 +360,15 @@ def _teacher_accuracy(teacher: nn.Module, test: Dataset) -> float:
 
 def _write_metrics(space: ChannelSpace, *, arch: Architecture, student: nn.Module, teacher: nn.Module,
                    data: DataBundle, out: Path, key: dict[str, Any], history: list[dict[str, Any]], seconds: float,
-                   table: Any, budget_ms: float | None, threads: int, measure_latency: bool) -> dict[str, Any]:
+                   table: Any, budget_ms: float | None, threads: int, measure_latency: bool,
+                   kept: dict[str, Any] | None = None) -> dict[str, Any]:
     s_count, t_count = space.count(arch), space.count(space.full())
     tab = load_table(table, space) if table is not None else None
     if tab is not None:
         tab.check_space(space)
     metrics: dict[str, Any] = {
         "format": METRICS_FORMAT, "version": 1, "data": data.name, **key,
-        "train_seconds": seconds, "history": history,
+        "train_seconds": seconds, "history": history, "kept": kept,
         "student": {"test_accuracy": evaluate(student, data.test), "val_accuracy": evaluate(student, data.val), **s_count},
         "teacher": {"test_accuracy": _teacher_accuracy(teacher, data.test),
                     "val_accuracy": _teacher_accuracy(teacher, data.val), **t_count},

@@ -244,3 +244,38 @@ def test_a_checkpoint_that_does_not_fit_the_modules_is_refused_with_the_fix(tiny
     monkeypatch.setattr(DAFLBNMethod, "affine_output", False)  # same settings, other modules (an older version)
     with pytest.raises(NasPruneError, match="delete it to start this distillation over"):
         distill(tiny_space, tiny_space.uniform(0.5), tiny_teacher, bundle, **kwargs)
+
+
+def test_the_best_validation_epoch_is_kept(tiny_space, tiny_teacher, digits_small, tmp_path):
+    metrics = distill(tiny_space, tiny_space.uniform(0.5), tiny_teacher, digits_small, method="kd", init="scratch",
+                      epochs=3, out_dir=tmp_path, measure_latency=False, config=FAST)
+    vals = [r["val_accuracy"] for r in metrics["history"]]
+    best = max(range(len(vals)), key=lambda i: (vals[i], i))  # ties: the later epoch
+    assert metrics["kept"] == {"epoch": best + 1, "rule": "best validation accuracy", "stopped_early": False}
+    assert metrics["student"]["val_accuracy"] == pytest.approx(vals[best])
+    model = load_model(tiny_space, tmp_path / "model.pt")  # the saved model is the kept epoch
+    assert evaluate(model, digits_small.val) == pytest.approx(vals[best])
+
+
+def test_patience_stops_when_validation_stops_rising_and_resumes_stopped(tiny_space, tiny_teacher, digits_small,
+                                                                          tmp_path, monkeypatch):
+    import nas_prune.distill._run as run_module
+
+    script = iter([0.5, 0.6, 0.55, 0.6, 0.7, 0.8])  # rises at epoch 2; epoch 4 ties it (kept: later), no rise since
+    monkeypatch.setattr(run_module, "_val_accuracy", lambda *a: next(script))
+    kwargs = dict(method="kd", init="teacher", epochs=6, measure_latency=False,
+                  config=DistillConfig(batch_size=32, patience=2))
+    metrics = distill(tiny_space, tiny_space.uniform(0.5), tiny_teacher, digits_small, out_dir=tmp_path, **kwargs)
+    assert [r["val_accuracy"] for r in metrics["history"]] == [0.5, 0.6, 0.55, 0.6]
+    assert metrics["kept"] == {"epoch": 4, "rule": "best validation accuracy", "stopped_early": True}
+    (tmp_path / "metrics.json").unlink()
+    again = distill(tiny_space, tiny_space.uniform(0.5), tiny_teacher, digits_small, out_dir=tmp_path, **kwargs)
+    assert len(again["history"]) == 4 and again["kept"] == metrics["kept"]  # resumed: no epoch after the stop
+    assert next(script) == 0.7  # and no epoch was trained or evaluated again
+
+
+def test_data_free_methods_keep_the_last_epoch(tiny_space, tiny_teacher, digits_small, tmp_path):
+    bundle = DataBundle("digits", NoTrainingImages(), digits_small.val, digits_small.test, 10, 16)
+    metrics = distill(tiny_space, tiny_space.uniform(0.5), tiny_teacher, bundle, method="dafl", init="scratch",
+                      epochs=2, out_dir=tmp_path, measure_latency=False, config=FAST)
+    assert metrics["kept"] == {"epoch": 2, "rule": "last epoch", "stopped_early": False}

@@ -109,6 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--gate-ratios", default="0.3,0.5,0.7", help="Pruning from Scratch target ratios")
     ap.add_argument("--tp-steps", type=int, default=10, help="bisection steps on Torch-Pruning's ratio")
     ap.add_argument("--rounds", type=int, default=15, help="interleaved latency rounds")
+    ap.add_argument("--calibration", default="auto", choices=("auto", "refresh", "off"),
+                    help="the table as calibrated on this machine (auto, as nas-prune run) or as stored (off)")
     ap.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "compare_methods.json")
     ap.add_argument("--figure", type=Path, default=None, help="default: OUTPUT with .html")
     args = ap.parse_args(argv)
@@ -138,7 +140,7 @@ class ModelBench:
 
     def __init__(self, args: argparse.Namespace, model: str) -> None:
         from nas_prune.data import load_data
-        from nas_prune.latency import LatencyTable, find_shipped_table
+        from nas_prune.latency import calibrated_table, find_shipped_table
 
         self.args, self.model = args, model
         self.out = args.work / model
@@ -163,7 +165,9 @@ class ModelBench:
             raise NasPruneError(f"no latency table in {args.tables} for space {self.space.id} at {args.threads} "
                                 "thread(s): profile one with 'nas-prune profile' or pass --threads 1|2")
         self.table_path = shipped
-        self.table = LatencyTable.load(shipped)
+        # as nas-prune run does: a table this machine did not build is checked and adapted here first
+        self.table = calibrated_table(shipped, self.space, mode=args.calibration,
+                                      log=lambda m: print(m, file=sys.stderr))
         self.seconds: dict[str, float] = {}
 
     # -------------------------------------------------------------- shared artefacts

@@ -30,6 +30,9 @@ def distill_command(
     threads: int = typer.Option(1, help="onnxruntime threads for the latency measurement (as the table's)."),
     device: str = typer.Option("auto", help=f"Where student and teacher train: {DEVICE_HELP} (latency is still "
                                             "measured on the CPU)."),
+    keep_best: bool = typer.Option(True, "--keep-best/--keep-last",
+                                   help="Keep the epoch with the best validation accuracy (not for data-free methods)."),
+    patience: int = typer.Option(None, min=1, help="Stop when validation accuracy has not risen for this many epochs."),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder."),
 ) -> None:
     """Train the pruned student against its teacher; write model.pt, arch.json, model.onnx, metrics.json.
@@ -37,7 +40,7 @@ def distill_command(
     Re-running with the same arguments resumes after the last finished epoch.
     """
     from nas_prune.data import load_data
-    from nas_prune.distill import distill
+    from nas_prune.distill import DistillConfig, distill
     from nas_prune.export import load_model
     from nas_prune.training import resolve_device
 
@@ -49,10 +52,12 @@ def distill_command(
     teacher_model = load_model(sp, teacher, what="teacher checkpoint")
     bundle = load_data(data, input_size=sp.input_shape[-1], train_subset=train_subset, seed=seed)
     metrics = distill(sp, arch, teacher_model, bundle, method=method, init=init, epochs=epochs, seed=seed,
-                      out_dir=output, table=table, budget_ms=budget_ms, threads=threads, device=device)
+                      out_dir=output, table=table, budget_ms=budget_ms, threads=threads, device=device,
+                      config=DistillConfig(keep_best=keep_best, patience=patience))
     summary = {k: metrics.get(k) for k in ("speedup", "predicted_ms", "budget_holds", "calibration")}
     summary["student_accuracy"] = metrics["student"]["test_accuracy"]
     summary["teacher_accuracy"] = metrics["teacher"]["test_accuracy"]
+    summary["kept"] = metrics["kept"]
     typer.echo(json.dumps(summary))
 
 

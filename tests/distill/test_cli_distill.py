@@ -30,6 +30,7 @@ def test_distill_command_writes_outputs(tiny_space, tiny_space_file, tiny_teache
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["budget_holds"] is True and summary["speedup"] > 0
+    assert summary["kept"] == {"epoch": 1, "rule": "best validation accuracy", "stopped_early": False}
     for name in ("model.pt", "arch.json", "model.onnx", "metrics.json"):
         assert (out / name).is_file()
 

@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+#: v1: finalists and final check in one session pair each; v2: blocks of fresh sessions (measure_ratios sessions)
+PROTOCOL = "v2"
 
 
 def cpu_model() -> str:
@@ -96,6 +98,8 @@ def main() -> None:
     ap.add_argument("--tag", default=None, help="label of this machine/session in the JSON (default: hostname)")
     ap.add_argument("--reuse-learned", action="store_true",
                     help="runs after the first reuse its teacher, gates and PruningNet (see the docstring)")
+    ap.add_argument("--reuse-from", type=Path, default=None,
+                    help="with --reuse-learned: a finished run folder to take them from (default: this tag's run00)")
     ap.add_argument("extra", nargs="*", help="extra arguments for nas-prune run (after --)")
     args = ap.parse_args()
 
@@ -109,8 +113,8 @@ def main() -> None:
         out = args.work / tag / f"run{n:02d}"
         env = {**os.environ, "NAS_PRUNE_CACHE": str(out / "cache")}  # a first run: nothing calibrated yet
         reused: list[str] = []
-        first = args.work / tag / "run00"
-        if args.reuse_learned and n > 0 and (first / "summary.json").exists():
+        first = args.reuse_from or args.work / tag / "run00"
+        if args.reuse_learned and (n > 0 or args.reuse_from) and (first / "summary.json").exists():
             reused = seed_learned(first, out)
         load = [round(x, 2) for x in os.getloadavg()]
         start = time.perf_counter()
@@ -118,7 +122,7 @@ def main() -> None:
                               cwd=ROOT, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"run {n} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-        rec = {"tag": tag, "run": n, "cpu": cpu_model(), "date": time.strftime("%Y-%m-%d %H:%M"),
+        rec = {"tag": tag, "run": n, "cpu": cpu_model(), "date": time.strftime("%Y-%m-%d %H:%M"), "protocol": PROTOCOL,
                **record(out, time.perf_counter() - start, load), "reused_stages": reused}
         res["runs"].append(rec)
         runs = res["runs"]

@@ -2,8 +2,10 @@
 
 The table ranks thousands of candidates in microseconds; the budget's verdict is a measurement.
 The ``k`` most accurate predicted-feasible candidates are exported and each is timed interleaved
-with the teacher, in pairs as in the final check (:func:`nas_prune.latency._ratio.measure_ratios`, more rounds where the noise is wider than
-the margin), and the pick is the most accurate one whose *measured* ratio meets the budget.
+with the teacher, in pairs as in the final check and in blocks of fresh sessions spread over the
+round (:func:`nas_prune.latency.measure_ratios`: the interval covers the ratio's drift from one
+measurement to the next; more blocks where the noise is wider than the margin), and the pick is the
+most accurate one whose *measured* interval clears the budget.
 
 When none meets (the table under-predicts on this machine), a second round corrects for it: the
 median measured/predicted ratio of the first round is the table's bias here, and the most accurate
@@ -22,10 +24,11 @@ from typing import Any, Callable, Sequence
 
 from nas_prune._io import read_json, write_json
 
-__all__ = ["MAX_ROUNDS", "MARGIN", "table_bias", "corrected_target", "top_candidates", "pick_measured", "finalists_stage"]
+__all__ = ["MAX_ROUNDS", "MARGIN", "SESSIONS", "table_bias", "corrected_target", "top_candidates", "pick_measured", "finalists_stage"]
 
 MAX_ROUNDS = 3  # rounds of measured finalists at most (the 2nd and 3rd only when none met)
 MARGIN = 0.03  # aim this fraction under the bias-corrected limit (about the ratio's spread over rounds)
+SESSIONS = 3  # blocks of fresh sessions per candidate (measure_ratios): the interval covers their drift
 
 
 def _key(channels: Any) -> tuple[tuple[str, int], ...]:
@@ -57,11 +60,14 @@ def top_candidates(trials: Sequence[dict[str, Any]], k: int) -> list[dict[str, A
 def pick_measured(cands: Sequence[dict[str, Any]], measured: Sequence[dict[str, Any]]) -> tuple[int, bool]:
     """Index of the most accurate candidate whose measurement meets the budget (``cands`` best first).
 
-    Returns ``(index, met)``; when none meets, the one with the lowest measured ratio and ``False``.
+    A candidate whose interval clears the budget comes before one that meets it only on its
+    median (noise wider than the margin after every round). Returns ``(index, met)``; when none
+    meets, the one with the lowest measured ratio and ``False``.
     """
-    for i, m in enumerate(measured):
-        if m["meets"]:
-            return i, True
+    for decided_by in ("interval", "median"):
+        for i, m in enumerate(measured):
+            if m["meets"] and m.get("decided_by", "interval") == decided_by:
+                return i, True
     return min(range(len(measured)), key=lambda i: measured[i]["ratio"]), False
 
 
@@ -104,9 +110,12 @@ def finalists_stage(space: Any, out: Path, table: Any, limit: float, k: int,
     rounds: list[dict[str, Any]] = []
     batch = [(t, Architecture(space.id, dict(t["channels"]))) for t in first]
     for rnd in range(1, MAX_ROUNDS + 1):
-        # each candidate alone with the teacher: the final check's protocol
-        m = [measure_ratios({"f": arch_onnx_bytes(space, a)}, out / "teacher.onnx", space.input_shape,
-                            table.settings, limit=limit)["f"] for _, a in batch]
+        # each candidate alone with the teacher (the final check's protocol), in blocks of fresh
+        # sessions spread over the round, so that each interval covers the ratio's drift here
+        res = measure_ratios({f"c{j}": arch_onnx_bytes(space, a) for j, (_, a) in enumerate(batch)},
+                             out / "teacher.onnx", space.input_shape, table.settings, limit=limit,
+                             sessions=SESSIONS, pairs=True)
+        m = [res[f"c{j}"] for j in range(len(batch))]
         cands += [t for t, _ in batch]
         archs += [a for _, a in batch]
         measured += m

@@ -21,6 +21,8 @@ from nas_prune.progress import console
 
 __all__ = ["run_pipeline"]
 
+FINAL_SESSIONS = 6  # blocks of fresh sessions, a second apart, in the final check (measure_ratios)
+
 
 def pruningnet_check(pnet: Any, space: Any, data: Any, *, seed: int) -> dict[str, Any]:
     """Score uniform widths with the trained PruningNet (on its device); warn loudly when wider does not score higher."""
@@ -215,8 +217,10 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
     def stage_check() -> dict[str, Any]:
         from nas_prune.latency import arch_onnx_bytes, measure_ratios
 
+        # blocks of fresh sessions a second apart: the verdict's interval covers the ratio's drift here
         final = measure_ratios({"final": out / "distill" / "model.onnx"}, out / "teacher.onnx", space.input_shape,
-                               table.settings, limit=budget_res["limit_ratio"])["final"]
+                               table.settings, limit=budget_res["limit_ratio"], sessions=FINAL_SESSIONS,
+                               pause_s=1.0)["final"]
         write_json(out / "final_check.json", final)
         trials = read_json(out / "trials.json", what="search trials")
         picks = [arch] + [Architecture(space.id, t["channels"]) for t in _spread(trials, cfg.validate_n)]

@@ -37,3 +37,44 @@ def test_noise_wider_than_the_margin_takes_more_rounds_and_says_so(onnx, tiny_sp
         assert res["meets"] == (res["ratio"] <= 1.0)
     else:  # the interval cleared the limit: the verdict is the interval's
         assert res["meets"] == (res["interval"][1] <= 1.0)
+
+
+def test_sessions_split_the_rounds_into_blocks_of_fresh_sessions(onnx, tiny_space, monkeypatch):
+    import nas_prune.device as device
+
+    made = []
+    real = device.make_session
+    monkeypatch.setattr(device, "make_session", lambda *a, **k: made.append(k.get("what")) or real(*a, **k))
+    res = measure_ratios({"small": onnx["small"]}, onnx["full"], tiny_space.input_shape, FAST, limit=10.0, rounds=9,
+                         sessions=3)["small"]
+    assert res["rounds"] == 9 and len(res["block_ratios"]) == 3 and res["drift"] >= 0.0
+    assert made.count("teacher") == 3 and made.count("model 'small'") == 3  # every block in new sessions
+    assert res["meets"] is True and res["decided_by"] == "interval"
+    lo, hi = res["interval"]
+    assert lo <= res["ratio"] <= hi
+
+
+def test_pairs_time_each_candidate_alone_with_the_teacher(onnx, tiny_space, monkeypatch):
+    import nas_prune.device as device
+
+    groups = []
+    real = device.time_interleaved
+    monkeypatch.setattr(device, "time_interleaved", lambda runners, s: groups.append(sorted(runners)) or real(runners, s))
+    res = measure_ratios({"a": onnx["small"], "b": onnx["small"]}, onnx["full"], tiny_space.input_shape, FAST,
+                         limit=10.0, rounds=6, sessions=2, pairs=True)
+    assert groups == [["__teacher__", "a"], ["__teacher__", "b"]] * 2  # block by block over the candidates
+    assert all(r["rounds"] == 6 for r in res.values())
+
+
+def test_the_block_bootstrap_covers_drift_between_blocks():
+    import numpy as np
+
+    from nas_prune.latency._ratio import _median_interval
+
+    rng = np.random.default_rng(0)
+    levels = [0.50, 0.54, 0.58]  # three measurements that each agree with themselves, not with each other
+    ratios = np.concatenate([lv + 0.002 * rng.standard_normal(10) for lv in levels])
+    blocks = np.repeat(np.arange(3), 10)
+    lo_r, hi_r = _median_interval(ratios)
+    lo_b, hi_b = _median_interval(ratios, blocks)
+    assert hi_r < 0.57 <= hi_b and lo_b <= 0.51 < lo_r  # the rounds' bootstrap alone claims more precision

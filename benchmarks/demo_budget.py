@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-#: v1: finalists and final check in one session pair each; v2: blocks of fresh sessions (measure_ratios sessions)
-PROTOCOL = "v2"
+#: v1: finalists and final check in one session pair each; v2: blocks of fresh sessions (measure_ratios sessions);
+#: v3: v2 + the pick 4 % under the budget (PICK_MARGIN) + verdicts on quiet blocks (QUIET_TOL)
+PROTOCOL = "v3"
 
 
 def cpu_model() -> str:

@@ -42,6 +42,9 @@ def run(
                                             "scored and the distillation trains: auto (CUDA when present) | cpu | "
                                             "cuda | cuda:N. Latency is measured as the table says."),
     finalists: int = typer.Option(8, help="Most accurate candidates measured against the teacher before the pick."),
+    pick_margin: float = typer.Option(0.04, help="The pick must measure this fraction under the budget (the ratio "
+                                      "drifts by a few %% between measurements minutes apart); the final verdict "
+                                      "is against the budget itself."),
     calibration: str = typer.Option("auto", help="Latency table calibration: auto (check/adapt a table this "
                                     "machine did not calibrate) | refresh | off."),
 ) -> None:
@@ -52,7 +55,7 @@ def run(
                     sampler=sampler, out=out, input_size=input_size, threads=threads, method=method, init=init,
                     seed=seed, teacher_epochs=teacher_epochs, gate_epochs=gate_epochs, pnet_epochs=pnet_epochs,
                     n_trials=n_trials, distill_epochs=distill_epochs, train_subset=train_subset, validate_n=validate_n,
-                    device=device, finalists=finalists, calibration=calibration)
+                    device=device, finalists=finalists, pick_margin=pick_margin, calibration=calibration)
     summary = run_pipeline(cfg)
     t, f = summary["teacher"], summary["final"]
     typer.echo(json.dumps({

@@ -23,7 +23,7 @@ from nas_prune.latency._calibrate import (
 )
 from nas_prune.latency._fit import FitResult, fit_additive
 from nas_prune.latency._measure import arch_onnx_bytes, measure_interleaved, measure_latency, to_onnx_bytes
-from nas_prune.latency._ratio import measure_ratios
+from nas_prune.latency._ratio import QUIET_TOL, measure_ratios
 from nas_prune.latency._retarget import retarget_table
 from nas_prune.latency._shipped import find_shipped_table, shipped_tables, shipped_tables_dir
 from nas_prune.latency._structure import LayerCosts, structure_from_space
@@ -56,6 +56,7 @@ __all__ = [
     "measure_interleaved",
     "measure_latency",
     "measure_ratios",
+    "QUIET_TOL",
     "measure_relative",
     "retarget_table",
     "predict_cpu_us",

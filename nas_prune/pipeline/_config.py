@@ -57,6 +57,7 @@ class RunConfig:
     validate_n: int = 8
     device: str = "auto"  # every training stage and PruningNet scoring: auto | cpu | cuda[:N] (latency: the table's)
     finalists: int = 8
+    pick_margin: float = 0.04  # the finalists' pick must measure this fraction under the budget (see _finalists)
     calibration: str = "auto"
     overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -67,6 +68,8 @@ class RunConfig:
         resolve_device(self.device)
         if self.calibration not in ("auto", "refresh", "off"):
             raise NasPruneError(f"calibration {self.calibration!r}: use auto, refresh or off")
+        if not 0.0 <= self.pick_margin < 0.5:
+            raise NasPruneError(f"pick margin {self.pick_margin}: use a fraction in [0, 0.5), e.g. 0.04")
         if self.backend not in ("optuna", "nni"):
             raise NasPruneError(f"backend {self.backend!r}: use optuna or nni")
         self._validate_names()

@@ -78,3 +78,35 @@ def test_the_block_bootstrap_covers_drift_between_blocks():
     lo_r, hi_r = _median_interval(ratios)
     lo_b, hi_b = _median_interval(ratios, blocks)
     assert hi_r < 0.57 <= hi_b and lo_b <= 0.51 < lo_r  # the rounds' bootstrap alone claims more precision
+
+
+def _fake_timing(monkeypatch, blocks):
+    """time_interleaved returning, per call, the next ``(teacher_s, candidate_s)`` for every round."""
+    import nas_prune.device as device
+
+    calls = iter(blocks)
+
+    def fake(runners, settings):
+        t, c = next(calls)
+        return {name: [[t if name == "__teacher__" else c] * settings.runs_per_round] * settings.rounds
+                for name in runners}
+
+    monkeypatch.setattr(device, "time_interleaved", fake)
+
+
+def test_the_verdict_is_taken_on_the_blocks_where_the_teacher_ran_at_its_quiet_speed(onnx, tiny_space, monkeypatch):
+    quiet, contended = (1.0e-3, 0.45e-3), (1.3e-3, 0.72e-3)  # 0.45x quiet; 0.55x while a neighbour is busy
+    _fake_timing(monkeypatch, [quiet, contended, quiet, contended, contended, quiet])
+    res = measure_ratios({"s": onnx["small"]}, onnx["full"], tiny_space.input_shape, FAST, limit=0.5, rounds=12,
+                         sessions=6, quiet_tol=0.08)["s"]
+    assert res["ratio"] == pytest.approx(0.45) and res["meets"] is True and res["quiet_blocks"] == 3
+    assert res["contended"] is False and res["quiet_teacher_ms"] == pytest.approx(1.0)
+    assert sorted(round(x, 2) for x in res["block_ratios"]) == [0.45] * 3 + [0.55] * 3
+
+
+def test_a_contended_machine_takes_more_blocks_then_says_so(onnx, tiny_space, monkeypatch):
+    _fake_timing(monkeypatch, [(1.3e-3, 0.72e-3)] * 12)  # slower than the quiet 1.0 ms the run saw before
+    res = measure_ratios({"s": onnx["small"]}, onnx["full"], tiny_space.input_shape, FAST, limit=0.5, rounds=6,
+                         max_rounds=12, sessions=6, quiet_tol=0.08, quiet_teacher_ms=1.0)["s"]
+    assert res["contended"] is True and res["rounds"] == 12 and res["quiet_blocks"] == 12
+    assert res["meets"] is False and res["ratio"] == pytest.approx(0.72 / 1.3)

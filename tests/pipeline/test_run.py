@@ -79,7 +79,9 @@ def test_run_tiny_end_to_end(tmp_path):
     final_check = json.loads((out / "final_check.json").read_text())
     assert summary["feasible"] is final_check["meets"] and summary["latency_ratio"] == final_check["ratio"]
     lo, hi = summary["latency_ratio_interval"]
-    assert lo <= summary["latency_ratio"] <= hi and summary["latency_ratio_rounds"] >= 30
+    assert lo <= summary["latency_ratio"] <= hi and final_check["rounds_all"] >= 30
+    assert summary["latency_ratio_rounds"] == final_check["rounds"] >= 5  # the quiet blocks' rounds (>= 1 block)
+    assert summary["latency_ratio_blocks"]["all"] >= 6 and summary["latency_ratio_blocks"]["quiet"] >= 1
     assert final_check["meets"] == (hi <= final_check["limit"] if final_check["decided_by"] == "interval"
                                     else final_check["ratio"] <= final_check["limit"])
     # a table profiled here is this machine's: used as built, and said so

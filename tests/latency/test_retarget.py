@@ -52,3 +52,19 @@ def test_shipped_table_for_other_classes_is_found_after_an_exact_one(tiny_table,
 
     retarget_table(tiny_table, three_classes).save(tmp_path / "vm" / "three.json")
     assert find_shipped_table(three_classes.id, 1, root=tmp_path, retarget_to=three_classes) == tmp_path / "vm" / "three.json"
+
+
+@pytest.mark.parametrize("model", ["mobilenet_v2", "resnet18"])
+def test_the_shipped_224_tables_serve_an_imagefolder_of_10_classes(model):
+    """The 1000-class 224x224 host-CPU tables are found for a 10-class space and re-keyed to it."""
+    from nas_prune.latency import LatencyTable, find_shipped_table, retarget_table
+    from nas_prune.space import ChannelSpace
+
+    space = ChannelSpace.from_name(model, input_size=224, num_classes=10)
+    path = find_shipped_table(space.id, 1, retarget_to=space)
+    assert path is not None and f"{model}-224_" in path.name
+    shipped = LatencyTable.load(path)
+    assert shipped.space_id != space.id and list(shipped.meta["input_shape"])[-2:] == [224, 224]
+    table = retarget_table(shipped, space)
+    assert table.predict(space.full()) > table.predict(space.uniform(0.5)) > 0
+    assert shipped.meta.get("build_seconds") and not shipped.meta.get("emulated")

@@ -1,9 +1,8 @@
 """``nas-prune run --model mobilenet_v2 --input-size 224`` on ImageFolder data finds the shipped 224 table.
 
 The shipped 224x224 tables are for 1000 classes; a dataset of 10 (here: digits images written as an
-ImageFolder) gets the same network's table re-keyed to its space (``retarget_table``). The "shipped"
-table is a fake one fitted in the test to made-up ratios (no timing); the run is stopped after its
-budget stage, the last one that uses the table before the search.
+ImageFolder) gets the same network's table re-keyed to its space (``retarget_table``). The run is
+stopped after its budget stage, the last one that uses the table before the search.
 """
 
 from __future__ import annotations
@@ -37,39 +36,17 @@ def _digits_image_folder(root: Path, per_class: dict[str, int]) -> Path:
     return root
 
 
-def _fake_shipped_table(space, path: Path) -> Path:
-    """A table for ``space`` fitted to made-up ratios (the share of each design's channels), no timing."""
-    from nas_prune.device import TimingSettings
-    from nas_prune.latency import design_archs, structure_from_space, table_from_records
-
-    full = {g.name: g.width for g in space.genes}
-    records = []
-    for i, ch in enumerate(design_archs(space, 24, seed=0)):
-        rel = 0.2 + 1.6 * float(np.mean([ch[g] / full[g] for g in ch]))
-        records.append({"id": f"n{i:04d}", "channels": ch, "rel": rel, "ref_round_ms": 12.0, "round_ms": 12.0 * rel})
-    table = table_from_records(space_id=space.id, structure=structure_from_space(space), settings=TimingSettings(),
-                               meta={"device": "shipped-vm"}, records=records, input_shape=space.input_shape,
-                               reference_channels=dict(space.uniform(0.5).channels))
-    return table.save(path)
-
-
 @pytest.mark.slow
 def test_run_at_224_finds_the_shipped_1000_class_table(tmp_path, monkeypatch, capsys):
     import nas_prune.gates
-    from nas_prune.latency import LatencyTable
+    from nas_prune.latency import LatencyTable, shipped_tables_dir
     from nas_prune.space import ChannelSpace
 
     data = _digits_image_folder(tmp_path / "digits", {"train": 3, "val": 1})
     shipped_space = ChannelSpace.load(ROOT / "search_spaces" / "mobilenet_v2-224.json")
     assert shipped_space.model["num_classes"] == 1000 and list(shipped_space.input_shape) == [3, 224, 224]
-    tables = tmp_path / "latency_tables"
-    shipped = _fake_shipped_table(shipped_space, tables / "vm" / "mobilenet_v2-224_cpu-1thread.json")
-    # the shipped tables, as package data, are this folder's (find_shipped_table and the run's source label)
-    import nas_prune.latency
-    from nas_prune.latency import _shipped
-
-    monkeypatch.setattr(_shipped, "shipped_tables", lambda: sorted(tables.rglob("*.json")))
-    monkeypatch.setattr(nas_prune.latency, "shipped_tables_dir", lambda: tables)
+    tables = shipped_tables_dir()  # the real shipped tables (package data)
+    shipped = next(iter(sorted(tables.rglob("mobilenet_v2-224_*cpu-1thread.json"))))
 
     def stop(*_args, **_kwargs):
         raise NasPruneError("stopped by the test after the budget stage")

@@ -39,8 +39,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 #: v1: finalists and final check in one session pair each; v2: blocks of fresh sessions (measure_ratios sessions);
-#: v3: v2 + the pick 4 % under the budget (PICK_MARGIN) + verdicts on quiet blocks (QUIET_TOL)
-PROTOCOL = "v3"
+#: v3: v2 + the pick 4 % under the budget (PICK_MARGIN) + verdicts on >= 3 quiet blocks (QUIET_TOL);
+#: v3b: v3 with 2 quiet blocks enough (MIN_QUIET_BLOCKS)
+PROTOCOL = "v3b"
 
 
 def cpu_model() -> str:
@@ -62,6 +63,7 @@ def record(out: Path, seconds: float, load_before: list[float]) -> dict[str, Any
     return {
         "feasible": s.get("feasible"), "latency_ratio": ratio, "limit_ratio": limit,
         "latency_ratio_interval": s.get("latency_ratio_interval"), "decided_by": s.get("feasible_decided_by"),
+        "final_blocks": s.get("latency_ratio_blocks"),
         "median_over_budget": bool(ratio is not None and limit is not None and ratio > limit),
         "finalists_met": fin.get("met"), "finalists_rounds": len(fin.get("rounds") or [1]) if fin else None,
         "finalists_measured_ratio": fin.get("measured_ratio"),

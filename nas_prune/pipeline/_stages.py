@@ -224,6 +224,11 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
                                pause_s=1.0, max_rounds=180, quiet_tol=QUIET_TOL,
                                quiet_teacher_ms=finalists_res.get("quiet_teacher_ms"))["final"]
         write_json(out / "final_check.json", final)
+        if final.get("contended"):
+            console.print(f"WARNING: the machine was contended through the final check (the teacher ran at "
+                          f"{final['teacher_ms']:.3g} ms against {final['quiet_teacher_ms']:.3g} ms quiet): the verdict "
+                          "counts every block; run 'nas-prune run' again on a quieter machine to re-check",
+                          style="bold red")
         trials = read_json(out / "trials.json", what="search trials")
         picks = [arch] + [Architecture(space.id, t["channels"]) for t in _spread(trials, cfg.validate_n)]
         now = table.measure_now(space, {f"arch{i}": arch_onnx_bytes(space, a) for i, a in enumerate(picks)}, rounds=15)

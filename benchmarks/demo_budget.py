@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nas_prune.device import machine_info
+
 ROOT = Path(__file__).resolve().parents[1]
 #: v1: finalists and final check in one session pair each; v2: blocks of fresh sessions (measure_ratios sessions);
 #: v3: v2 + the pick 4 % under the budget (PICK_MARGIN) + verdicts on >= 3 quiet blocks (QUIET_TOL);
@@ -45,13 +47,7 @@ PROTOCOL = "v3b"
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return str(machine_info()["cpu_model"])
 
 
 def record(out: Path, seconds: float, load_before: list[float]) -> dict[str, Any]:

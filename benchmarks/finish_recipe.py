@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from dataclasses import replace
@@ -40,6 +39,7 @@ import onnxruntime
 import torch
 
 from nas_prune.data import load_data
+from nas_prune.device import machine_info
 from nas_prune.distill import DistillConfig, distill, measure_pair
 from nas_prune.export import export_onnx, load_checkpoint, load_model
 from nas_prune.files import read_json, write_json
@@ -65,13 +65,7 @@ WIDTHS = (0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8)
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return str(machine_info()["cpu_model"])
 
 
 def pick_students(space: ChannelSpace, teacher: torch.nn.Module, work: Path, budgets: list[float]) -> dict[str, Any]:

@@ -84,7 +84,7 @@ def _trials(url: str) -> list:
 @pytest.mark.slow
 def test_killed_worker_trial_is_failed_and_rerun(search_artifacts, shared_storage, tmp_path):
     storage_url, conn = shared_storage
-    n = 14
+    n = 30  # study-wide: enough trials that all three workers overlap before it ends (14 was flaky under load)
     procs = []
     for w in range(3):
         args = search_args(search_artifacts, tmp_path / f"w{w}" / "best.json", "--n-trials", n, "--storage", storage_url,

@@ -152,8 +152,7 @@ def main() -> None:
             out = work / f"{recipe}-b{budget}-s{seed}"
             m = distill(space, space.uniform(width), teacher, data, method=method, init="teacher", epochs=epochs,
                         seed=seed, out_dir=out, config=cfg, measure_latency=False)
-            last = load_model(space, teacher_path)  # the last epoch's weights, from the checkpoint
-            last = materialize(last, space.uniform(width), space=space)
+            last = materialize(teacher, space.uniform(width), space=space)  # a copy: the last epoch's weights
             last.load_state_dict(load_checkpoint(out / "checkpoint.pt")["state_dict"])
             t_acc = m["teacher"]["test_accuracy"]
             res["runs"].append({

@@ -56,6 +56,7 @@ def _median_interval(ratios: np.ndarray, blocks: np.ndarray | None = None, *, re
 
 
 def _block_medians(values: np.ndarray, blocks: np.ndarray) -> dict[int, float]:
+    """The median of ``values`` in each block, in block order."""
     return {int(b): float(np.median(values[blocks == b])) for b in np.unique(blocks)}
 
 
@@ -127,8 +128,8 @@ def measure_ratios(models: Mapping[str, Any], teacher: Any, input_shape: Any, se
             settings_now = TimingSettings.from_json({**base.to_json(), "rounds": size})
             groups = [[n] for n in todo] if pairs else [todo]
             for group in groups:
-                fresh = sessions > 1
-                times = time_interleaved({k: runner(k, fresh) for k in ["__teacher__", *group]}, settings_now)
+                times = time_interleaved({k: runner(k, fresh=sessions > 1) for k in ["__teacher__", *group]},
+                                         settings_now)
                 t_round = np.array([np.percentile(r, q) for r in times["__teacher__"]])
                 for name in group:
                     c_round = np.array([np.percentile(r, q) for r in times[name]])
@@ -156,14 +157,14 @@ def measure_ratios(models: Mapping[str, Any], teacher: Any, input_shape: Any, se
             decided = hi <= limit or lo > limit
             if decided or taken >= max_rounds:
                 q25, q75 = np.percentile(ru, [25, 75])
-                meds = [float(np.median(ru[bu == b])) for b in np.unique(bu)]
+                meds = list(_block_medians(ru, bu).values())
                 done[name] = {"ratio": med, "interval": [lo, hi], "iqr": float(q75 - q25), "rounds": len(ru), "rounds_all": len(r),
                               "ms": float(np.median(np.array(own_ms[name])[use])),
                               "teacher_ms": float(np.median(np.array(teacher_ms[name])[use])),
                               "meets": bool(hi <= limit) if decided else bool(med <= limit),
                               "decided_by": "interval" if decided else "median", "limit": float(limit),
-                              "block_ratios": [float(np.median(r[blocks == b])) for b in np.unique(blocks)],
-                              "block_teacher_ms": [t_blocks[name][b] for b in np.unique(blocks)],
+                              "block_ratios": list(_block_medians(r, blocks).values()),
+                              "block_teacher_ms": list(t_blocks[name].values()),
                               "drift": float(np.std(meds, ddof=1) / np.mean(meds)) if len(meds) > 1 else 0.0,
                               "quiet_blocks": len(np.unique(bu)), "quiet_teacher_ms": float(fastest),
                               "contended": not enough, "load_average": [round(x, 2) for x in os.getloadavg()]}

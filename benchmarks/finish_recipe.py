@@ -160,7 +160,7 @@ def main() -> None:
                 "width": width, "test_accuracy": m["student"]["test_accuracy"],
                 "last_epoch_test_accuracy": evaluate(last.eval(), data.test), "kept_epoch": m["kept"]["epoch"],
                 "teacher_test_accuracy": t_acc, "teacher_gap": t_acc - m["student"]["test_accuracy"],
-                "train_seconds": m["train_seconds"], "val_curve": [round(h["val_accuracy"], 4) for h in m["history"]],
+                "train_seconds": m["train_seconds"], "torch_threads": args.threads, "val_curve": [round(h["val_accuracy"], 4) for h in m["history"]],
                 "load_average": list(os.getloadavg())})
             res.update({
                 "benchmark": "finish_recipe", "format": "nas-prune/finish-recipe",
@@ -168,7 +168,7 @@ def main() -> None:
                 "settings": {"data": args.data, "input": 32, "train_subset": preset["train_subset"],
                              "val": len(data.val), "test": len(data.test), "teacher_epochs": preset["teacher_epochs"],
                              "distill_epochs": preset["distill_epochs"], "batch_size": preset["batch_size"],
-                             "torch_threads": args.threads, "init": "teacher (L1 channels)", "keep_best": True,
+                             "torch_threads": "per run (2 unless the run says otherwise)", "init": "teacher (L1 channels)", "keep_best": True,
                              "recipes": {k: {"method": v[0], **v[1], "epochs_x": v[2]} for k, v in RECIPES.items()}},
                 "machine": {"cpu": cpu_model(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
                 "teacher": read_json(work / "teacher.json"), "students": choice,

@@ -161,6 +161,26 @@ def adapt(
     typer.echo(f"{output}: {calibration_label(out)}")
 
 
+@latency_app.command("refit")
+def refit(
+    table_file: Path = typer.Option(..., "--table", help="Latency table to fit again (nothing is timed)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Table JSON to write (default: in place)."),
+) -> None:
+    """Fit a table's model again to its own measured networks, with this version's model choices."""
+    from nas_prune.latency import LatencyTable, refit_table
+
+    table = LatencyTable.load(table_file)
+    new = refit_table(table)
+    out = new.save(output or table_file)
+    b, a = new.model["refit"]["before"], new.model
+    def desc(m: dict[str, Any]) -> str:
+        cv = m.get("cv") or {}
+        return (f"block {m.get('block')}, terms {'+'.join(m.get('terms') or ['macs', 'act'])}, cross-validated median "
+                f"error {100 * cv.get('median_abs_err', float('nan')):.2f} %, within +-10 % "
+                f"{100 * cv.get('within_10pct', float('nan')):.1f} %")
+    typer.echo(f"{out}: was {desc(b)}; now {desc(a)}")
+
+
 @latency_app.command("measure")
 def measure(
     space_file: Path = typer.Option(..., "--space", help="Space JSON."),

@@ -11,7 +11,15 @@ The tables measured on the development VM ship as package data (:func:`shipped_t
 from __future__ import annotations
 
 from nas_prune.latency._adapt import Correction, fit_correction, scores
-from nas_prune.latency._build import build_table, default_nets, design_archs, import_results, table_from_records, write_bundle
+from nas_prune.latency._build import (
+    build_table,
+    default_nets,
+    design_archs,
+    import_results,
+    refit_table,
+    table_from_records,
+    write_bundle,
+)
 from nas_prune.latency._calibrate import (
     adapt_table,
     calibrate,
@@ -28,7 +36,7 @@ from nas_prune.latency._retarget import retarget_table
 from nas_prune.latency._shipped import find_shipped_table, shipped_tables, shipped_tables_dir
 from nas_prune.latency._structure import LayerCosts, structure_from_space
 from nas_prune.latency._table import TABLE_FORMAT, TABLE_VERSION, LatencyTable, ScaledTable
-from nas_prune.latency._validate import bootstrap_intervals, predict_cpu_us, spearman, validate_table
+from nas_prune.latency._validate import bootstrap_intervals, predict_cpu_us, rescore, spearman, validate_table
 
 __all__ = [
     "Correction",
@@ -60,6 +68,8 @@ __all__ = [
     "measure_relative",
     "retarget_table",
     "predict_cpu_us",
+    "refit_table",
+    "rescore",
     "scores",
     "shipped_tables",
     "shipped_tables_dir",

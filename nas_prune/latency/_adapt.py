@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from nas_prune.errors import NasPruneError
-from nas_prune.latency._structure import LayerCosts
+from nas_prune.latency._structure import BASE_TERMS, LayerCosts
 
 __all__ = ["Correction", "fit_correction", "term_groups", "scores"]
 
@@ -42,8 +42,8 @@ def scores(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
             "median_abs_err": float(np.median(err)), "p95_abs_err": float(np.percentile(err, 95)), "n": int(len(y))}
 
 
-def term_groups(structure: Mapping[str, Any]) -> list[str]:
-    """The kind of every per-layer term (``2 * n_layers`` labels, in the order of the coefficients)."""
+def term_groups(structure: Mapping[str, Any], terms: Sequence[str] = BASE_TERMS) -> list[str]:
+    """The kind of every per-layer term (``len(terms) * n_layers`` labels, in the order of the coefficients)."""
     labels = []
     for layer in structure["layers"]:
         if layer["kind"] == "linear":
@@ -54,7 +54,7 @@ def term_groups(structure: Mapping[str, Any]) -> list[str]:
             kind = "conv1x1"
         else:
             kind = "convkxk"
-        labels += [f"{kind}:macs", f"{kind}:act"]
+        labels += [f"{kind}:{t}" for t in terms]
     return labels
 
 
@@ -87,12 +87,12 @@ class _Problem:
     """The measured networks under the table's prior model, and the candidate fits on any subset."""
 
     def __init__(self, structure: Mapping[str, Any], block: int, coef: Sequence[float], intercept: float,
-                 archs: Sequence[Mapping[str, int]], y: np.ndarray) -> None:
-        self.F = LayerCosts(structure, block).matrix(archs)
+                 archs: Sequence[Mapping[str, int]], y: np.ndarray, terms: Sequence[str] = BASE_TERMS) -> None:
+        self.F = LayerCosts(structure, block, terms).matrix(archs)
         self.c = np.asarray(coef, dtype=float)
         self.c0 = float(intercept)
         self.y = y
-        labels = term_groups(structure)
+        labels = term_groups(structure, terms)
         self.names = sorted(set(labels)) + ["intercept"]
         self.member = np.array([self.names.index(l) for l in labels])
         self.prior = self.F @ self.c + self.c0
@@ -162,7 +162,8 @@ def fit_correction(structure: Mapping[str, Any], model: Mapping[str, Any], archs
         raise NasPruneError(f"only {len(y)} networks measured: adapting a table needs at least 6")
     if not np.all(np.isfinite(y)) or np.any(y <= 0):
         raise NasPruneError("a measured relative latency is not a positive number: measure again")
-    prob = _Problem(structure, int(model["block"]), model["coef"], float(model["intercept"]), archs, y)
+    prob = _Problem(structure, int(model["block"]), model["coef"], float(model["intercept"]), archs, y,
+                    tuple(model.get("terms", BASE_TERMS)))
     fold = np.random.default_rng(seed).permutation(len(y)) % max(2, min(folds, len(y)))
     grid: list[tuple[str, float | None]] = []
     for m in methods:

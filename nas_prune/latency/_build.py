@@ -24,7 +24,8 @@ from nas_prune.latency._fit import fit_additive
 from nas_prune.latency._structure import FEATURES_PER_LAYER, structure_from_space
 from nas_prune.latency._table import LatencyTable
 
-__all__ = ["design_archs", "default_nets", "default_rounds", "build_table", "write_bundle", "import_results", "table_from_records"]
+__all__ = ["design_archs", "default_nets", "default_rounds", "build_table", "write_bundle", "import_results",
+           "table_from_records", "refit_table"]
 
 PARTIAL_FORMAT = "nas-prune/latency-partial"
 
@@ -85,6 +86,30 @@ def table_from_records(*, space_id: str, structure: Mapping[str, Any], settings:
                                   "ref_round_ms") if k in r} for r in records]
     return LatencyTable(space_id=space_id, meta=full_meta, settings=s, reference=reference, structure=structure,
                         model=fit.to_json(), entries=entries)
+
+
+def refit_table(table: LatencyTable) -> LatencyTable:
+    """The same table with its model fitted again to its own measured networks (nothing is timed).
+
+    For a table fitted by an older nas-prune: the fit's choices (block, ridge, terms) are made again
+    by cross-validation, the entries, reference and metadata stay, and ``model["refit"]`` records
+    the model it replaces.
+
+    Raises:
+        NasPruneError: the table was adapted to this machine (its model is no longer a fit of its
+            entries: refit the table it was adapted from, then adapt again) or holds fewer than 4 networks.
+    """
+    cal = table.meta.get("calibration") or {}
+    if isinstance(cal, dict) and cal.get("kind") == "adapted":
+        raise NasPruneError("this table was adapted to a machine, so its entries do not match its model: refit the "
+                            "table it was adapted from, then run 'nas-prune latency adapt' again")
+    old = table.model
+    fit = fit_additive(table.structure, [e["channels"] for e in table.entries], [e["rel"] for e in table.entries])
+    before = {"block": old.get("block"), "ridge": old.get("ridge"), "terms": old.get("terms", ["macs", "act"]),
+              "cv": old.get("cv")}
+    model = {**fit.to_json(), "refit": {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "before": before}}
+    return LatencyTable(space_id=table.space_id, meta=table.meta, settings=table.settings, reference=table.reference,
+                        structure=table.structure, model=model, entries=table.entries)
 
 
 def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: str | os.PathLike[str] | None = None,

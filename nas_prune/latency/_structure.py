@@ -8,6 +8,12 @@ Staircases (REFERENCE.md section 4): onnxruntime's CPU convolutions work on chan
 round channel counts *up* to the block: two counts in the same block cost the same and no smooth
 curve is drawn across a step. The block is chosen per table by cross-validation on the measured
 networks (:mod:`nas_prune.latency._fit`).
+
+Misalignment: a layer whose output channels are not a multiple of the block cannot stay in the
+blocked layout, and onnxruntime pays a layout reorder around it whatever its size. The optional
+``misaligned`` term (1 for such a layer, 0 otherwise) carries that cost: on the 224x224
+mobilenet_v2 table, where the 112x112 block-1 output has 8 or 16 channels, it raised the
+cross-validated Spearman of random networks from 0.966 to 0.983 (``benchmarks/latency_terms.py``).
 """
 
 from __future__ import annotations
@@ -16,10 +22,15 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["structure_from_space", "LayerCosts", "FEATURES_PER_LAYER"]
+__all__ = ["structure_from_space", "LayerCosts", "FEATURES_PER_LAYER", "TERMS", "BASE_TERMS"]
 
-#: Cost terms per layer: padded multiply-accumulates and padded output activations.
+#: Cost terms per layer that scale with channels: padded multiply-accumulates and padded output
+#: activations (the ``misaligned`` indicator is one more, but only layers that can misalign use it).
 FEATURES_PER_LAYER = 2
+#: The terms a table's model may use, per layer and in this order.
+TERMS = ("macs", "act", "misaligned")
+#: The terms of tables fitted before ``misaligned`` existed (a model without a ``terms`` field).
+BASE_TERMS = ("macs", "act")
 
 
 def structure_from_space(space: Any) -> dict[str, Any]:
@@ -48,17 +59,22 @@ def _pad(c: int, block: int) -> int:
 class LayerCosts:
     """Per-layer cost features of architectures under one structure and one channel block.
 
-    ``features(channels)`` returns ``2 * n_layers`` numbers: for each layer its padded MACs and
-    padded output activations, each divided by the unpruned network's value (so the full network's
-    features are all ones and fitted coefficients are shares of the reference latency).
+    ``features(channels)`` returns ``len(terms) * n_layers`` numbers: for each layer its padded
+    MACs, padded output activations and (with ``misaligned`` in ``terms``) whether its output
+    channels miss the block, each divided by the unpruned network's value where that is not zero
+    (so the full network's cost features are all ones and fitted coefficients are shares of the
+    reference latency).
     """
 
-    def __init__(self, structure: Mapping[str, Any], block: int) -> None:
+    def __init__(self, structure: Mapping[str, Any], block: int, terms: Sequence[str] = BASE_TERMS) -> None:
+        if tuple(terms) not in (BASE_TERMS, TERMS):
+            raise ValueError(f"latency model terms must be {list(BASE_TERMS)} or {list(TERMS)}, not {list(terms)}")
         self.block = int(block)
+        self.terms = tuple(terms)
         self.genes = {str(k): tuple(int(c) for c in v) for k, v in structure["genes"].items()}
         self.full = {k: v[-1] for k, v in self.genes.items()}
         self.layers = list(structure["layers"])
-        self.names = [f"{l['name']}:{t}" for l in self.layers for t in ("macs", "act")]
+        self.names = [f"{l['name']}:{t}" for l in self.layers for t in self.terms]
         self._compiled = []
         for l in self.layers:
             outs = tuple((g, n, w) for g, n, w in l["out"])
@@ -103,6 +119,8 @@ class LayerCosts:
                 macs = _pad(i, b) * po * scale / groups
             vals.append(macs)
             vals.append(po * pos)
+            if len(self.terms) == 3:
+                vals.append(float(po != o))
         return np.asarray(vals, dtype=float)
 
     def features(self, channels: Mapping[str, int]) -> np.ndarray:
@@ -133,14 +151,16 @@ class _FastPredictor:
         self.intercept = float(intercept)
         self.block = costs.block
         groups: dict[tuple[str, ...], list[tuple]] = {}
+        k = len(costs.terms)
         for j, (in_ch, out_ch, ins, outs, dw, groups_, scale, pos) in enumerate(costs._compiled):
-            a = float(coef[2 * j]) / costs._norm[2 * j]
-            c = float(coef[2 * j + 1]) / costs._norm[2 * j + 1]
-            if a == 0.0 and c == 0.0:
+            a = float(coef[k * j]) / costs._norm[k * j]
+            c = float(coef[k * j + 1]) / costs._norm[k * j + 1]
+            m = float(coef[k * j + 2]) / costs._norm[k * j + 2] if k == 3 else 0.0
+            if a == 0.0 and c == 0.0 and m == 0.0:
                 continue
             wm = a * scale / (1 if dw else groups_)
             genes = tuple(sorted({g for g, _, _ in outs} | (set() if dw else {g for g, _, _ in ins})))
-            groups.setdefault(genes, []).append((in_ch, out_ch, ins, outs, dw, wm, c * pos))
+            groups.setdefault(genes, []).append((in_ch, out_ch, ins, outs, dw, wm, c * pos, m))
         self.groups = []
         for genes, layers in groups.items():
             getter = itemgetter(*genes) if genes else (lambda ch: ())
@@ -166,11 +186,13 @@ class _FastPredictor:
     def _group_cost(self, layers: tuple, ch: Mapping[str, int]) -> float:
         b = self.block
         total = 0.0
-        for in_ch, out_ch, ins, outs, dw, wm, wa in layers:
+        for in_ch, out_ch, ins, outs, dw, wm, wa, m in layers:
             o = out_ch
             for g, n, w in outs:
                 o -= n - n * ch[g] // w
             po = -(-o // b) * b
+            if m:
+                total = total + m * (po != o)
             if dw:
                 total += (wm + wa) * po
                 continue

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from nas_prune._io import describe_error, read_json, require, require_header, write_json
 from nas_prune.errors import InvalidArchitectureError, InvalidFileError, NasPruneError, SpaceMismatchError
-from nas_prune.latency._structure import LayerCosts
+from nas_prune.latency._structure import BASE_TERMS, TERMS, LayerCosts
 
 __all__ = ["LatencyTable", "ScaledTable", "TABLE_FORMAT", "TABLE_VERSION"]
 
@@ -52,7 +52,7 @@ class LatencyTable:
         self.structure = structure
         self.model = dict(model)
         self.entries = entries
-        self.costs = LayerCosts(structure, int(model["block"]))
+        self.costs = LayerCosts(structure, int(model["block"]), tuple(model.get("terms", BASE_TERMS)))
         self._predict = self.costs.predictor(model["coef"], float(model["intercept"]))
         self._genes = frozenset(self.costs.genes)
 
@@ -172,10 +172,13 @@ class LatencyTable:
         model, structure = obj["model"], obj["structure"]
         require(isinstance(structure.get("layers"), list) and isinstance(structure.get("genes"), dict), source, what,
                 "structure needs 'genes' and 'layers'")
-        n = 2 * len(structure["layers"])
+        terms = model.get("terms", list(BASE_TERMS))
+        require(terms in (list(BASE_TERMS), list(TERMS)), source, what,
+                f"model.terms must be {list(BASE_TERMS)} or {list(TERMS)}")
+        n = len(terms) * len(structure["layers"])
         require(isinstance(model.get("coef"), list) and len(model["coef"]) == n
                 and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in model["coef"]),
-                source, what, f"model.coef must be {n} numbers (two per layer)")
+                source, what, f"model.coef must be {n} numbers ({len(terms)} per layer)")
         require(isinstance(model.get("block"), int) and model["block"] >= 1, source, what, "model.block must be an integer >= 1")
         require(isinstance(model.get("intercept"), (int, float)), source, what, "model.intercept must be a number")
         ref = obj["reference"].get("ms")

@@ -13,7 +13,7 @@ import numpy as np
 from nas_prune.device import TimingSettings, run_groups
 from nas_prune.latency._table import LatencyTable
 
-__all__ = ["validate_table", "predict_cpu_us", "bootstrap_intervals"]
+__all__ = ["validate_table", "rescore", "predict_cpu_us", "bootstrap_intervals"]
 
 
 def _scores(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
@@ -70,8 +70,20 @@ def bootstrap_intervals(pred: np.ndarray, meas: np.ndarray, *, resamples: int = 
             for k, v in stats.items()}
 
 
+def rescore(table: LatencyTable, networks: list[dict[str, Any]], *, seed: int = 0) -> dict[str, Any]:
+    """Score ``table`` on networks another validation measured (its ``networks``): nothing is timed.
+
+    Two models compared on the same measurements differ by the model alone, not by the machine's
+    mood between two validations.
+    """
+    meas = np.array([float(r["measured_ms"]) for r in networks])
+    pred = np.array([table.relative(r["channels"]) * float(r["reference_ms"]) for r in networks])
+    return {"n": len(meas), **_scores(pred, meas), "spearman": spearman(pred, meas),
+            "intervals": bootstrap_intervals(pred, meas, seed=seed)}
+
+
 def validate_table(table: LatencyTable, space: Any, *, n: int = 50, seed: int = 0, group_size: int = 8,
-                   rounds: int | None = None, exact: bool = False) -> dict[str, Any]:
+                   rounds: int | None = None, exact: bool = False, keep_networks: bool = False) -> dict[str, Any]:
     """Draw ``n`` random architectures, time each end to end with the table's settings, compare.
 
     Architectures are uniform over each gene's choices (``space.sample``). Each group of networks
@@ -88,7 +100,9 @@ def validate_table(table: LatencyTable, space: Any, *, n: int = 50, seed: int = 
         ``predict_us`` (mean CPU time of one ``predict`` call), ``absolute``, ``intervals`` (95 %
         bootstrap intervals over architectures, :func:`bootstrap_intervals`), the load average
         before, after every group (``load_average_during``) and after the measurement, and
-        context (threads, reference latencies, the table's calibration, seconds).
+        context (threads, reference latencies, the table's calibration, seconds); with
+        ``keep_networks`` also ``networks``: every network's channels, measured and reference
+        milliseconds (what :func:`rescore` scores another table on).
     """
     import onnxruntime
 
@@ -136,6 +150,9 @@ def validate_table(table: LatencyTable, space: Any, *, n: int = 50, seed: int = 
                            "intervals": bootstrap_intervals(pred, meas, seed=seed),
                            "absolute": {**_scores(pred_abs, meas),
                                         "spearman": abs_rho}}
+    if keep_networks:
+        out["networks"] = [{"channels": dict(a.channels), "measured_ms": float(m), "reference_ms": float(r["ref_round_ms"])}
+                           for a, m, r in zip(archs, meas, records)]
     out.update({
         "space": space.id, "nets_method": "materialize+export" if exact else factory.method, "threads": settings.threads, "provider": settings.provider, "seed": seed,
         "flops_spearman": flops_rho,

@@ -29,7 +29,7 @@ def _with_model(table: LatencyTable, coef, intercept, meta=None) -> LatencyTable
 
 
 def _distort(table: LatencyTable, factors: dict[str, float], intercept_factor: float) -> LatencyTable:
-    kinds = term_groups(table.structure)
+    kinds = term_groups(table.structure, table.costs.terms)
     coef = [c * factors.get(k.split(":")[0], 1.0) for c, k in zip(table.model["coef"], kinds)]
     meta = {**table.meta, "calibration": {**table.meta["calibration"], "machine": "0000another0000"}}
     return _with_model(table, coef, table.model["intercept"] * intercept_factor, meta)

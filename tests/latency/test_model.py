@@ -59,9 +59,31 @@ def test_fit_recovers_an_additive_model(tiny_space):
     y = costs.matrix(archs) @ true + 0.1
     fit = fit_additive(structure, archs, y, blocks=(1, 16), ridges=(1e-8,))
     assert fit.block == 16
+    assert fit.terms == ("macs", "act")  # the layout term does not help here: the simpler model wins
     assert fit.cv["within_5pct"] == 1.0
     pred = costs.predictor(fit.coef, fit.intercept)
     assert all(abs(pred(a) - t) / t < 0.01 for a, t in zip(archs, y))
+
+
+def test_misaligned_layers_cost_a_reorder_and_the_fit_finds_it(tiny_space):
+    structure = structure_from_space(tiny_space)
+    costs = LayerCosts(structure, 16, ("macs", "act", "misaligned"))
+    gene = tiny_space.gene("block.0")  # choices 8..32: 8 and 24 miss the 16-channel block
+    fast = costs.predictor(np.ones(len(costs.names)), 0.0)
+    base = LayerCosts(structure, 16).predictor(np.ones(len(LayerCosts(structure, 16).names)), 0.0)
+    assert base({gene.name: 8}) == base({gene.name: 16})  # the same padded block ...
+    assert fast({gene.name: 8}) > fast({gene.name: 16})  # ... plus the reorder
+    rng = np.random.default_rng(2)
+    true = rng.uniform(0.0, 0.2, len(costs.names))
+    true[2::3] = rng.uniform(0.05, 0.15, len(costs.layers))  # every layer's reorder costs 5-15 %
+    archs = [dict(tiny_space.sample(random.Random(s)).channels) for s in range(80)]
+    y = costs.matrix(archs) @ true + 0.1
+    fit = fit_additive(structure, archs, y, blocks=(1, 16), ridges=(1e-8,))
+    assert (fit.block, fit.terms) == (16, ("macs", "act", "misaligned"))
+    pred = LayerCosts(structure, fit.block, fit.terms).predictor(fit.coef, fit.intercept)
+    assert all(abs(pred(a) - t) / t < 0.01 for a, t in zip(archs, y))
+    without = fit_additive(structure, archs, y, blocks=(1, 16), ridges=(1e-8,), term_sets=(("macs", "act"),))
+    assert without.cv["median_abs_err"] > 3 * fit.cv["median_abs_err"]
 
 
 def test_fit_refuses_too_few_or_bad_measurements(tiny_space):

@@ -115,3 +115,36 @@ def test_bundle_and_import_commands(capsys, tiny_space_file, tmp_path):
     code, _, err = _cli(capsys, "profile", "import", str(tmp_path / "results.json"), "--space",
                         "search_spaces/resnet18-32.json", "-o", str(tmp_path / "u.json"))
     assert code == 2 and "not 'resnet18" in err
+
+
+def test_refit_rebuilds_the_model_from_the_tables_own_networks(capsys, tmp_path):
+    from nas_prune.latency import LatencyTable
+
+    shipped = REPO / "latency_tables" / "devvm-intel-xeon-2vcpu" / "mobilenet_v2-224_intel-xeon-avx512_cpu-1thread.json"
+    old = json.loads(shipped.read_text())
+    old["model"] = {**old["model"]["refit"]["before"], "coef": old["model"]["coef"][: 2 * len(old["structure"]["layers"])],
+                    "intercept": old["model"]["intercept"]}  # as fitted before the misaligned term existed
+    old["model"]["terms"] = ["macs", "act"]
+    src = tmp_path / "old.json"
+    src.write_text(json.dumps(old))
+    code, out, _ = _cli(capsys, "latency", "refit", "--table", str(src), "-o", str(tmp_path / "new.json"))
+    assert code == 0 and "was block 16, terms macs+act" in out and "now block 16, terms macs+act+misaligned" in out
+    new = LatencyTable.load(tmp_path / "new.json")
+    assert new.entries == LatencyTable.load(src).entries and new.model["refit"]["before"]["terms"] == ["macs", "act"]
+    assert new.model["cv"]["median_abs_err"] < 0.8 * new.model["refit"]["before"]["cv"]["median_abs_err"]
+    # an adapted table's model no longer fits its entries: refused with the way out
+    adapted = json.loads((tmp_path / "new.json").read_text())
+    adapted["meta"]["calibration"] = {**adapted["meta"].get("calibration", {}), "kind": "adapted"}
+    (tmp_path / "adapted.json").write_text(json.dumps(adapted))
+    code, _, err = _cli(capsys, "latency", "refit", "--table", str(tmp_path / "adapted.json"))
+    assert code == 2 and "adapt" in err and "Traceback" not in err
+
+
+def test_rescore_scores_another_table_on_the_same_measurements(tiny_table, tiny_space):
+    from nas_prune.latency import rescore
+
+    archs = [tiny_space.sample(s) for s in range(8)]
+    nets = [{"channels": dict(a.channels), "measured_ms": tiny_table.predict(a) * (1.2 if i % 2 else 1.0),
+             "reference_ms": tiny_table.reference_ms} for i, a in enumerate(archs)]
+    res = rescore(tiny_table, nets)
+    assert res["n"] == 8 and res["within_10pct"] == 0.5 and res["median_abs_err"] == pytest.approx(1 / 12, rel=0.5)

@@ -22,7 +22,8 @@ def distill_command(
     data: str = typer.Option("digits", help="digits | fashion-mnist[:root] | cifar10:root | imagefolder:root"),
     init: str = typer.Option("teacher", help=f"Student init: {init_help()}"),
     method: str = typer.Option("kd", help=f"Distillation method: {method_help()}"),
-    epochs: int = typer.Option(5, help="Training epochs."),
+    epochs: int = typer.Option(None, min=1, help="Training epochs (default: about 160k training images' worth, "
+                                                 "4-30 epochs; data-free: 600 steps)."),
     seed: int = typer.Option(0, help="Random seed."),
     train_subset: int = typer.Option(None, help="Use only this many training images."),
     table: Path = typer.Option(None, help="Latency table: the student's predicted latency goes into metrics."),

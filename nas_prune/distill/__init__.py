@@ -25,6 +25,7 @@ from nas_prune.distill._latency import measure_pair
 from nas_prune.distill._methods import DistillMethod, get_method, method_help, method_names, register_method
 from nas_prune.distill._run import METRICS_FORMAT, distill
 from nas_prune.distill._sampler import ClassUniformBatchSampler
+from nas_prune.distill._schedule import DATA_FREE_STEPS, IMAGES_SEEN, MAX_EPOCHS, MIN_EPOCHS, default_epochs
 
 #: The built-in methods (:func:`method_names` also lists methods registered later).
 METHODS = method_names()
@@ -34,17 +35,22 @@ __all__ = [
     "ClassUniformBatchSampler",
     "CorrelationCongruence",
     "DAFLBNMethod",
+    "DATA_FREE_STEPS",
     "DAFLGenerator",
     "DAFLLoss",
     "DAFLTerms",
     "DistillConfig",
     "DistillMethod",
     "HintonKD",
+    "IMAGES_SEEN",
     "INIT_CHOICES",
     "InitKind",
+    "MAX_EPOCHS",
     "METHODS",
     "METRICS_FORMAT",
+    "MIN_EPOCHS",
     "classifier_layer",
+    "default_epochs",
     "distill",
     "get_init_kind",
     "get_method",

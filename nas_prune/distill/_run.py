@@ -27,6 +27,7 @@ from nas_prune.distill._init import get_init_kind, init_student
 from nas_prune.distill._kd import HintonKD
 from nas_prune.distill._latency import load_table, measure_pair
 from nas_prune.distill._methods import DistillMethod, get_method
+from nas_prune.distill._schedule import default_epochs
 from nas_prune.errors import NasPruneError
 from nas_prune.export import export_onnx, load_checkpoint, load_model, save_model, save_state_dict
 from nas_prune.progress import progress_bar
@@ -175,7 +176,7 @@ def distill(
     *,
     method: str = "kd",
     init: str = "teacher",
-    epochs: int = 5,
+    epochs: int | None = None,
     seed: int = 0,
     out_dir: str | os.PathLike[str],
     table: str | os.PathLike[str] | Any | None = None,
@@ -208,7 +209,8 @@ def distill(
             built in, more with :func:`~nas_prune.distill.register_method`.
         init: A registered init kind: ``scratch | teacher | gates:PATH | pnet:PATH`` built in (see
             :func:`init_student`), more with :func:`~nas_prune.distill.register_init`.
-        epochs: Training epochs (for DAFL, ``config.dafl_steps_per_epoch`` steps each).
+        epochs: Training epochs (for DAFL, ``config.dafl_steps_per_epoch`` steps each); ``None``:
+            :func:`~nas_prune.distill.default_epochs`, which scales with the training split's size.
         seed: Seed of initialisation, batch order, noise.
         out_dir: Output folder: ``model.pt``, ``arch.json``, ``model.onnx``, ``teacher.onnx``,
             ``metrics.json``, ``checkpoint.pt``.
@@ -232,11 +234,13 @@ def distill(
     Raises:
         NasPruneError: bad method/init, a checkpoint of another run in ``out_dir``, bad files.
     """
-    get_method(method)  # unknown names fail here, before any work
+    reads_train_data = get_method(method).reads_train_data  # unknown names fail here, before any work
     get_init_kind(init)
+    cfg = config or DistillConfig()
+    if epochs is None:  # a data-free method must not even ask for the training split's size
+        epochs = default_epochs(method, len(data_bundle.train) if reads_train_data else 0, cfg)  # type: ignore[arg-type]
     if epochs < 1:
         raise NasPruneError(f"epochs={epochs}: need at least one epoch")
-    cfg = config or DistillConfig()
     dev = resolve_device(device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fashion-mnist": dict(teacher_epochs=8, gate_steps=240, n_trials=200, distill_epochs=8,
                           train_subset=10000, batch_size=128),
 }
-_DEFAULT_PRESET = dict(teacher_epochs=8, gate_steps=400, n_trials=150, distill_epochs=8,
+_DEFAULT_PRESET = dict(teacher_epochs=8, gate_steps=400, n_trials=150, distill_epochs=None,
                        train_subset=None, batch_size=128)
 
 
@@ -74,7 +74,12 @@ class RunConfig:
             raise NasPruneError(f"backend {self.backend!r}: use optuna or nni")
         self._validate_names()
         preset = PRESETS.get(self.data.partition(":")[0], _DEFAULT_PRESET)
+        from nas_prune.distill import get_method
+
+        data_free = not get_method(self.method).reads_train_data
         for key, value in preset.items():
+            if key == "distill_epochs" and data_free:
+                continue  # a preset's epochs are for labelled finishes: data-free ones count steps (default_epochs)
             if getattr(self, key) is None:
                 setattr(self, key, value)
         if self.pnet_epochs is None:  # the PruningNet trains at least as many steps as the teacher did

@@ -279,3 +279,14 @@ def test_data_free_methods_keep_the_last_epoch(tiny_space, tiny_teacher, digits_
     metrics = distill(tiny_space, tiny_space.uniform(0.5), tiny_teacher, bundle, method="dafl", init="scratch",
                       epochs=2, out_dir=tmp_path, measure_latency=False, config=FAST)
     assert metrics["kept"] == {"epoch": 2, "rule": "last epoch", "stopped_early": False}
+
+
+def test_default_epochs_of_a_data_free_finish_never_size_the_training_split(tiny_space, tiny_teacher, digits_small,
+                                                                          tmp_path, monkeypatch):
+    from nas_prune.distill import _schedule
+
+    monkeypatch.setattr(_schedule, "DATA_FREE_STEPS", 2 * FAST.dafl_steps_per_epoch)
+    bundle = DataBundle("digits", NoTrainingImages(), digits_small.val, digits_small.test, 10, 16)
+    metrics = distill(tiny_space, tiny_space.uniform(0.5), tiny_teacher, bundle, method="dafl", init="scratch",
+                      out_dir=tmp_path, measure_latency=False, config=FAST)  # epochs: the default
+    assert metrics["epochs"] == 2 and len(metrics["history"]) == 2

@@ -241,7 +241,7 @@ class DAFLMethod(DistillMethod):
             for key, value in terms.items():
                 self._sums[key] = self._sums.get(key, 0.0) + float(value.item())
             self._classes = int(t_logits.argmax(1).unique().numel())
-            s_loss = run.kd(run.student(images.detach()), t_logits.detach())
+            s_loss = run.kd_free(run.student(images.detach()), t_logits.detach())
             run.step(run.opt, s_loss)
             yield s_loss.item()
 

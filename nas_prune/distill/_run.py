@@ -83,6 +83,7 @@ class _Run:
         self.t_head = classifier_layer(teacher, self.example)
         # KD and CCKD's instance term; DAFL's student uses its soft term only (generated images have no labels).
         self.kd = HintonKD(temperature=cfg.temperature, soft_weight=cfg.soft_weight, hard_weight=cfg.hard_weight)
+        self.kd_free = HintonKD(temperature=cfg.temperature, soft_weight=cfg.data_free_soft_weight, hard_weight=0.0)
         self.extra = nn.ModuleDict()
         self.impl.setup(self)
         self.extra.to(self.device)  # before the optimisers are built over its parameters

@@ -61,7 +61,7 @@ def main() -> None:
             if other.space_id == table.space_id:
                 res["compare"][str(other_path)] = {**rescore(other, res["networks"], seed=args.seed),
                                                    "block": other.model.get("block"),
-                                                   "terms": other.model.get("terms", ["macs", "act"])}
+                                                   "terms": list(other.costs.terms)}
         res.update({"table": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
                     "space_file": str(space_file.relative_to(ROOT)), "table_build_seconds": table.meta.get("build_seconds"),
                     "table_nets": len(table.entries), "table_cv": table.model.get("cv"), "block": table.model.get("block")})

@@ -175,7 +175,7 @@ def refit(
     b, a = new.model["refit"]["before"], new.model
     def desc(m: dict[str, Any]) -> str:
         cv = m.get("cv") or {}
-        return (f"block {m.get('block')}, terms {'+'.join(m.get('terms') or ['macs', 'act'])}, cross-validated median "
+        return (f"block {m.get('block')}, terms {'+'.join(m['terms'])}, cross-validated median "
                 f"error {100 * cv.get('median_abs_err', float('nan')):.2f} %, within +-10 % "
                 f"{100 * cv.get('within_10pct', float('nan')):.1f} %")
     typer.echo(f"{out}: was {desc(b)}; now {desc(a)}")

@@ -105,7 +105,7 @@ def refit_table(table: LatencyTable) -> LatencyTable:
                             "table it was adapted from, then run 'nas-prune latency adapt' again")
     old = table.model
     fit = fit_additive(table.structure, [e["channels"] for e in table.entries], [e["rel"] for e in table.entries])
-    before = {"block": old.get("block"), "ridge": old.get("ridge"), "terms": old.get("terms", ["macs", "act"]),
+    before = {"block": old.get("block"), "ridge": old.get("ridge"), "terms": list(table.costs.terms),
               "cv": old.get("cv")}
     model = {**fit.to_json(), "refit": {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "before": before}}
     return LatencyTable(space_id=table.space_id, meta=table.meta, settings=table.settings, reference=table.reference,

@@ -139,23 +139,19 @@ def validate_table(table: LatencyTable, space: Any, *, n: int = 50, seed: int = 
         load_during.append([round(x, 2) for x in os.getloadavg()])
 
     run_groups(load, "reference", nets, settings, group_size=group_size, done={}, on_group=on_group)
-    meas = np.array([r["round_ms"] for r in records])
-    rel_pred = np.array([table.relative(a) for a in archs])
-    pred = rel_pred * np.array([r["ref_round_ms"] for r in records])
+    networks = [{"channels": dict(a.channels), "measured_ms": float(r["round_ms"]), "reference_ms": float(r["ref_round_ms"])}
+                for a, r in zip(archs, records)]
+    meas = np.array([r["measured_ms"] for r in networks])
     pred_abs = np.array([table.predict(a) for a in archs])
-    predict_us = predict_cpu_us(table, archs)
     flops = np.array([space.count(a)["flops"] for a in archs], dtype=float)
-    rho, flops_rho, abs_rho = (spearman(x, meas) for x in (pred, flops, pred_abs))
-    out: dict[str, Any] = {"n": n, **_scores(pred, meas), "spearman": rho, "predict_us": predict_us,
-                           "intervals": bootstrap_intervals(pred, meas, seed=seed),
-                           "absolute": {**_scores(pred_abs, meas),
-                                        "spearman": abs_rho}}
+    # the drift-proof comparison (the reference timed in the same rounds) is rescore's
+    out: dict[str, Any] = {**rescore(table, networks, seed=seed), "predict_us": predict_cpu_us(table, archs),
+                           "absolute": {**_scores(pred_abs, meas), "spearman": spearman(pred_abs, meas)}}
     if keep_networks:
-        out["networks"] = [{"channels": dict(a.channels), "measured_ms": float(m), "reference_ms": float(r["ref_round_ms"])}
-                           for a, m, r in zip(archs, meas, records)]
+        out["networks"] = networks
     out.update({
         "space": space.id, "nets_method": "materialize+export" if exact else factory.method, "threads": settings.threads, "provider": settings.provider, "seed": seed,
-        "flops_spearman": flops_rho,
+        "flops_spearman": spearman(flops, meas),
         "reference_ms_table": table.reference_ms,
         "reference_ms_now": float(np.median([r["ref_round_ms"] for r in records])),
         "measured_ms_range": [float(meas.min()), float(meas.max())],

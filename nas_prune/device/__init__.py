@@ -28,6 +28,7 @@ from nas_prune.device._timing import (
     summarize,
     time_interleaved,
 )
+from nas_prune.device._worker import TIMING_PROTOCOL, close_workers, time_models, uses_worker
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -35,7 +36,9 @@ __all__ = [
     "PROVIDERS",
     "RESULTS_FORMAT",
     "SessionRunner",
+    "TIMING_PROTOCOL",
     "TimingSettings",
+    "close_workers",
     "cpu_model_from",
     "emulation",
     "load_results",
@@ -49,4 +52,6 @@ __all__ = [
     "safe_extract",
     "summarize",
     "time_interleaved",
+    "time_models",
+    "uses_worker",
 ]

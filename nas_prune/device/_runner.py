@@ -19,7 +19,8 @@ from typing import Any, Callable, Mapping
 
 from nas_prune._io import read_json, write_json
 from nas_prune.device._info import machine_info
-from nas_prune.device._timing import SessionRunner, TimingSettings, make_session, relative_records, time_interleaved
+from nas_prune.device._timing import TimingSettings, relative_records
+from nas_prune.device._worker import time_models
 from nas_prune.errors import InvalidFileError, NasPruneError
 
 __all__ = ["BUNDLE_FORMAT", "RESULTS_FORMAT", "FORMAT_VERSION", "safe_extract", "read_plan", "run_bundle",
@@ -94,15 +95,14 @@ def run_groups(load: Callable[[str], bytes | str], reference: str, nets: list[di
     ``load(file)`` gives a model's ONNX (bytes or path); nets whose id is in ``done`` are skipped.
     ``on_group(records)`` is called after every group (the caller saves them).
     """
-    ref_runner = SessionRunner(make_session(load(reference), settings, what=f"reference model {reference}"), settings)
+    ref_model = load(reference)
     todo = [n for n in nets if n["id"] not in done]
     for start in range(0, len(todo), group_size):
         group = todo[start:start + group_size]
-        runners = {"__reference__": ref_runner}
-        for net in group:
-            runners[net["id"]] = SessionRunner(make_session(load(net["file"]), settings, what=f"model {net['file']}"),
-                                               settings, seed=len(runners))
-        stats = relative_records(time_interleaved(runners, settings), "__reference__", settings)
+        models = {"__reference__": ref_model, **{net["id"]: load(net["file"]) for net in group}}
+        whats = {"__reference__": f"reference model {reference}", **{net["id"]: f"model {net['file']}" for net in group}}
+        seeds = {name: i for i, name in enumerate(models)}
+        stats = relative_records(time_models(models, settings, seeds=seeds, whats=whats), "__reference__", settings)
         records = [{"id": net["id"], "channels": net["channels"], **stats[net["id"]]} for net in group]
         on_group(records)
         if advance is not None:

@@ -120,15 +120,22 @@ def _provider_list(settings: TimingSettings) -> list[Any]:
     return [(name, options)] if options else [name]
 
 
-def make_session(model: bytes | str | os.PathLike[str], settings: TimingSettings, *, what: str = "ONNX model") -> Any:
+def make_session(model: bytes | str | os.PathLike[str], settings: TimingSettings, *, what: str = "ONNX model",
+                 shared_pool: bool = False) -> Any:
     """An onnxruntime session with the settings' provider, threads and optimisation level.
+
+    ``shared_pool``: use the process's global intra-op thread pool (set up by the timing worker,
+    :mod:`nas_prune.device._worker`) instead of a pool of the session's own.
 
     Raises:
         InvalidFileError: the model is not a loadable ONNX graph (one line, naming ``what``).
     """
     ort = _ort()
     so = ort.SessionOptions()
-    so.intra_op_num_threads = settings.threads
+    if shared_pool:
+        so.use_per_session_threads = False
+    else:
+        so.intra_op_num_threads = settings.threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _OPT_LEVELS[settings.opt_level])

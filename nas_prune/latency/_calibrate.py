@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from nas_prune.device import machine_key
+from nas_prune.device import TIMING_PROTOCOL, machine_key
 from nas_prune.errors import NasPruneError
 from nas_prune.latency._adapt import fit_correction, scores
 from nas_prune.latency._table import LatencyTable
@@ -92,7 +92,8 @@ def calibration_record(kind: str, settings: Mapping[str, Any], **extra: Any) -> 
 
     return {"kind": kind, "machine": machine_key(), "host": socket.gethostname(), "onnxruntime": _ort_version(),
             "provider": str(settings.get("provider", "cpu")),
-            "provider_options": dict(settings.get("provider_options") or {}), "date": _now(), **extra}
+            "provider_options": dict(settings.get("provider_options") or {}), "timing_protocol": TIMING_PROTOCOL,
+            "date": _now(), **extra}
 
 
 def foreign_reason(table: LatencyTable, *, max_age_days: float = MAX_AGE_DAYS) -> str | None:
@@ -103,6 +104,10 @@ def foreign_reason(table: LatencyTable, *, max_age_days: float = MAX_AGE_DAYS) -
         return f"retargeted from space {(table.meta.get('retargeted') or {}).get('from_space', '?')} (other classes)"
     if not isinstance(cal, dict) or cal.get("kind") not in ("built", "checked", "adapted", "rebuilt"):
         return f"measured on {where} with no record of this machine"
+    if table.settings.get("provider", "cpu") == "cpu" and int(table.settings.get("threads", 1)) > 1 and \
+            int(cal.get("timing_protocol", 1)) < TIMING_PROTOCOL:
+        return (f"its {table.settings.get('threads')}-thread timings used per-session thread pools (timing protocol "
+                f"{cal.get('timing_protocol', 1)}, up to 40 % noise), not the shared-pool worker")
     if cal.get("machine") != machine_key():
         return f"calibrated on another machine ({cal.get('host', '?')}, key {cal.get('machine')})"
     if cal.get("onnxruntime") != _ort_version():

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from nas_prune.device import SessionRunner, TimingSettings, make_session, relative_records, summarize, time_interleaved
+from nas_prune.device import SessionRunner, TimingSettings, make_session, relative_records, summarize
+from nas_prune.device._worker import time_models
 from nas_prune.errors import InvalidFileError
 
 __all__ = ["measure_latency", "measure_interleaved", "to_onnx_bytes", "arch_onnx_bytes"]
@@ -83,11 +84,10 @@ def measure_interleaved(models: Mapping[str, ModelLike], input_shape: Sequence[i
     ``reference`` (default: the first model) measured in the same rounds.
     """
     settings = _settings(threads, provider, batch, opt_level, rounds, runs_per_round, warmup, percentile, provider_options)
-    runners = {name: SessionRunner(make_session(to_onnx_bytes(m, input_shape), settings, what=f"model {name!r}"), settings)
-               for name, m in models.items()}
-    if not runners:
+    onnx = {name: to_onnx_bytes(m, input_shape) for name, m in models.items()}
+    if not onnx:
         return {}
-    ref = reference if reference is not None else next(iter(runners))
-    if ref not in runners:
+    ref = reference if reference is not None else next(iter(onnx))
+    if ref not in onnx:
         raise KeyError(f"reference {ref!r} is not one of the models")
-    return relative_records(time_interleaved(runners, settings), ref, settings)
+    return relative_records(time_models(onnx, settings), ref, settings)

@@ -96,7 +96,8 @@ def measure_ratios(models: Mapping[str, Any], teacher: Any, input_shape: Any, se
         deviation of the ratios of the blocks judged on), ``quiet_blocks`` (how many of them were
         judged on), ``quiet_teacher_ms``, ``contended`` and ``load_average``.
     """
-    from nas_prune.device import SessionRunner, TimingSettings, make_session, time_interleaved
+    from nas_prune.device import TimingSettings
+    from nas_prune.device._worker import time_models
     from nas_prune.latency._measure import to_onnx_bytes
 
     base = TimingSettings.from_json({**settings, "rounds": rounds})
@@ -104,13 +105,7 @@ def measure_ratios(models: Mapping[str, Any], teacher: Any, input_shape: Any, se
     sessions = max(1, int(sessions))
     onnx = {"__teacher__": to_onnx_bytes(teacher, input_shape), **{n: to_onnx_bytes(m, input_shape) for n, m in models.items()}}
     seeds = {n: i for i, n in enumerate(onnx)}
-    kept: dict[str, SessionRunner] = {}
-
-    def runner(name: str, fresh: bool) -> SessionRunner:
-        if fresh or name not in kept:
-            what = "teacher" if name == "__teacher__" else f"model {name!r}"
-            kept[name] = SessionRunner(make_session(onnx[name], base, what=what), base, seed=seeds[name])
-        return kept[name]
+    whats = {n: "teacher" if n == "__teacher__" else f"model {n!r}" for n in onnx}
 
     per_round: dict[str, list[float]] = {n: [] for n in models}
     block_of: dict[str, list[int]] = {n: [] for n in models}
@@ -128,8 +123,8 @@ def measure_ratios(models: Mapping[str, Any], teacher: Any, input_shape: Any, se
             settings_now = TimingSettings.from_json({**base.to_json(), "rounds": size})
             groups = [[n] for n in todo] if pairs else [todo]
             for group in groups:
-                times = time_interleaved({k: runner(k, fresh=sessions > 1) for k in ["__teacher__", *group]},
-                                         settings_now)
+                names = ["__teacher__", *group]  # fresh sessions for every block
+                times = time_models({k: onnx[k] for k in names}, settings_now, seeds=seeds, whats=whats)
                 t_round = np.array([np.percentile(r, q) for r in times["__teacher__"]])
                 for name in group:
                     c_round = np.array([np.percentile(r, q) for r in times[name]])

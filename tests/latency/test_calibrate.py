@@ -45,12 +45,16 @@ def test_a_table_built_here_is_this_machines_and_others_are_foreign(tiny_table):
         "provider options": lambda o: o["settings"].update(provider_options={"arena": "off"}),
         "days ago": lambda o: o["meta"]["calibration"].update(date="2020-01-01T00:00:00+00:00"),
         "no record of this machine": lambda o: o["meta"].pop("calibration"),
+        "per-session thread pools": lambda o: (o["settings"].update(threads=2), o["meta"]["calibration"].pop("timing_protocol")),
     }
     for words, edit in cases.items():
         o = copy.deepcopy(obj)
         edit(o)
         reason = foreign_reason(LatencyTable.from_json(o))
         assert reason is not None and words in reason, (words, reason)
+    o = copy.deepcopy(obj)
+    o["settings"]["threads"] = 2  # built here with the shared-pool protocol: its own at 2 threads too
+    assert foreign_reason(LatencyTable.from_json(o)) is None
 
 
 def test_fit_correction_undoes_a_distortion_of_the_per_layer_costs(tiny_table, tiny_space):

@@ -91,6 +91,10 @@ def test_bundle_round_trip_without_torch(bundle, tiny_space, tmp_path):
     # a second run of a finished results file re-times nothing and keeps every record
     again = _run_device(tmp_path, "run", str(bundle), "--threads", "1", "-o", "results.json")
     assert again.returncode == 0 and len(json.loads((tmp_path / "results.json").read_text())["records"]) == 10
+    # two threads: timed in the shared-pool worker, which the device copy runs without torch too
+    two = _run_device(tmp_path, "run", str(bundle), "--threads", "2", "-o", "results2.json")
+    assert two.returncode == 0, two.stderr
+    assert len(json.loads((tmp_path / "results2.json").read_text())["records"]) == 10
 
 
 def _hostile_bundle(path: Path, bundle: Path, name: str, data: bytes, replace: str | None = None) -> Path:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nas_prune.device import TimingSettings, close_workers, relative_records, time_models, uses_worker
-from nas_prune.device import _worker
+from nas_prune.device import TimingSettings, _worker, close_workers, relative_records, time_models, uses_worker
 from nas_prune.errors import InvalidFileError
 
 FAST = {"rounds": 3, "runs_per_round": 2, "warmup": 1}

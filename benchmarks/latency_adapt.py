@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: v1: groups as measured; v2: noisy groups re-measured (``measure_relative(retries=2)``), regrouped retest;
 #: v3: v2 + up to 120 adaptation networks within the 60 s and the "layers" ridge the same for every term
 #: v4: v3 with the time limit strict (no group started that would end past it)
-PROTOCOL = "v4"
+#: v5: v4 with more than one thread timed in the shared-pool worker (nas_prune.device._worker)
+PROTOCOL = "v5"
 DEFAULT_TABLES = sorted((ROOT / "latency_tables").glob("*/*1thread.json"))
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from nas_prune.device import machine_key
-from nas_prune.latency import LatencyTable, adapt_table, bootstrap_intervals, measure_relative, scores, spearman
+from nas_prune.latency import ADAPT_NETS, LatencyTable, adapt_table, bootstrap_intervals, measure_relative, scores, spearman
 from nas_prune.space import ChannelSpace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: v3: v2 + up to 120 adaptation networks within the 60 s and the "layers" ridge the same for every term
 #: v4: v3 with the time limit strict (no group started that would end past it)
 #: v5: v4 with more than one thread timed in the shared-pool worker (nas_prune.device._worker)
-PROTOCOL = "v5"
+#: v6: v5 with up to 400 adaptation networks (the 60 s bind first)
+PROTOCOL = "v6"
 DEFAULT_TABLES = sorted((ROOT / "latency_tables").glob("*/*1thread.json"))
 
 
@@ -101,7 +102,7 @@ def main() -> None:
     parser.add_argument("--table", action="append", type=Path, help="table(s) (default: the shipped 1-thread ones)")
     parser.add_argument("--n", type=int, default=60, help="held-out random architectures")
     parser.add_argument("--seed", type=int, default=101, help="seed of the held-out architectures")
-    parser.add_argument("--adapt-nets", type=int, default=120)
+    parser.add_argument("--adapt-nets", type=int, default=ADAPT_NETS)
     parser.add_argument("--adapt-seconds", type=float, default=60.0)
     parser.add_argument("--adapt-seed", type=int, default=15)
     parser.add_argument("--retest", action="store_true", help="time the held-out networks twice (noise floor)")

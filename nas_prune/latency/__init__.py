@@ -21,6 +21,8 @@ from nas_prune.latency._build import (
     write_bundle,
 )
 from nas_prune.latency._calibrate import (
+    ADAPT_NETS,
+    ADAPT_SECONDS,
     adapt_table,
     calibrate,
     calibrated_table,
@@ -39,6 +41,8 @@ from nas_prune.latency._table import TABLE_FORMAT, TABLE_VERSION, LatencyTable, 
 from nas_prune.latency._validate import bootstrap_intervals, predict_cpu_us, rescore, spearman, validate_table
 
 __all__ = [
+    "ADAPT_NETS",
+    "ADAPT_SECONDS",
     "Correction",
     "adapt_table",
     "calibrate",

@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 
 from nas_prune.device import TimingSettings, machine_key, relative_records, time_models
-from nas_prune.latency import measure_latency
-from nas_prune.latency._nets import NetFactory
+from nas_prune.latency import NetFactory, measure_latency
 from nas_prune.space import ChannelSpace
 
 ROOT = Path(__file__).resolve().parents[1]

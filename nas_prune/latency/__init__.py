@@ -33,6 +33,7 @@ from nas_prune.latency._calibrate import (
 )
 from nas_prune.latency._fit import FitResult, fit_additive
 from nas_prune.latency._measure import arch_onnx_bytes, measure_interleaved, measure_latency, to_onnx_bytes
+from nas_prune.latency._nets import NetFactory
 from nas_prune.latency._ratio import QUIET_TOL, measure_ratios
 from nas_prune.latency._retarget import retarget_table
 from nas_prune.latency._shipped import find_shipped_table, shipped_tables, shipped_tables_dir
@@ -54,6 +55,7 @@ __all__ = [
     "FitResult",
     "LatencyTable",
     "LayerCosts",
+    "NetFactory",
     "ScaledTable",
     "TABLE_FORMAT",
     "TABLE_VERSION",

@@ -6,8 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from nas_prune.device import SessionRunner, TimingSettings, make_session, relative_records, summarize
-from nas_prune.device._worker import time_models
+from nas_prune.device import SessionRunner, TimingSettings, make_session, relative_records, summarize, time_models
 from nas_prune.errors import InvalidFileError
 
 __all__ = ["measure_latency", "measure_interleaved", "to_onnx_bytes", "arch_onnx_bytes"]

@@ -96,8 +96,7 @@ def measure_ratios(models: Mapping[str, Any], teacher: Any, input_shape: Any, se
         deviation of the ratios of the blocks judged on), ``quiet_blocks`` (how many of them were
         judged on), ``quiet_teacher_ms``, ``contended`` and ``load_average``.
     """
-    from nas_prune.device import TimingSettings
-    from nas_prune.device._worker import time_models
+    from nas_prune.device import TimingSettings, time_models
     from nas_prune.latency._measure import to_onnx_bytes
 
     base = TimingSettings.from_json({**settings, "rounds": rounds})

@@ -156,10 +156,14 @@ def serve(threads: int, lines: Iterable[str]) -> None:
     import onnxruntime as ort
     from onnxruntime.capi import _pybind_state
 
+    # replies own the real stdout; anything else printed (onnxruntime's fallback notices) goes to stderr
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     ort.set_default_logger_severity(3)
     _pybind_state.set_global_thread_pool_sizes(int(threads), 1)
     print(json.dumps({"ready": True, "pid": os.getpid(), "threads": threads, "torch": "torch" in sys.modules}),
-          flush=True)
+          file=out, flush=True)
     for line in lines:
         if not line.strip():
             continue
@@ -174,4 +178,4 @@ def serve(threads: int, lines: Iterable[str]) -> None:
             reply: dict[str, Any] = {"ok": True, "rounds": {n: rounds[n] for n in names}}
         except Exception as exc:  # noqa: BLE001 - any failure is reported to the caller; the worker lives on
             reply = {"ok": False, "type": type(exc).__name__, "error": str(exc) or type(exc).__name__}
-        print(json.dumps(reply), flush=True)
+        print(json.dumps(reply), file=out, flush=True)

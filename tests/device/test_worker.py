@@ -62,3 +62,23 @@ def test_one_thread_and_isolate_off_stay_in_process(onnx_models):
     time_models(onnx_models, TimingSettings(threads=1, **FAST))
     time_models(onnx_models, TimingSettings(threads=2, **FAST), isolate=False)
     assert not _worker._WORKERS
+
+
+
+def test_stray_output_of_the_worker_does_not_break_the_replies(onnx_models, tmp_path):
+    """onnxruntime prints some notices to stdout; the replies travel on a stdout of their own."""
+    import json
+    import subprocess
+    import sys
+
+    model = tmp_path / "ref.onnx"
+    model.write_bytes(onnx_models["ref"])
+    request = json.dumps({"settings": TimingSettings(threads=2, **FAST).to_json(),
+                          "models": [["ref", str(model), 0, "model 'ref'"]]})
+    code = ("import sys; from nas_prune.device import _worker; real = _worker.time_interleaved\n"
+            "def noisy(runners, settings):\n    print('EP Error: a notice on stdout')\n    return real(runners, settings)\n"
+            "_worker.time_interleaved = noisy; _worker.serve(2, [sys.argv[1]])")
+    proc = subprocess.run([sys.executable, "-c", code, request], capture_output=True, text=True, timeout=60)
+    replies = [json.loads(line) for line in proc.stdout.splitlines()]  # every line is a reply
+    assert replies[0]["ready"] and replies[1]["ok"] and len(replies[1]["rounds"]["ref"]) == 3
+    assert "EP Error: a notice on stdout" in proc.stderr

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from nas_prune.device import machine_key
-from nas_prune.latency import ADAPT_NETS, LatencyTable, adapt_table, bootstrap_intervals, measure_relative, scores, spearman
+from nas_prune.latency import ADAPT_NETS, ADAPT_SECONDS, LatencyTable, adapt_table, bootstrap_intervals, measure_relative, scores, spearman
 from nas_prune.space import ChannelSpace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=60, help="held-out random architectures")
     parser.add_argument("--seed", type=int, default=101, help="seed of the held-out architectures")
     parser.add_argument("--adapt-nets", type=int, default=ADAPT_NETS)
-    parser.add_argument("--adapt-seconds", type=float, default=60.0)
+    parser.add_argument("--adapt-seconds", type=float, default=ADAPT_SECONDS)
     parser.add_argument("--adapt-seed", type=int, default=15)
     parser.add_argument("--retest", action="store_true", help="time the held-out networks twice (noise floor)")
     parser.add_argument("--again", action="store_true", help="measure a table again even if done (appends)")

@@ -172,10 +172,10 @@ def serve(threads: int, lines: Iterable[str]) -> None:
             settings = TimingSettings.from_json(req["settings"])
             if settings.threads != threads:
                 raise NasPruneError(f"this worker has {threads} threads, not {settings.threads}")
-            names = [e[0] for e in req["models"]]
-            rounds = _in_process({e[0]: e[1] for e in req["models"]}, settings, {e[0]: e[2] for e in req["models"]},
-                                 {e[0]: e[3] for e in req["models"]}, shared_pool=True)
-            reply: dict[str, Any] = {"ok": True, "rounds": {n: rounds[n] for n in names}}
+            entries = req["models"]  # [name, path, seed, what]
+            rounds = _in_process({e[0]: e[1] for e in entries}, settings, {e[0]: e[2] for e in entries},
+                                 {e[0]: e[3] for e in entries}, shared_pool=True)
+            reply: dict[str, Any] = {"ok": True, "rounds": rounds}
         except Exception as exc:  # noqa: BLE001 - any failure is reported to the caller; the worker lives on
             reply = {"ok": False, "type": type(exc).__name__, "error": str(exc) or type(exc).__name__}
         print(json.dumps(reply), file=out, flush=True)

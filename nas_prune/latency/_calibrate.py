@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from nas_prune.device import TIMING_PROTOCOL, machine_key
+from nas_prune.device import TIMING_PROTOCOL, TimingSettings, machine_key, uses_worker
 from nas_prune.errors import NasPruneError
 from nas_prune.latency._adapt import fit_correction, scores
 from nas_prune.latency._table import LatencyTable
@@ -107,8 +107,7 @@ def foreign_reason(table: LatencyTable, *, max_age_days: float = MAX_AGE_DAYS) -
         return f"retargeted from space {(table.meta.get('retargeted') or {}).get('from_space', '?')} (other classes)"
     if not isinstance(cal, dict) or cal.get("kind") not in ("built", "checked", "adapted", "rebuilt"):
         return f"measured on {where} with no record of this machine"
-    if table.settings.get("provider", "cpu") == "cpu" and int(table.settings.get("threads", 1)) > 1 and \
-            int(cal.get("timing_protocol", 1)) < TIMING_PROTOCOL:
+    if uses_worker(TimingSettings.from_json(table.settings)) and int(cal.get("timing_protocol", 1)) < TIMING_PROTOCOL:
         return (f"its {table.settings.get('threads')}-thread timings used per-session thread pools (timing protocol "
                 f"{cal.get('timing_protocol', 1)}, up to 40 % noise), not the shared-pool worker")
     if cal.get("machine") != machine_key():
@@ -161,7 +160,7 @@ def measure_relative(table: LatencyTable, space: Any, archs: Sequence[Mapping[st
     ``group_noise``, ``group_attempts``, ``load_average`` after its group); with ``max_seconds`` it
     stops after the group that passes it.
     """
-    from nas_prune.device import TimingSettings, run_groups
+    from nas_prune.device import run_groups
     from nas_prune.latency._nets import NetFactory
 
     table.check_space(space)

@@ -41,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: v4: v3 with the time limit strict (no group started that would end past it)
 #: v5: v4 with more than one thread timed in the shared-pool worker (nas_prune.device._worker)
 #: v6: v5 with up to 400 adaptation networks (the 60 s bind first)
-PROTOCOL = "v6"
+#: v7: v6 with the kernel residual on top of the additive correction (nas_prune.latency._residual)
+PROTOCOL = "v7"
 DEFAULT_TABLES = sorted((ROOT / "latency_tables").glob("*/*1thread.json"))
 
 
@@ -72,7 +73,7 @@ def run_table(path: Path, spaces: dict[str, ChannelSpace], args: argparse.Namesp
                          "nets": cal["adapt"]["nets"], "method": cal["adapt"]["method"], "ridge": cal["adapt"]["ridge"],
                          "cv": cal["adapt"]["cv"], "check": cal["check"], "good": cal["good"],
                          "reference_ms_here": cal["reference_ms"], "reference_ms_table": table.reference_ms,
-                         "candidates": cal["adapt"]["candidates"]}
+                         "candidates": cal["adapt"]["candidates"], "residual": cal["adapt"].get("residual")}
     rng = random.Random(args.seed)
     archs = [dict(space.sample(rng).channels) for _ in range(args.n)]
     t1 = time.perf_counter()
@@ -81,7 +82,9 @@ def run_table(path: Path, spaces: dict[str, ChannelSpace], args: argparse.Namesp
     res["heldout"] = {"n": len(archs), "seed": args.seed, "seconds": round(time.perf_counter() - t1, 1),
                       "load_average_during": [r["load_average"] for r in recs[::8]],
                       "shipped": _score(np.array([table.relative(a) for a in archs]), meas),
-                      "adapted": _score(np.array([adapted.relative(a) for a in archs]), meas)}
+                      "adapted": _score(np.array([adapted.relative(a) for a in archs]), meas),
+                      # the same adapted table without its kernel residual: what the residual adds
+                      "adapted_additive": _score(np.array([adapted.additive(a) for a in archs]), meas)}
     res["heldout"]["records"] = [{"rel": r["rel"], "group_noise": round(r["group_noise"], 4),
                                   "attempts": r["group_attempts"], "ref_ms": round(r["ref_round_ms"], 4)} for r in recs]
     res["heldout"]["groups_remeasured"] = sum(r["group_attempts"] > 1 for r in recs[::8])
@@ -138,7 +141,8 @@ def main() -> None:
         args.out.write_text(json.dumps(out, indent=2) + "\n")
         h = res["heldout"]
         line = {"table": key, "adapt_s": res["adaptation"]["seconds"], "method": res["adaptation"]["method"],
-                **{f"{w}_{k}": h[w][k] for w in ("shipped", "adapted") + (("retest",) if "retest" in h else ())
+                "residual": (res["adaptation"]["residual"] or {}).get("kept"),
+                **{f"{w}_{k}": h[w][k] for w in ("shipped", "adapted_additive", "adapted") + (("retest",) if "retest" in h else ())
                    for k in ("within_10pct", "spearman")}, "load_end": res["load_average_end"][0]}
         print(json.dumps(line))
 

@@ -16,7 +16,9 @@ a few dozen networks measured here fit a correction of growing freedom:
 * ``layers``: every per-layer coefficient refitted, ridge-shrunk towards the ``groups`` solution.
 
 Every candidate is scored by K-fold cross-validation on the measured networks and the best is kept;
-all are additive models of the table's own form, so the adapted table predicts as fast as the original.
+all are additive models of the table's own form. On top of the chosen one, a kernel residual over
+the whole architecture (:mod:`nas_prune.latency._residual`) is fitted and kept when it clearly
+cross-validates better: it carries what the machine does to combinations of layers.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from nas_prune.errors import NasPruneError
+from nas_prune.latency._residual import fit_residual
 from nas_prune.latency._structure import BASE_TERMS, LayerCosts
 
 __all__ = ["Correction", "fit_correction", "term_groups", "scores"]
@@ -71,10 +74,15 @@ class Correction:
     train: dict[str, float]
     group_scales: dict[str, float] = field(default_factory=dict)
     candidates: list[dict[str, Any]] = field(default_factory=list)
+    #: The kernel residual's JSON (``model["residual"]``), or ``None`` when the additive model is kept alone.
+    residual: dict[str, Any] | None = None
+    #: How the residual was decided: its and the additive model's cross-validated scores.
+    residual_fit: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"method": self.method, "ridge": self.ridge, "cv": self.cv, "before": self.before,
-                "train": self.train, "group_scales": self.group_scales, "candidates": self.candidates}
+                "train": self.train, "group_scales": self.group_scales, "candidates": self.candidates,
+                "residual": self.residual_fit}
 
 
 def _nnls(A: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -142,7 +150,8 @@ class _Problem:
 
 def fit_correction(structure: Mapping[str, Any], model: Mapping[str, Any], archs: Sequence[Mapping[str, int]],
                    rel: Sequence[float], *, folds: int = 5, seed: int = 0,
-                   methods: Sequence[str] = ("none", "scale", "affine", "groups", "layers")) -> Correction:
+                   methods: Sequence[str] = ("none", "scale", "affine", "groups", "layers"),
+                   residual_allowed: bool = True) -> Correction:
     """Fit the corrections to measured relative latencies; keep the one that cross-validates best.
 
     Args:
@@ -153,6 +162,8 @@ def fit_correction(structure: Mapping[str, Any], model: Mapping[str, Any], archs
         folds: Cross-validation folds.
         seed: Seed of the fold assignment.
         methods: Candidates to consider.
+        residual_allowed: Try a kernel residual on top of the chosen correction
+            (:func:`nas_prune.latency._residual.fit_residual`).
 
     Raises:
         NasPruneError: fewer than 6 networks, or a non-positive measurement.
@@ -182,10 +193,21 @@ def fit_correction(structure: Mapping[str, Any], model: Mapping[str, Any], archs
     _, method, lam, cv = results[0]
     all_idx = np.arange(len(y))
     coef, c0, s = prob.fit(method, lam, all_idx)
+    train = scores(prob.F @ coef + c0, y)
+
+    def base(tr: np.ndarray) -> np.ndarray:
+        c, i, _ = prob.fit(method, lam, tr)
+        return prob.F @ c + i
+
+    genes = {g: int(ch[-1]) for g, ch in structure["genes"].items()}
+    residual, how = fit_residual(genes, archs, y, base, fold, enabled=residual_allowed)
+    if residual is not None:
+        cv, train = how["cv"], how["train"]
     return Correction(
         method=method, ridge=lam, coef=[float(v) for v in coef], intercept=float(c0), cv=cv,
-        before=scores(prob.prior, y), train=scores(prob.F @ coef + c0, y),
+        before=scores(prob.prior, y), train=train,
         group_scales={n: float(v) for n, v in zip(prob.names, s)} if s is not None else {},
         candidates=[{"method": m, "ridge": l, **{k: sc[k] for k in ("within_10pct", "median_abs_err")}}
                     for _, m, l, sc in results],
+        residual=residual.to_json() if residual is not None else None, residual_fit=how,
     )

@@ -260,8 +260,10 @@ def adapt_table(table: LatencyTable, space: Any, *, n: int = ADAPT_NETS, max_sec
     records = records + measure_relative(table, space, more, factory=factory, id_prefix="a",
                                          max_seconds=max(1.0, max_seconds - (time.perf_counter() - t0)))
     corr = fit_correction(table.structure, table.model, [r["channels"] for r in records], [r["rel"] for r in records])
-    model = {**table.model, "coef": corr.coef, "intercept": corr.intercept, "adapted_from": {
-        k: table.model.get(k) for k in ("cv", "ridge")}}
+    model = {**{k: v for k, v in table.model.items() if k != "residual"}, "coef": corr.coef,
+             "intercept": corr.intercept, "adapted_from": {k: table.model.get(k) for k in ("cv", "ridge")}}
+    if corr.residual is not None:
+        model["residual"] = corr.residual
     ref_ms = [r["ref_round_ms"] for r in records]
     record = calibration_record(
         "adapted", table.settings, reason=reason, source_table=table_digest(table), check=figs,
@@ -303,7 +305,8 @@ def calibrate(table: LatencyTable, space: Any, *, reason: str | None = None, reb
     cal = adapted.meta["calibration"]
     if log:
         cv = cal["adapt"]["cv"]
-        log(f"adapted ({cal['adapt']['method']}, {cal['adapt']['nets']} networks, {cal['adapt']['seconds']:.0f} s): "
+        kind = cal["adapt"]["method"] + (" + kernel residual" if cal["adapt"].get("residual", {}).get("kept") else "")
+        log(f"adapted ({kind}, {cal['adapt']['nets']} networks, {cal['adapt']['seconds']:.0f} s): "
             f"cross-validated {cv['within_10pct']:.0%} within 10 %, median error {cv['median_abs_err']:.1%}")
     cv10 = cal["adapt"]["cv"]["within_10pct"]
     if cal["good"] or not rebuild or (rebuild == "auto" and cv10 >= REBUILD_BELOW):

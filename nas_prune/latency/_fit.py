@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from nas_prune.errors import NasPruneError
+from nas_prune.latency._residual import fit_residual
 from nas_prune.latency._structure import BASE_TERMS, TERMS, LayerCosts
 
 __all__ = ["FitResult", "fit_additive", "BLOCKS", "RIDGES", "TERM_SETS"]
@@ -48,10 +49,14 @@ class FitResult:
     cv: dict[str, float]
     train: dict[str, float]
     terms: tuple[str, ...] = BASE_TERMS
+    residual: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"block": self.block, "ridge": self.ridge, "terms": list(self.terms), "intercept": self.intercept,
-                "coef": self.coef, "cv": self.cv, "train": self.train}
+        out = {"block": self.block, "ridge": self.ridge, "terms": list(self.terms), "intercept": self.intercept,
+               "coef": self.coef, "cv": self.cv, "train": self.train}
+        if self.residual is not None:
+            out["residual"] = self.residual
+        return out
 
 
 def _solve(X: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, float]:
@@ -75,11 +80,14 @@ def _scores(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 def fit_additive(structure: Mapping[str, Any], archs: Sequence[Mapping[str, int]], rel: Sequence[float], *,
                  blocks: Sequence[int] = BLOCKS, ridges: Sequence[float] = RIDGES,
-                 term_sets: Sequence[Sequence[str]] = TERM_SETS, folds: int = 5, seed: int = 0) -> FitResult:
+                 term_sets: Sequence[Sequence[str]] = TERM_SETS, folds: int = 5, seed: int = 0,
+                 residual: bool = True) -> FitResult:
     """Fit the additive model; choose block, ridge and terms by ``folds``-fold cross-validation.
 
     A richer term set must beat the simpler one by :data:`RICHER_GAIN` of median error: the
     ``misaligned`` term lets a narrower network cost more, which only a clear measurement justifies.
+    With ``residual``, a kernel residual over the whole architecture is fitted on top and kept when
+    it clearly cross-validates better (:func:`nas_prune.latency._residual.fit_residual`).
 
     Raises:
         NasPruneError: fewer than 4 measured networks, or a non-positive relative latency.
@@ -121,5 +129,14 @@ def fit_additive(structure: Mapping[str, Any], archs: Sequence[Mapping[str, int]
     X = mats[(b, terms)]
     coef, c0 = _solve(X, y, lam)
     train = _scores(X @ coef + c0, y)
+
+    def base(tr: np.ndarray) -> np.ndarray:
+        c, i = _solve(X[tr], y[tr], lam)
+        return X @ c + i
+
+    res, how = fit_residual({g: int(ch[-1]) for g, ch in structure["genes"].items()}, archs, y, base, fold,
+                            enabled=residual)
+    if res is not None:
+        cv, train = how["cv"], how["train"]
     return FitResult(block=b, ridge=lam, coef=[float(c) for c in coef], intercept=c0, cv=cv, train=train,
-                     terms=terms)
+                     terms=terms, residual=res.to_json() if res is not None else None)

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 from nas_prune._io import describe_error, read_json, require, require_header, write_json
 from nas_prune.errors import InvalidArchitectureError, InvalidFileError, NasPruneError, SpaceMismatchError
+from nas_prune.latency._residual import KernelResidual
 from nas_prune.latency._structure import BASE_TERMS, TERMS, LayerCosts
 
 __all__ = ["LatencyTable", "ScaledTable", "TABLE_FORMAT", "TABLE_VERSION"]
@@ -34,7 +35,8 @@ class LatencyTable:
 
     The table stores every measured network (latency relative to a fixed reference network,
     timed in the same rounds: median and spread) and an additive per-layer model fitted to them
-    (:mod:`nas_prune.latency._fit`). :meth:`predict` returns ``reference_ms * relative(arch)``;
+    (:mod:`nas_prune.latency._fit`), with an optional kernel residual over the whole architecture
+    (``model["residual"]``, :mod:`nas_prune.latency._residual`). :meth:`predict` returns ``reference_ms * relative(arch)``;
     ``reference_ms`` defaults to the reference's latency at profiling time, and a fresh measurement
     of the reference (:meth:`measure_reference`) rescales predictions when the machine's speed has
     drifted (REFERENCE.md section 4).
@@ -53,8 +55,19 @@ class LatencyTable:
         self.model = dict(model)
         self.entries = entries
         self.costs = LayerCosts(structure, int(model["block"]), tuple(model.get("terms", BASE_TERMS)))
-        self._predict = self.costs.predictor(model["coef"], float(model["intercept"]))
+        self._additive = self.costs.predictor(model["coef"], float(model["intercept"]))
+        self.residual = KernelResidual.from_json(model["residual"], structure["genes"]) if model.get("residual") else None
         self._genes = frozenset(self.costs.genes)
+
+    def _predict(self, channels: Mapping[str, int]) -> float:
+        base = self._additive(channels)
+        if self.residual is None or base <= 0:
+            return base
+        return base * self.residual.factor(channels, base)
+
+    def additive(self, arch: Any) -> float:
+        """The additive per-layer model's relative latency alone (without the residual)."""
+        return self._additive(self._channels(arch))
 
     # ------------------------------------------------------------------ prediction
     @property

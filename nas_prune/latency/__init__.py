@@ -2,8 +2,9 @@
 
 Networks of a space are timed whole, interleaved with the unpruned reference network so that
 their ratio survives the machine's drift; an additive per-layer model with SIMD staircase
-features is fitted to the ratios (see :mod:`nas_prune.latency._fit`). ``table.predict(arch)``
-gives milliseconds in ~10-20 microseconds. A table this machine did not calibrate is checked,
+features is fitted to the ratios (see :mod:`nas_prune.latency._fit`), with a kernel residual over the
+whole architecture where it cross-validates better (:mod:`nas_prune.latency._residual`).
+``table.predict(arch)`` gives milliseconds in ~5-25 microseconds. A table this machine did not calibrate is checked,
 adapted or rebuilt on first use (:func:`calibrated_table`, :mod:`nas_prune.latency._calibrate`).
 The tables measured on the development VM ship as package data (:func:`shipped_tables`).
 """
@@ -35,6 +36,7 @@ from nas_prune.latency._fit import FitResult, fit_additive
 from nas_prune.latency._measure import arch_onnx_bytes, measure_interleaved, measure_latency, to_onnx_bytes
 from nas_prune.latency._nets import NetFactory
 from nas_prune.latency._ratio import QUIET_TOL, measure_ratios
+from nas_prune.latency._residual import KernelResidual, fit_residual
 from nas_prune.latency._retarget import retarget_table
 from nas_prune.latency._shipped import find_shipped_table, shipped_tables, shipped_tables_dir
 from nas_prune.latency._structure import LayerCosts, structure_from_space
@@ -51,8 +53,10 @@ __all__ = [
     "calibration_label",
     "check_table",
     "fit_correction",
+    "fit_residual",
     "foreign_reason",
     "FitResult",
+    "KernelResidual",
     "LatencyTable",
     "LayerCosts",
     "NetFactory",

@@ -305,8 +305,8 @@ def calibrate(table: LatencyTable, space: Any, *, reason: str | None = None, reb
     cal = adapted.meta["calibration"]
     if log:
         cv = cal["adapt"]["cv"]
-        kind = cal["adapt"]["method"] + (" + kernel residual" if cal["adapt"].get("residual", {}).get("kept") else "")
-        log(f"adapted ({kind}, {cal['adapt']['nets']} networks, {cal['adapt']['seconds']:.0f} s): "
+        how = cal["adapt"]["method"] + (" + kernel residual" if (cal["adapt"].get("residual") or {}).get("kept") else "")
+        log(f"adapted ({how}, {cal['adapt']['nets']} networks, {cal['adapt']['seconds']:.0f} s): "
             f"cross-validated {cv['within_10pct']:.0%} within 10 %, median error {cv['median_abs_err']:.1%}")
     cv10 = cal["adapt"]["cv"]["within_10pct"]
     if cal["good"] or not rebuild or (rebuild == "auto" and cv10 >= REBUILD_BELOW):
@@ -342,7 +342,8 @@ def calibration_label(table: LatencyTable) -> str:
     if kind == "adapted":
         a = cal.get("adapt", {})
         cv, before = a.get("cv", {}), cal.get("check", {})
-        return (f"adapted to this machine {cal.get('date', '?')} ({a.get('method')}, {a.get('nets')} networks): "
+        how = str(a.get("method")) + (" + kernel residual" if (a.get("residual") or {}).get("kept") else "")
+        return (f"adapted to this machine {cal.get('date', '?')} ({how}, {a.get('nets')} networks): "
                 f"{before.get('within_10pct', 0):.0%} -> {cv.get('within_10pct', 0):.0%} within 10 % (check -> "
                 f"cross-validated; {ref})")
     if kind == "rebuilt":

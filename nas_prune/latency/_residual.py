@@ -73,6 +73,16 @@ class KernelResidual:
         self._gsq = self.gamma * self._sq
         self.info = dict(info or {})
 
+    @classmethod
+    def fit(cls, genes: Mapping[str, int], archs: Sequence[Mapping[str, int]], rel: np.ndarray, base: np.ndarray,
+            gamma: float, alpha: float, info: Mapping[str, Any] | None = None) -> "KernelResidual":
+        """Kernel ridge regression of ``log(rel / base)`` on the networks ``archs`` (one kernel width and ridge)."""
+        X = _features(genes, archs, base)
+        sq = np.einsum("ij,ij->i", X, X)
+        K = np.exp(-gamma * np.maximum(sq[:, None] + sq[None, :] - 2.0 * X @ X.T, 0.0))
+        w = np.linalg.solve(K + alpha * np.eye(len(X)), np.log(np.asarray(rel, float) / base))
+        return cls(genes, gamma, X, w, info={"alpha": alpha, **dict(info or {})})
+
     def log_factor(self, x: np.ndarray) -> np.ndarray:
         """The clipped log-correction of feature rows ``x`` (or one row)."""
         x = np.atleast_2d(x)
@@ -113,10 +123,10 @@ class KernelResidual:
         return cls(g, float(gamma), np.asarray(c, dtype=float), np.asarray(w, dtype=float), float(clip), info)
 
 
-def _krr(X: np.ndarray, r: np.ndarray, gamma: float, alpha: float) -> np.ndarray:
-    sq = np.einsum("ij,ij->i", X, X)
-    K = np.exp(-gamma * np.maximum(sq[:, None] + sq[None, :] - 2.0 * X @ X.T, 0.0))
-    return np.linalg.solve(K + alpha * np.eye(len(X)), r)
+def _features(genes: Mapping[str, int], archs: Sequence[Mapping[str, int]], base: np.ndarray) -> np.ndarray:
+    names = list(genes)
+    inv = np.array([1.0 / max(1, genes[g]) for g in names] + [1.0])
+    return np.array([[a.get(g, genes[g]) for g in names] + [math.log(v)] for a, v in zip(archs, base)]) * inv
 
 
 def fit_residual(genes: Mapping[str, int], archs: Sequence[Mapping[str, int]], rel: Sequence[float] | np.ndarray,
@@ -145,25 +155,18 @@ def fit_residual(genes: Mapping[str, int], archs: Sequence[Mapping[str, int]], r
         return None, {"kept": False, "why": "not tried"}
     if len(y) < MIN_NETS:
         return None, {"kept": False, "why": f"{len(y)} networks (a residual needs {MIN_NETS})"}
-    names = list(genes)
-    inv = np.array([1.0 / max(1, genes[g]) for g in names] + [1.0])
-
-    def feats(p: np.ndarray) -> np.ndarray:
-        return np.array([[a.get(g, genes[g]) for g in names] + [math.log(v)] for a, v in zip(archs, p)]) * inv
-
     grid = [(g, a) for g in gammas for a in alphas]
     oof = {k: np.empty_like(y) for k in grid}
     plain = np.empty_like(y)
     for f in np.unique(fold):
         tr, te = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
         p = np.maximum(base(tr), 1e-9)
-        X = feats(p)
         plain[te] = p[te]
-        r = np.log(y[tr] / p[tr])
+        fit_on = [archs[int(i)] for i in tr]
+        X_te = _features(genes, [archs[int(i)] for i in te], p[te])
         for g, a in grid:
-            w = _krr(X[tr], r, g, a)
-            res = KernelResidual(genes, g, X[tr], w)
-            oof[(g, a)][te] = p[te] * np.exp(res.log_factor(X[te]))
+            res = KernelResidual.fit(genes, fit_on, y[tr], p[tr], g, a)
+            oof[(g, a)][te] = p[te] * np.exp(res.log_factor(X_te))
     before = _scores(plain, y)
     best = min(grid, key=lambda k: (_scores(oof[k], y)["median_abs_err"] - _scores(oof[k], y)["within_10pct"], k))
     cv = _scores(oof[best], y)
@@ -173,9 +176,6 @@ def fit_residual(genes: Mapping[str, int], archs: Sequence[Mapping[str, int]], r
     if not kept:
         return None, figures
     p = np.maximum(base(np.arange(len(y))), 1e-9)
-    X = feats(p)
-    w = _krr(X, np.log(y / p), *best)
-    res = KernelResidual(genes, best[0], X, w, info={"alpha": best[1], "nets": int(len(y)), "cv": cv,
-                                                      "cv_additive": before})
-    figures["train"] = _scores(p * np.exp(res.log_factor(X)), y)
+    res = KernelResidual.fit(genes, archs, y, p, best[0], best[1], info={"nets": int(len(y)), "cv": cv, "cv_additive": before})
+    figures["train"] = _scores(p * np.exp(res.log_factor(res.centers)), y)
     return res, figures

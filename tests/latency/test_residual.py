@@ -92,3 +92,15 @@ def test_far_from_every_measured_network_the_residual_vanishes():
     assert res.factor({"g": 5}, math.exp(6.0)) == pytest.approx(1.0, abs=1e-9)
     big = KernelResidual({"g": 10}, gamma=3.0, centers=np.array([[0.5, 0.0]]), weights=np.array([5.0]))
     assert big.factor({"g": 5}, 1.0) == pytest.approx(math.exp(CLIP))
+
+
+def test_the_calibration_label_says_when_a_residual_is_used(tiny_table):
+    from nas_prune.latency import calibration_label
+
+    obj = copy.deepcopy(tiny_table.to_json())
+    obj["meta"]["calibration"] = {"kind": "adapted", "date": "2026-12-02", "check": {"within_10pct": 0.1},
+                                  "adapt": {"method": "layers", "nets": 300, "cv": {"within_10pct": 1.0},
+                                            "residual": {"kept": True}}}
+    assert "layers + kernel residual, 300 networks" in calibration_label(LatencyTable.from_json(obj))
+    obj["meta"]["calibration"]["adapt"]["residual"] = {"kept": False}
+    assert "kernel residual" not in calibration_label(LatencyTable.from_json(obj))

@@ -153,7 +153,7 @@ def test_shipped_tables_are_package_data(tmp_path):
 
     assert shipped_tables_dir() == Path(nas_prune.latency.__file__).parent / "tables"
     tables = shipped_tables()
-    assert len(tables) == 6 and all(p.suffix == ".json" for p in tables)  # 32x32 AMD (4), 224x224 Intel (2)
+    assert len(tables) == 6 and all(p.suffix == ".json" for p in tables)  # 32x32 1-thread AMD (2), 224x224 and 32x32 2-thread Intel (4)
     space_id = LatencyTable.load(tables[0]).space_id
     one = find_shipped_table(space_id, 1)
     assert one is not None and LatencyTable.load(one).settings["threads"] == 1

@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: v5: v4 with more than one thread timed in the shared-pool worker (nas_prune.device._worker)
 #: v6: v5 with up to 400 adaptation networks (the 60 s bind first)
 #: v7: v6 with the kernel residual on top of the additive correction (nas_prune.latency._residual)
-PROTOCOL = "v7"
+#: v8: v7 with the adaptation's networks timed in 30 rounds at every thread count (ADAPT_ROUNDS)
+PROTOCOL = "v8"
 DEFAULT_TABLES = sorted((ROOT / "latency_tables").glob("*/*1thread.json"))
 
 
@@ -70,7 +71,7 @@ def run_table(path: Path, spaces: dict[str, ChannelSpace], args: argparse.Namesp
                           reason="benchmark", log=lambda m: print(m, file=sys.stderr))
     cal = adapted.meta["calibration"]
     res["adaptation"] = {"wall_seconds": round(time.perf_counter() - t0, 1), "seconds": cal["adapt"]["seconds"],
-                         "nets": cal["adapt"]["nets"], "method": cal["adapt"]["method"], "ridge": cal["adapt"]["ridge"],
+                         "nets": cal["adapt"]["nets"], "rounds": cal["adapt"].get("rounds"), "method": cal["adapt"]["method"], "ridge": cal["adapt"]["ridge"],
                          "cv": cal["adapt"]["cv"], "check": cal["check"], "good": cal["good"],
                          "reference_ms_here": cal["reference_ms"], "reference_ms_table": table.reference_ms,
                          "candidates": cal["adapt"]["candidates"], "residual": cal["adapt"].get("residual")}

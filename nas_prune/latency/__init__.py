@@ -23,6 +23,7 @@ from nas_prune.latency._build import (
 )
 from nas_prune.latency._calibrate import (
     ADAPT_NETS,
+    ADAPT_ROUNDS,
     ADAPT_SECONDS,
     adapt_table,
     calibrate,
@@ -45,6 +46,7 @@ from nas_prune.latency._validate import bootstrap_intervals, predict_cpu_us, res
 
 __all__ = [
     "ADAPT_NETS",
+    "ADAPT_ROUNDS",
     "ADAPT_SECONDS",
     "Correction",
     "adapt_table",

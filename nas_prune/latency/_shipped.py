@@ -1,6 +1,7 @@
 """The latency tables shipped with nas-prune, read as package data (``nas_prune/latency/tables/``).
 
-They were measured on the development VM (``devvm-amd-epyc-2vcpu/``); a run checks and adapts one
+They were measured on the development VMs (``devvm-amd-epyc-2vcpu/``: 1-thread 32x32;
+``devvm-intel-xeon-2vcpu/``: 224x224 and 2-thread 32x32); a run checks and adapts one
 on this machine before it trusts it (:func:`nas_prune.latency.calibrated_table`). A checkout also
 reaches them through the top-level ``latency_tables/`` link.
 """

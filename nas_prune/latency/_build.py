@@ -91,7 +91,7 @@ def table_from_records(*, space_id: str, structure: Mapping[str, Any], settings:
 def refit_table(table: LatencyTable) -> LatencyTable:
     """The same table with its model fitted again to its own measured networks (nothing is timed).
 
-    For a table fitted by an older nas-prune: the fit's choices (block, ridge, terms) are made again
+    For a table fitted by an older nas-prune: the fit's choices (block, ridge, terms, kernel residual) are made again
     by cross-validation, the entries, reference and metadata stay, and ``model["refit"]`` records
     the model it replaces.
 

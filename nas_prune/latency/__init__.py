@@ -11,7 +11,7 @@ The tables measured on the development VM ship as package data (:func:`shipped_t
 
 from __future__ import annotations
 
-from nas_prune.latency._adapt import Correction, fit_correction, scores
+from nas_prune.latency._adapt import Correction, fit_correction
 from nas_prune.latency._build import (
     build_table,
     default_nets,
@@ -39,6 +39,7 @@ from nas_prune.latency._nets import NetFactory
 from nas_prune.latency._ratio import QUIET_TOL, measure_ratios
 from nas_prune.latency._residual import KernelResidual, fit_residual
 from nas_prune.latency._retarget import retarget_table
+from nas_prune.latency._scores import scores
 from nas_prune.latency._shipped import find_shipped_table, shipped_tables, shipped_tables_dir
 from nas_prune.latency._structure import LayerCosts, structure_from_space
 from nas_prune.latency._table import TABLE_FORMAT, TABLE_VERSION, LatencyTable, ScaledTable

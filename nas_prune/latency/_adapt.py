@@ -30,19 +30,13 @@ import numpy as np
 
 from nas_prune.errors import NasPruneError
 from nas_prune.latency._residual import fit_residual
+from nas_prune.latency._scores import scores
 from nas_prune.latency._structure import BASE_TERMS, LayerCosts
 
-__all__ = ["Correction", "fit_correction", "term_groups", "scores"]
+__all__ = ["Correction", "fit_correction", "term_groups"]
 
 GROUP_RIDGES = (0.0, 1e-3, 1e-2, 1e-1)
 LAYER_RIDGES = (1e-3, 1e-2, 1e-1)
-
-
-def scores(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Share within +-5 % / +-10 %, median and 95th-percentile relative error of ``pred`` against ``y``."""
-    err = np.abs(np.asarray(pred, float) - y) / y
-    return {"within_5pct": float(np.mean(err <= 0.05)), "within_10pct": float(np.mean(err <= 0.10)),
-            "median_abs_err": float(np.median(err)), "p95_abs_err": float(np.percentile(err, 95)), "n": int(len(y))}
 
 
 def term_groups(structure: Mapping[str, Any], terms: Sequence[str] = BASE_TERMS) -> list[str]:

@@ -38,7 +38,8 @@ import numpy as np
 
 from nas_prune.device import TIMING_PROTOCOL, TimingSettings, machine_key, uses_worker
 from nas_prune.errors import NasPruneError
-from nas_prune.latency._adapt import fit_correction, scores
+from nas_prune.latency._adapt import fit_correction
+from nas_prune.latency._scores import scores
 from nas_prune.latency._table import LatencyTable
 
 __all__ = ["CHECK_NETS", "ADAPT_NETS", "ADAPT_SECONDS", "ADAPT_ROUNDS", "MAX_AGE_DAYS", "RECHECK_MINUTES", "calibration_record", "foreign_reason",
@@ -263,8 +264,8 @@ def adapt_table(table: LatencyTable, space: Any, *, n: int = ADAPT_NETS, max_sec
     more = design_archs(space, max(0, n - len(records)), seed + 1)
     if log:
         log(f"adapting {table.space_id}: measuring up to {len(more)} more networks (at most {max_seconds:g} s)")
-    records = records + measure_relative(table, space, more, factory=factory, id_prefix="a",
-                                         rounds=min(int(table.settings["rounds"]), ADAPT_ROUNDS),
+    rounds = min(int(table.settings["rounds"]), ADAPT_ROUNDS)
+    records = records + measure_relative(table, space, more, factory=factory, id_prefix="a", rounds=rounds,
                                          max_seconds=max(1.0, max_seconds - (time.perf_counter() - t0)))
     corr = fit_correction(table.structure, table.model, [r["channels"] for r in records], [r["rel"] for r in records])
     model = {**{k: v for k, v in table.model.items() if k != "residual"}, "coef": corr.coef,
@@ -274,8 +275,7 @@ def adapt_table(table: LatencyTable, space: Any, *, n: int = ADAPT_NETS, max_sec
     ref_ms = [r["ref_round_ms"] for r in records]
     record = calibration_record(
         "adapted", table.settings, reason=reason, source_table=table_digest(table), check=figs,
-        adapt={**corr.to_json(), "nets": len(records), "rounds": min(int(table.settings["rounds"]), ADAPT_ROUNDS),
-               "seconds": round(time.perf_counter() - t0, 1),
+        adapt={**corr.to_json(), "nets": len(records), "rounds": rounds, "seconds": round(time.perf_counter() - t0, 1),
                "load_average": records[-1].get("load_average") if records else []},
         reference_ms=float(np.median(ref_ms)), reference_ms_table=table.reference_ms,
         good=bool(corr.cv["within_10pct"] >= FIT_WITHIN_10 and corr.cv["median_abs_err"] <= FIT_MEDIAN),
@@ -313,8 +313,7 @@ def calibrate(table: LatencyTable, space: Any, *, reason: str | None = None, reb
     cal = adapted.meta["calibration"]
     if log:
         cv = cal["adapt"]["cv"]
-        how = cal["adapt"]["method"] + (" + kernel residual" if (cal["adapt"].get("residual") or {}).get("kept") else "")
-        log(f"adapted ({how}, {cal['adapt']['nets']} networks, {cal['adapt']['seconds']:.0f} s): "
+        log(f"adapted ({_adapt_method(cal['adapt'])}, {cal['adapt']['nets']} networks, {cal['adapt']['seconds']:.0f} s): "
             f"cross-validated {cv['within_10pct']:.0%} within 10 %, median error {cv['median_abs_err']:.1%}")
     cv10 = cal["adapt"]["cv"]["within_10pct"]
     if cal["good"] or not rebuild or (rebuild == "auto" and cv10 >= REBUILD_BELOW):
@@ -335,6 +334,11 @@ def calibrate(table: LatencyTable, space: Any, *, reason: str | None = None, reb
                         reference=new.reference, structure=new.structure, model=new.model, entries=new.entries)
 
 
+def _adapt_method(adapt: Mapping[str, Any]) -> str:
+    """The correction an adaptation record used, e.g. ``layers + kernel residual``."""
+    return str(adapt.get("method")) + (" + kernel residual" if (adapt.get("residual") or {}).get("kept") else "")
+
+
 def calibration_label(table: LatencyTable) -> str:
     """One line: which calibration the table's predictions use."""
     cal = table.meta.get("calibration") or {}
@@ -350,8 +354,7 @@ def calibration_label(table: LatencyTable) -> str:
     if kind == "adapted":
         a = cal.get("adapt", {})
         cv, before = a.get("cv", {}), cal.get("check", {})
-        how = str(a.get("method")) + (" + kernel residual" if (a.get("residual") or {}).get("kept") else "")
-        return (f"adapted to this machine {cal.get('date', '?')} ({how}, {a.get('nets')} networks): "
+        return (f"adapted to this machine {cal.get('date', '?')} ({_adapt_method(a)}, {a.get('nets')} networks): "
                 f"{before.get('within_10pct', 0):.0%} -> {cv.get('within_10pct', 0):.0%} within 10 % (check -> "
                 f"cross-validated; {ref})")
     if kind == "rebuilt":

@@ -23,6 +23,7 @@ import numpy as np
 
 from nas_prune.errors import NasPruneError
 from nas_prune.latency._residual import fit_residual
+from nas_prune.latency._scores import scores
 from nas_prune.latency._structure import BASE_TERMS, TERMS, LayerCosts
 
 __all__ = ["FitResult", "fit_additive", "BLOCKS", "RIDGES", "TERM_SETS"]
@@ -72,12 +73,6 @@ def _solve(X: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, floa
     return sol[:-1], float(sol[-1])
 
 
-def _scores(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    err = np.abs(pred - y) / y
-    return {"within_5pct": float(np.mean(err <= 0.05)), "within_10pct": float(np.mean(err <= 0.10)),
-            "median_abs_err": float(np.median(err)), "n": int(len(y))}
-
-
 def fit_additive(structure: Mapping[str, Any], archs: Sequence[Mapping[str, int]], rel: Sequence[float], *,
                  blocks: Sequence[int] = BLOCKS, ridges: Sequence[float] = RIDGES,
                  term_sets: Sequence[Sequence[str]] = TERM_SETS, folds: int = 5, seed: int = 0,
@@ -113,7 +108,7 @@ def fit_additive(structure: Mapping[str, Any], archs: Sequence[Mapping[str, int]
                 tr, te = fold != f, fold == f
                 coef, c0 = _solve(X[tr], y[tr], lam)
                 pred[te] = X[te] @ coef + c0
-            sc = _scores(pred, y)
+            sc = scores(pred, y)
             key = (sc["median_abs_err"] - sc["within_10pct"], b, lam)
             if terms not in best or key < best[terms][0]:
                 best[terms] = (key, b, lam, terms, sc)
@@ -128,7 +123,7 @@ def fit_additive(structure: Mapping[str, Any], archs: Sequence[Mapping[str, int]
     _, b, lam, terms, cv = choice
     X = mats[(b, terms)]
     coef, c0 = _solve(X, y, lam)
-    train = _scores(X @ coef + c0, y)
+    train = scores(X @ coef + c0, y)
 
     def base(tr: np.ndarray) -> np.ndarray:
         c, i = _solve(X[tr], y[tr], lam)

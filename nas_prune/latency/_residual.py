@@ -28,6 +28,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from nas_prune.latency._scores import scores
+
 __all__ = ["KernelResidual", "fit_residual", "MIN_NETS", "CLIP", "GAMMAS", "ALPHAS"]
 
 #: Fewer measured networks than this and no residual is tried (a kernel on a few points only overfits).
@@ -40,12 +42,6 @@ ALPHAS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 GAIN = 0.10
 #: ... and by at least this much in absolute terms (0.2 % of latency: below, it is measurement noise).
 MIN_GAIN = 0.002
-
-
-def _scores(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    err = np.abs(pred - y) / y
-    return {"within_5pct": float(np.mean(err <= 0.05)), "within_10pct": float(np.mean(err <= 0.10)),
-            "median_abs_err": float(np.median(err)), "n": int(len(y))}
 
 
 class KernelResidual:
@@ -67,10 +63,9 @@ class KernelResidual:
         self.gamma, self.clip = float(gamma), float(clip)
         self.centers = np.asarray(centers, dtype=float)
         self.weights = np.asarray(weights, dtype=float)
-        self._sq = np.einsum("ij,ij->i", self.centers, self.centers)
         # exp(-gamma |x - c|^2) = exp(x . (2 gamma c) - gamma |c|^2 - gamma |x|^2)
         self._ct2 = np.ascontiguousarray((2.0 * self.gamma) * self.centers.T)
-        self._gsq = self.gamma * self._sq
+        self._gsq = self.gamma * np.einsum("ij,ij->i", self.centers, self.centers)
         self.info = dict(info or {})
 
     @classmethod
@@ -78,23 +73,20 @@ class KernelResidual:
             gamma: float, alpha: float, info: Mapping[str, Any] | None = None) -> "KernelResidual":
         """Kernel ridge regression of ``log(rel / base)`` on the networks ``archs`` (one kernel width and ridge)."""
         X = _features(genes, archs, base)
-        sq = np.einsum("ij,ij->i", X, X)
-        K = np.exp(-gamma * np.maximum(sq[:, None] + sq[None, :] - 2.0 * X @ X.T, 0.0))
-        w = np.linalg.solve(K + alpha * np.eye(len(X)), np.log(np.asarray(rel, float) / base))
+        w = _ridge(_kernel(X, X, gamma), np.log(np.asarray(rel, float) / base), alpha)
         return cls(genes, gamma, X, w, info={"alpha": alpha, **dict(info or {})})
 
     def log_factor(self, x: np.ndarray) -> np.ndarray:
         """The clipped log-correction of feature rows ``x`` (or one row)."""
         x = np.atleast_2d(x)
-        d2 = np.einsum("ij,ij->i", x, x)[:, None] + self._sq[None, :] - 2.0 * (x @ self.centers.T)
-        return np.clip(np.exp(-self.gamma * np.maximum(d2, 0.0)) @ self.weights, -self.clip, self.clip)
+        k = np.exp(x @ self._ct2 - self._gsq - self.gamma * np.einsum("ij,ij->i", x, x)[:, None])
+        return np.clip(k @ self.weights, -self.clip, self.clip)
 
     def factor(self, channels: Mapping[str, int], base: float) -> float:
-        """The correction of an architecture whose additive prediction is ``base`` (one row, fast path)."""
+        """The correction of an architecture whose additive prediction is ``base`` (one row, no array overhead)."""
         full = self.genes
         x = np.array([channels.get(g, full[g]) for g in self._names] + [math.log(base)]) * self._inv
-        k = np.exp((x @ self._ct2 - self._gsq) - self.gamma * float(x @ x))
-        v = float(k @ self.weights)
+        v = float(np.exp(x @ self._ct2 - self._gsq - self.gamma * float(x @ x)) @ self.weights)
         return math.exp(min(self.clip, max(-self.clip, v)))
 
     def to_json(self) -> dict[str, Any]:
@@ -121,6 +113,15 @@ class KernelResidual:
             raise ValueError("model.residual.gamma and clip must be positive numbers")
         info = {k: v for k, v in obj.items() if k not in ("kind", "genes", "gamma", "clip", "centers", "weights")}
         return cls(g, float(gamma), np.asarray(c, dtype=float), np.asarray(w, dtype=float), float(clip), info)
+
+
+def _kernel(A: np.ndarray, B: np.ndarray, gamma: float) -> np.ndarray:
+    d2 = np.einsum("ij,ij->i", A, A)[:, None] + np.einsum("ij,ij->i", B, B)[None, :] - 2.0 * A @ B.T
+    return np.exp(-gamma * np.maximum(d2, 0.0))
+
+
+def _ridge(K: np.ndarray, r: np.ndarray, alpha: float) -> np.ndarray:
+    return np.linalg.solve(K + alpha * np.eye(len(K)), r)
 
 
 def _features(genes: Mapping[str, int], archs: Sequence[Mapping[str, int]], base: np.ndarray) -> np.ndarray:
@@ -162,14 +163,16 @@ def fit_residual(genes: Mapping[str, int], archs: Sequence[Mapping[str, int]], r
         tr, te = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
         p = np.maximum(base(tr), 1e-9)
         plain[te] = p[te]
-        fit_on = [archs[int(i)] for i in tr]
-        X_te = _features(genes, [archs[int(i)] for i in te], p[te])
-        for g, a in grid:
-            res = KernelResidual.fit(genes, fit_on, y[tr], p[tr], g, a)
-            oof[(g, a)][te] = p[te] * np.exp(res.log_factor(X_te))
-    before = _scores(plain, y)
-    best = min(grid, key=lambda k: (_scores(oof[k], y)["median_abs_err"] - _scores(oof[k], y)["within_10pct"], k))
-    cv = _scores(oof[best], y)
+        X = _features(genes, archs, p)
+        r = np.log(y[tr] / p[tr])
+        for g in gammas:
+            K_tr, K_te = _kernel(X[tr], X[tr], g), _kernel(X[te], X[tr], g)
+            for a in alphas:
+                oof[(g, a)][te] = p[te] * np.exp(np.clip(K_te @ _ridge(K_tr, r, a), -CLIP, CLIP))
+    before = scores(plain, y)
+    cvs = {k: scores(oof[k], y) for k in grid}
+    best = min(grid, key=lambda k: (cvs[k]["median_abs_err"] - cvs[k]["within_10pct"], k))
+    cv = cvs[best]
     gain = before["median_abs_err"] - cv["median_abs_err"]
     kept = bool(gain >= max(GAIN * before["median_abs_err"], MIN_GAIN) and cv["within_10pct"] >= before["within_10pct"])
     figures: dict[str, Any] = {"kept": kept, "gamma": best[0], "alpha": best[1], "cv_additive": before, "cv": cv}
@@ -177,5 +180,5 @@ def fit_residual(genes: Mapping[str, int], archs: Sequence[Mapping[str, int]], r
         return None, figures
     p = np.maximum(base(np.arange(len(y))), 1e-9)
     res = KernelResidual.fit(genes, archs, y, p, best[0], best[1], info={"nets": int(len(y)), "cv": cv, "cv_additive": before})
-    figures["train"] = _scores(p * np.exp(res.log_factor(res.centers)), y)
+    figures["train"] = scores(p * np.exp(res.log_factor(res.centers)), y)
     return res, figures

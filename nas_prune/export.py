@@ -19,8 +19,14 @@ from nas_prune.errors import InvalidFileError
 __all__ = ["export_onnx", "save_state_dict", "load_checkpoint", "save_model", "load_model"]
 
 
-def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike[str], *, opset: int = 17) -> Path:
-    """Export ``model`` (eval mode) to ONNX with a dynamic batch axis, atomically."""
+def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike[str], *, opset: int = 17,
+                metadata: dict[str, Any] | None = None) -> Path:
+    """Export ``model`` (eval mode) to ONNX with a dynamic batch axis, atomically.
+
+    ``metadata`` entries are stored in the model's ``metadata_props`` (values as JSON), e.g. the
+    input ``preprocess`` a deployment must apply: onnxruntime reads them with
+    ``session.get_modelmeta().custom_metadata_map``.
+    """
     model = model.eval()
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
@@ -32,7 +38,22 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.Pa
             )
         except Exception:  # e.g. an adaptive pool the TorchScript exporter cannot express
             buf = io.BytesIO(_export_dynamo(model, example_input, max(opset, 18)))
-    return atomic_write_bytes(path, buf.getvalue())
+    data = buf.getvalue()
+    if metadata:
+        data = _with_metadata(data, metadata)
+    return atomic_write_bytes(path, data)
+
+
+def _with_metadata(data: bytes, metadata: dict[str, Any]) -> bytes:
+    import json
+
+    import onnx
+
+    proto = onnx.load_from_string(data)
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value, sort_keys=True)
+    return proto.SerializeToString()
 
 
 def _export_dynamo(model: nn.Module, example_input: torch.Tensor, opset: int) -> bytes:
@@ -88,8 +109,11 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], *, space_id: str,
 def load_model(space: Any, path: str | os.PathLike[str], *, what: str = "model checkpoint") -> nn.Module:
     """Rebuild a model saved by :func:`save_model` for ``space`` (a :class:`~nas_prune.space.ChannelSpace`).
 
+    A file that is not a nas-prune checkpoint is read as the user's trained weights of the
+    unpruned network, in any layout :func:`nas_prune.pretrained.load_weights` reads.
+
     Raises:
-        InvalidFileError: not a nas-prune model checkpoint, or unsafe to load.
+        InvalidFileError: weights of another network, or unsafe to load.
         SpaceMismatchError: the checkpoint belongs to another space.
     """
     from nas_prune.errors import SpaceMismatchError
@@ -97,7 +121,12 @@ def load_model(space: Any, path: str | os.PathLike[str], *, what: str = "model c
 
     ckpt = load_checkpoint(path, what=what)
     if ckpt.get("format") != "nas-prune/model" or not isinstance(ckpt.get("state_dict"), dict):
-        raise InvalidFileError(f"{what} {path} is not a nas-prune model: save it with nas-prune (train/distill)")
+        # the user's own trained weights (a plain state_dict, {"model": ...}, DDP prefixes...) of the unpruned network
+        from nas_prune.pretrained import load_weights
+
+        model = space.build_model()
+        load_weights(model, path, space_id=space.id)
+        return model.eval()
     if ckpt.get("space") != space.id:
         raise SpaceMismatchError(
             f"{what} {path} is for space {ckpt.get('space')!r}, not {space.id!r}: use the matching space file"

@@ -88,7 +88,8 @@ def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
 def dataset_on(dataset: Dataset, device: torch.device) -> Dataset:
     """An in-memory dataset (:class:`~nas_prune.data.ImageArrays`, uint8) copied to ``device`` once; others as is."""
     if isinstance(dataset, ImageArrays) and dataset.images.device != device:
-        return ImageArrays(dataset.images.to(device), dataset.labels.to(device), dataset.num_classes)
+        return ImageArrays(dataset.images.to(device), dataset.labels.to(device), dataset.num_classes,
+                           dataset.preprocess)
     return dataset
 
 

@@ -52,7 +52,7 @@ def train(
     data: str = typer.Option("digits", help="digits | fashion-mnist[:root] | cifar10:root | imagefolder:root"),
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="Trained teacher (nas-prune train): initial weights, L1 channel order."),
     gates_file: Optional[Path] = typer.Option(None, "--gates", help="Gates JSON: --prior-mix of the candidates from its priors."),
-    epochs: Optional[int] = typer.Option(None, help="Epochs (default: as many as the teacher trained, else 15)."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs (default: from the training split's size, 1-10; see default_epochs)."),
     sandwich: bool = typer.Option(True, "--sandwich/--no-sandwich", help="Each step: full + smallest + --n-random candidates (else one, as MetaPruning)."),
     n_random: int = typer.Option(2, help="Random candidates per step under the sandwich rule."),
     inplace_distill: bool = typer.Option(True, "--inplace-distill/--no-inplace-distill", help="Smaller candidates learn the full network's soft output."),

@@ -20,6 +20,19 @@ _RUN_INIT_HELP = " | ".join(dict.fromkeys([*RUN_INITS, *init_names()]))
 def run(
     model: str = typer.Option("mobilenet_v2", help="Model name or package.module:factory."),
     data: str = typer.Option("digits", help="digits | fashion-mnist[:root] | cifar10:root | imagefolder:root"),
+    teacher: Optional[Path] = typer.Option(None, help="Your trained weights of --model (a state_dict, a dict holding "
+                                           "one under state_dict/model/..., or a nas-prune checkpoint): evaluated, "
+                                           "not trained again."),
+    weights: Optional[str] = typer.Option(None, help="torchvision's named weights of --model (IMAGENET1K_V1, DEFAULT), "
+                                          "read from $TORCH_HOME/hub/checkpoints (never downloaded); their "
+                                          "preprocessing comes with them."),
+    mean: Optional[str] = typer.Option(None, help="Input mean your network was trained with: one value or one per "
+                                       "channel (0.286 or 0.485,0.456,0.406); default 0.5, or the --weights' own."),
+    std: Optional[str] = typer.Option(None, help="Input std, as --mean (default 0.25, or the --weights' own)."),
+    resize: Optional[int] = typer.Option(None, help="Image folders: resize the shorter side to this, then centre-crop "
+                                         "--input-size (e.g. 256 for 224)."),
+    teacher_lr: Optional[float] = typer.Option(None, help="Teacher learning rate (default 0.05 from scratch, 0.005 "
+                                               "fine-tuning trained weights)."),
     budget: str = typer.Option("0.5x", help="Latency budget: a fraction of the teacher's (0.5x) or absolute (1.8ms)."),
     table: Optional[Path] = typer.Option(None, help="Latency table to use (default: shipped one, else profile)."),
     profile: bool = typer.Option(False, "--profile", help="Profile a fresh latency table on this machine."),
@@ -31,9 +44,11 @@ def run(
     method: str = typer.Option("kd", help=f"Distillation: {method_help()}"),
     init: str = typer.Option("pnet", help=f"Student init: {_RUN_INIT_HELP} (pnet and gates: this run's own files)"),
     seed: int = typer.Option(0, help="Random seed."),
-    teacher_epochs: Optional[int] = typer.Option(None, help="Override the dataset preset."),
+    teacher_epochs: Optional[int] = typer.Option(None, help="From scratch: override the dataset preset. With trained "
+                                                 "weights: fine-tune this many epochs (default 0, or a transfer "
+                                                 "fine-tune when the classifier is replaced)."),
     gate_epochs: Optional[int] = typer.Option(None, help="Override the dataset preset."),
-    pnet_epochs: Optional[int] = typer.Option(None, help="Override the dataset preset."),
+    pnet_epochs: Optional[int] = typer.Option(None, help="Default: from the training split's size (1-10 epochs)."),
     n_trials: Optional[int] = typer.Option(None, help="Override the dataset preset."),
     distill_epochs: Optional[int] = typer.Option(None, help="Override the dataset preset."),
     train_subset: Optional[int] = typer.Option(None, help="Use only this many training images."),
@@ -48,10 +63,12 @@ def run(
     calibration: str = typer.Option("auto", help="Latency table calibration: auto (check/adapt a table this "
                                     "machine did not calibrate) | refresh | off."),
 ) -> None:
-    """Run the whole job: teacher, space, latency table, gates, PruningNet, search, distillation, report."""
+    """Run the whole job: space, teacher (yours with --teacher/--weights, or trained here), latency table, gates,
+    PruningNet, search, distillation, report."""
     from nas_prune.pipeline import RunConfig, run_pipeline
 
-    cfg = RunConfig(model=model, data=data, budget=budget, table=table, profile=profile, backend=backend,
+    cfg = RunConfig(model=model, data=data, teacher=teacher, weights=weights, mean=mean, std=std, resize=resize,
+                    teacher_lr=teacher_lr, budget=budget, table=table, profile=profile, backend=backend,
                     sampler=sampler, out=out, input_size=input_size, threads=threads, method=method, init=init,
                     seed=seed, teacher_epochs=teacher_epochs, gate_epochs=gate_epochs, pnet_epochs=pnet_epochs,
                     n_trials=n_trials, distill_epochs=distill_epochs, train_subset=train_subset, validate_n=validate_n,

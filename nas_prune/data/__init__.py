@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from nas_prune.data._arrays import ImageArrays, to_uint8_images
 from nas_prune.data._loader import batches, num_batches
+from nas_prune.data._preprocess import DEFAULT_PREPROCESS, Preprocess, parse_channel_values
 from nas_prune.data._sources import FASHION_MNIST_ROOT, DataBundle, list_datasets, load_data, register_dataset
 from nas_prune.data._user import check_num_classes, make_bundle, select_classes, to_bundle
 
 __all__ = [
+    "DEFAULT_PREPROCESS",
     "DataBundle",
     "FASHION_MNIST_ROOT",
     "ImageArrays",
@@ -17,6 +19,8 @@ __all__ = [
     "load_data",
     "make_bundle",
     "num_batches",
+    "parse_channel_values",
+    "Preprocess",
     "register_dataset",
     "select_classes",
     "to_bundle",

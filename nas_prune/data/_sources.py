@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from nas_prune.data._arrays import ImageArrays, to_uint8_images
+from nas_prune.data._preprocess import DEFAULT_PREPROCESS, Preprocess
 from nas_prune.errors import DataError
 
 __all__ = ["DataBundle", "register_dataset", "load_data", "list_datasets", "FASHION_MNIST_ROOT"]
@@ -21,7 +22,7 @@ FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 
 @dataclass
 class DataBundle:
-    """Train / validation / test splits of one dataset."""
+    """Train / validation / test splits of one dataset, and the preprocessing every split applies."""
 
     name: str
     train: Dataset
@@ -29,6 +30,7 @@ class DataBundle:
     test: Dataset
     num_classes: int
     input_size: int
+    preprocess: Preprocess = DEFAULT_PREPROCESS
 
 
 _Loader = Callable[[str | None, int, int], DataBundle]
@@ -122,14 +124,31 @@ def _fashion_mnist(root: str | None, input_size: int, seed: int) -> DataBundle:
     return DataBundle("fashion-mnist", train.subset(tr_idx), train.subset(val_idx), test, 10, input_size)
 
 
-def _torchvision_transform(input_size: int) -> Callable:
+def _torchvision_transform(input_size: int, preprocess: Preprocess = DEFAULT_PREPROCESS) -> Callable:
+    """Image file -> normalised tensor: resized to ``input_size`` squared, or (``preprocess.resize``)
+    the shorter side resized and the centre ``input_size`` square cut out."""
     from torchvision import transforms
 
+    mean, std = preprocess.per_channel(3)
+    size = [transforms.Resize(preprocess.resize), transforms.CenterCrop(input_size)] if preprocess.resize \
+        else [transforms.Resize((input_size, input_size))]
     return transforms.Compose([
-        transforms.Resize((input_size, input_size)),
+        *size,
         transforms.ToTensor(),
-        transforms.Normalize([0.5] * 3, [0.25] * 3),
+        transforms.Normalize(mean, std),
     ])
+
+
+def _apply_preprocess(ds: Dataset, preprocess: Preprocess, input_size: int) -> None:
+    """Make ``ds`` (one of the sources' datasets, or a ``Subset`` of one) normalise with ``preprocess``."""
+    from torch.utils.data import Subset
+
+    if isinstance(ds, ImageArrays):
+        ds.preprocess = preprocess
+    elif isinstance(ds, _SafeImageFolder):
+        ds.inner.transform = _torchvision_transform(input_size, preprocess)
+    elif isinstance(ds, Subset):
+        _apply_preprocess(ds.dataset, preprocess, input_size)
 
 
 @register_dataset("cifar10")
@@ -212,7 +231,8 @@ def _imagefolder(root: str | None, input_size: int, seed: int) -> DataBundle:
     return _check(bundle, f"imagefolder:{root}")
 
 
-def load_data(spec: str, *, input_size: int = 32, train_subset: int | None = None, seed: int = 0) -> DataBundle:
+def load_data(spec: str, *, input_size: int = 32, train_subset: int | None = None, seed: int = 0,
+              preprocess: Preprocess | None = None) -> DataBundle:
     """Load a dataset by spec ``name[:root]``.
 
     Args:
@@ -220,11 +240,17 @@ def load_data(spec: str, *, input_size: int = 32, train_subset: int | None = Non
         input_size: Images are resized to ``input_size`` squared, 3 channels.
         train_subset: Keep only this many training images (a class-balanced random subset).
         seed: Seed of the subset.
+        preprocess: The normalisation the network expects (its training's mean and std; for
+            image folders also the resize before the centre crop); nas-prune's default if None.
     """
     name, _, root = spec.partition(":")
     if name not in _SOURCES:
         raise DataError(f"unknown dataset {name!r}: use one of {', '.join(list_datasets())}")
     bundle = _check(_SOURCES[name](root or None, input_size, seed), spec)
+    if preprocess is not None and preprocess != bundle.preprocess:
+        for split in ("train", "val", "test"):
+            _apply_preprocess(getattr(bundle, split), preprocess, input_size)
+        bundle.preprocess = preprocess
     if train_subset is not None and train_subset < len(bundle.train):
         if train_subset < bundle.num_classes:
             raise DataError(f"train subset {train_subset} is smaller than the {bundle.num_classes} classes: use more")

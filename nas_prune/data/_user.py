@@ -169,7 +169,7 @@ def select_classes(data: DataBundle, classes: Iterable[int]) -> DataBundle:
         idx = torch.nonzero(torch.isin(labels, torch.tensor(keep)), as_tuple=True)[0]
         if isinstance(ds, ImageArrays):
             new_labels = torch.tensor([mapping[int(v)] for v in labels[idx]], dtype=torch.long)
-            return ImageArrays(ds.images[idx], new_labels, len(keep))
+            return ImageArrays(ds.images[idx], new_labels, len(keep), ds.preprocess)
         return _Relabelled(ds, idx.tolist(), mapping)
 
     return DataBundle(f"{data.name}[{','.join(map(str, keep))}]", subset(data.train), subset(data.val),

@@ -333,10 +333,13 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
 
     student.eval().cpu()  # exports, metrics and latency on the CPU, as the tables are
     teacher.cpu()
-    save_model(student, out / "model.pt", space_id=space.id, arch=channels, method=method, init=init)
+    preprocess = getattr(data_bundle, "preprocess", None)  # what a deployment must feed the network
+    meta = {"preprocess": preprocess.to_json()} if preprocess is not None else None
+    save_model(student, out / "model.pt", space_id=space.id, arch=channels, method=method, init=init,
+               preprocess=meta["preprocess"] if meta else None)
     Architecture(space.id, channels).save(out / "arch.json")
-    export_onnx(student, space.example_input(), out / "model.onnx")
-    export_onnx(teacher, space.example_input(), out / "teacher.onnx")
+    export_onnx(student, space.example_input(), out / "model.onnx", metadata=meta)
+    export_onnx(teacher, space.example_input(), out / "teacher.onnx", metadata=meta)
     return _write_metrics(space, arch=Architecture(space.id, channels), student=student, teacher=teacher,
                           data=data_bundle, out=out, key=key, history=history, seconds=seconds, table=table,
                           budget_ms=budget_ms, threads=threads, measure_latency=measure_latency, kept=kept)

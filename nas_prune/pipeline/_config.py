@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from nas_prune.budget import LatencyLimit
+from nas_prune.data import Preprocess
 from nas_prune.errors import NasPruneError
 from nas_prune.search import DEFAULT_SAMPLER
 
@@ -17,7 +18,9 @@ RUN_INITS = ("pnet", "gates")
 
 
 # Stage settings per dataset: digits is small (the demo must finish in minutes), fashion-mnist is the
-# realistic recipe. Anything can be overridden on the command line.
+# realistic recipe. Anything can be overridden on the command line. The teacher's epochs apply only to
+# a teacher trained from scratch; the PruningNet's come from the training split's size
+# (nas_prune.pruningnet.default_epochs), whatever the teacher.
 PRESETS: dict[str, dict[str, Any]] = {
     "digits": dict(teacher_epochs=10, gate_steps=160, n_trials=80, distill_epochs=10,
                    train_subset=None, batch_size=64),
@@ -34,6 +37,12 @@ class RunConfig:
 
     model: str = "mobilenet_v2"
     data: str = "digits"
+    teacher: Path | None = None  # the user's trained weights (any usual layout); None: trained here from scratch
+    weights: str | None = None  # torchvision's named weights (IMAGENET1K_V1, DEFAULT) from the local torch hub cache
+    mean: str | None = None  # the network's input normalisation: "0.286" or "0.485,0.456,0.406"
+    std: str | None = None
+    resize: int | None = None  # image folders: shorter side resized to this, then a centre crop of input_size
+    teacher_lr: float | None = None  # default: 0.05 from scratch, 0.005 fine-tuning trained weights
     budget: str = "0.5x"
     table: Path | None = None
     profile: bool = False
@@ -60,6 +69,7 @@ class RunConfig:
     pick_margin: float = 0.04  # the finalists' pick must measure this fraction under the budget (see _finalists)
     calibration: str = "auto"
     overrides: dict[str, Any] = field(default_factory=dict)
+    preprocess: Preprocess = field(init=False, repr=False)  # parsed from mean/std/resize/weights in __post_init__
 
     def __post_init__(self) -> None:
         from nas_prune.training import resolve_device
@@ -73,6 +83,7 @@ class RunConfig:
         if self.backend not in ("optuna", "nni"):
             raise NasPruneError(f"backend {self.backend!r}: use optuna or nni")
         self._validate_names()
+        self.preprocess = self._preprocess()  # parsed once: every stage reads this object
         preset = PRESETS.get(self.data.partition(":")[0], _DEFAULT_PRESET)
         from nas_prune.distill import get_method
 
@@ -80,10 +91,34 @@ class RunConfig:
         for key, value in preset.items():
             if key == "distill_epochs" and data_free:
                 continue  # a preset's epochs are for labelled finishes: data-free ones count steps (default_epochs)
+            if key == "teacher_epochs" and self.pretrained:
+                continue  # trained weights are evaluated (or fine-tuned for a new classifier): prepare_teacher decides
             if getattr(self, key) is None:
                 setattr(self, key, value)
-        if self.pnet_epochs is None:  # the PruningNet trains at least as many steps as the teacher did
-            self.pnet_epochs = self.teacher_epochs
+
+    @property
+    def pretrained(self) -> bool:
+        """The run starts from trained weights (``--teacher`` or ``--weights``), not from scratch."""
+        return self.teacher is not None or self.weights is not None
+
+    def _preprocess(self) -> Preprocess:
+        """``--mean/--std/--resize`` over the named weights' preprocessing (or nas-prune's default)."""
+        base = None
+        if self.weights is not None:
+            from nas_prune.pretrained import torchvision_weights
+
+            base = torchvision_weights(self.model, self.weights).preprocess
+        return Preprocess.from_options(self.mean, self.std, self.resize, base=base)
+
+    def weights_file(self) -> Path | None:
+        """The trained weights to start from: ``--teacher``, or the file of ``--weights`` in the hub cache."""
+        if self.teacher is not None:
+            return Path(self.teacher)
+        if self.weights is not None:
+            from nas_prune.pretrained import torchvision_weights
+
+            return torchvision_weights(self.model, self.weights).path
+        return None
 
     def _validate_names(self) -> None:
         """Every name resolves, so a typo fails here, before the run directory holds a ``config.json``.
@@ -105,6 +140,11 @@ class RunConfig:
             get_init_kind(self.init)
         if self.table is not None and not Path(self.table).is_file():
             raise NasPruneError(f"latency table {self.table} does not exist: give a table file or leave --table out")
+        if self.teacher is not None and not Path(self.teacher).is_file():
+            raise NasPruneError(f"teacher weights {self.teacher} do not exist: give the file your network's "
+                                "state_dict was saved to")
+        if self.teacher is not None and self.weights is not None:
+            raise NasPruneError("--teacher and --weights both give the teacher's weights: keep one")
         for key in ("input_size", "threads"):
             if int(getattr(self, key)) < 1:
                 raise NasPruneError(f"{key.replace('_', '-')} {getattr(self, key)} must be at least 1")
@@ -119,4 +159,6 @@ class RunConfig:
         d["out"] = str(self.out)
         d["table"] = str(self.table) if self.table else None
         d["ratios"] = list(self.ratios)
+        d["teacher"] = str(self.teacher) if self.teacher else None
+        d["preprocess"] = self.preprocess.to_json()
         return d

@@ -45,7 +45,8 @@ def _check_config(cfg: RunConfig, out: Path) -> None:
         old = read_json(path, what="run configuration")
         if not isinstance(old, dict):
             raise NasPruneError(f"{path} is not a nas-prune run configuration (a JSON object): use another --out")
-        keys = ("model", "data", "budget", "input_size", "threads", "backend", "sampler", "method", "seed")
+        keys = ("model", "data", "budget", "input_size", "threads", "backend", "sampler", "method", "seed",
+                "teacher", "weights", "preprocess")
         diff = [k for k in keys if old.get(k) != new.get(k)]
         if diff:
             raise NasPruneError(
@@ -65,7 +66,9 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     set_seed(cfg.seed)
-    data = load_data(cfg.data, input_size=cfg.input_size, train_subset=cfg.train_subset, seed=cfg.seed)
+    data = load_data(cfg.data, input_size=cfg.input_size, train_subset=cfg.train_subset, seed=cfg.seed,
+                     preprocess=cfg.preprocess)
+    console.print(f"preprocessing: {cfg.preprocess.describe()}", markup=False)
     _check_config(cfg, out)  # after every setting, the data included, is known to be valid
     cache = StageCache(out)
 
@@ -80,13 +83,25 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
 
     # 2. teacher -------------------------------------------------------------------------
     def stage_teacher() -> dict[str, Any]:
-        from nas_prune.teacher import train_teacher
+        from nas_prune.teacher import prepare_teacher
 
-        res = train_teacher(space, cfg.data, out / "teacher.pt", epochs=cfg.teacher_epochs,
-                            batch_size=cfg.batch_size, train_subset=cfg.train_subset, seed=cfg.seed,
-                            device=cfg.device)
-        export_onnx(load_model(space, out / "teacher.pt"), space.example_input(), out / "teacher.onnx")
-        return {"accuracy": res["test_accuracy"], "val_accuracy": res["val_accuracy"]}
+        weights = cfg.weights_file()
+        if weights is not None:
+            console.print(f"teacher: trained weights {weights} (evaluated; fine-tuned only for a new classifier or "
+                          "with --teacher-epochs)", markup=False)
+        else:
+            console.print(f"teacher: trained here from scratch, {cfg.teacher_epochs} epochs of {len(data.train):,} "
+                          "images", markup=False)
+        res = prepare_teacher(space, data, out / "teacher.pt", weights=weights, epochs=cfg.teacher_epochs,
+                              lr=cfg.teacher_lr, batch_size=cfg.batch_size, seed=cfg.seed, device=cfg.device)
+        if res.get("weights", {}).get("replaced_classifier"):
+            console.print(f"teacher: the classifier for {res['weights']['file_classes']} classes was replaced for the "
+                          f"data's {data.num_classes} and fine-tuned {res['epochs']} epochs (transfer)", markup=False)
+        console.print(f"teacher: validation {res['val_accuracy']:.2%}, test {res['test_accuracy']:.2%}", markup=False)
+        export_onnx(load_model(space, out / "teacher.pt"), space.example_input(), out / "teacher.onnx",
+                    metadata={"preprocess": cfg.preprocess.to_json()})
+        return {"accuracy": res["test_accuracy"], "val_accuracy": res["val_accuracy"], "source": res["source"],
+                "epochs": res["epochs"], "lr": res["lr"], "weights": res.get("weights")}
 
     cache.run("teacher", stage_teacher, outputs=("teacher.pt", "teacher.onnx"))
 
@@ -167,9 +182,12 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
 
     # 6. pruningnet --------------------------------------------------------------------------
     def stage_pnet() -> dict[str, Any]:
-        from nas_prune.pruningnet import train_pruningnet
+        from nas_prune.pruningnet import default_epochs, train_pruningnet
 
-        pnet = train_pruningnet(space, data, epochs=cfg.pnet_epochs, teacher=out / "teacher.pt", gates=gates,
+        epochs = cfg.pnet_epochs or default_epochs(len(data.train))  # type: ignore[arg-type]
+        console.print(f"pruningnet: {epochs} epochs of {len(data.train):,} images, four candidates a step (about "
+                      f"{4 * epochs * len(data.train):,} image passes; --pnet-epochs to change)", markup=False)  # type: ignore[arg-type]
+        pnet = train_pruningnet(space, data, epochs=epochs, teacher=out / "teacher.pt", gates=gates,
                                 batch_size=cfg.batch_size, checkpoint=out / "pnet.ckpt", seed=cfg.seed,
                                 device=cfg.device)
         pnet.save(out / "pnet.pt")

@@ -15,13 +15,14 @@ from nas_prune.pruningnet._generators import (
 )
 from nas_prune.pruningnet._net import PNET_FORMAT, PNET_VERSION, PruningNet
 from nas_prune.pruningnet._sampling import SAMPLING_MODES, ArchSampler
-from nas_prune.pruningnet._train import DEFAULT_EPOCHS, train_pruningnet
+from nas_prune.pruningnet._train import DEFAULT_EPOCHS, default_epochs, train_pruningnet
 
 __all__ = [
     "ArchSampler",
     "CHECK_WIDTHS",
     "ChannelIndex",
     "DEFAULT_EPOCHS",
+    "default_epochs",
     "GENERATORS",
     "LowRankGenerator",
     "MLPGenerator",

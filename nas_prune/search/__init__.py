@@ -9,7 +9,8 @@ The Optuna way in::
     study = optuna.create_study(directions=objective.directions,
                                 sampler=make_sampler("evolution", space=space, budgets=budgets))
     study.optimize(objective, n_trials=200)
-    study.best_trial.user_attrs["architecture"]     # feasible by construction (trial constraints)
+    study.best_trial.user_attrs["architecture"]     # the highest score; feasible by construction (trial constraints)
+    pick_trial(study, budgets).trial                  # nas-prune's pick: the fastest within the best score's noise
 
 The NNI way in: :mod:`nas_prune.search.nni_trial` is the trial entry point and
 :func:`launch_nni_experiment` starts an experiment (``nas-prune nni`` on the command line).
@@ -41,6 +42,7 @@ from nas_prune.search._objective import (
     architecture_of,
     suggest_architecture,
 )
+from nas_prune.search._pick import PICK_ATTR, PICK_RULE, Pick, pick_trial, record_pick, recorded_pick
 from nas_prune.search._run import DEFAULT_SAMPLER, run_search
 from nas_prune.search._samplers import (
     SAMPLERS,
@@ -74,6 +76,9 @@ __all__ = [
     "LatencyPredictor",
     "NNI_PORT_WARNING",
     "NoFeasibleArchitectureError",
+    "PICK_ATTR",
+    "PICK_RULE",
+    "Pick",
     "RESULT_FORMAT",
     "SAMPLERS",
     "SamplerRequest",
@@ -104,6 +109,9 @@ __all__ = [
     "run_trials",
     "sampler_help",
     "sampler_names",
+    "pick_trial",
+    "record_pick",
+    "recorded_pick",
     "search_result",
     "stop_experiment",
     "suggest_architecture",

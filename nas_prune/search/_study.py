@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import time
@@ -14,6 +13,7 @@ from typing import Any, Callable, Sequence
 from nas_prune.errors import NasPruneError
 from nas_prune.search._budget import LatencyBudget, min_latency_architecture
 from nas_prune.search._objective import ARCH_ATTR
+from nas_prune.search._pick import pick_trial, record_pick
 from nas_prune.space import ChannelSpace
 
 __all__ = [
@@ -306,28 +306,6 @@ def check_budgets_reachable(space: ChannelSpace, budgets: Sequence[LatencyBudget
             )
 
 
-def fastest_within_noise(best: Any, trials: Sequence[Any], budgets: Sequence[LatencyBudget]) -> Any:
-    """The fastest feasible trial whose score is within the best score's noise of it.
-
-    A score difference smaller than the best trial's standard error (``pnet_score_se``, from the
-    validation images) says nothing about which network is better, so the faster one is the
-    better pick; exact ties (the same score) are decided the same way. Speed is the predicted
-    latency on the first budget's table (FLOPs without a budget). Trials without a standard error
-    only tie when their scores are equal.
-    """
-    tol = float(best.user_attrs.get("pnet_score_se") or 0.0)
-    floor = best.values[0] - tol
-
-    def speed(t: Any) -> float:
-        if budgets:
-            return float(t.user_attrs.get(f"latency_ms:{budgets[0].name}", math.inf))
-        return float(t.user_attrs.get("flops", math.inf))
-
-    tied = [t for t in trials if t.values and t.values[0] >= floor and t.user_attrs.get(ARCH_ATTR) is not None
-            and all(v <= 0 for v in t.constraints.values())]
-    return min(tied, key=lambda t: (speed(t), -t.values[0], t.number)) if tied else best
-
-
 def _trial_record(t: Any, space: ChannelSpace, budgets: Sequence[LatencyBudget]) -> dict[str, Any]:
     return {
         "trial": t.number,
@@ -349,8 +327,14 @@ def search_result(
     *,
     storage: str | None = None,
     extra: dict[str, Any] | None = None,
+    record: bool = True,
 ) -> dict[str, Any]:
-    """The content of ``best.json``: the best feasible architecture and, multi-objective, the Pareto front.
+    """The content of ``best.json``: nas-prune's pick and, multi-objective, the Pareto front.
+
+    ``best`` is :func:`pick_trial`'s trial (the documented rule: the fastest feasible trial within
+    the highest score's standard error), ``pick`` says which trial Optuna's ``best_trial`` is and
+    why they differ. With ``record`` the pick is also stored in the study (:func:`record_pick`), so
+    ``study.user_attrs["nas_prune:pick"]`` and optuna-dashboard show the same trial as ``best.json``.
 
     Raises:
         NoFeasibleArchitectureError: no completed trial meets every budget (the message names the
@@ -360,21 +344,9 @@ def search_result(
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     multi = len(study.directions) > 1
-    if multi:
-        pareto = sorted(study.best_trials, key=lambda t: (-(t.values[0]), t.values[1]))
-        feasible = [t for t in pareto if t.user_attrs.get(ARCH_ATTR) is not None]
-        best = feasible[0] if feasible else None
-    else:
-        try:
-            best = study.best_trial if complete else None
-        except ValueError:  # no feasible trial
-            best = None
-        if best is not None and any(v > 0 for v in best.constraints.values()):
-            best = None
-        if best is not None:
-            best = fastest_within_noise(best, complete, budgets)
-        pareto = []
-    if best is None:
+    pick = pick_trial(study, budgets)
+    pareto = sorted(study.best_trials, key=lambda t: (-(t.values[0]), t.values[1])) if multi else []
+    if pick is None:
         fastest = min_latency_architecture(space)
         limits = "; ".join(
             f"budget {b.budget_ms:g} ms on {b.name} (fastest architecture predicted at {b.predict(fastest):.4g} ms)"
@@ -396,12 +368,15 @@ def search_result(
         "n_complete": len(complete),
         "n_feasible": n_feasible,
         "n_evaluated": sum(bool(t.user_attrs.get("evaluated")) for t in complete),
-        "best": _trial_record(best, space, budgets),
+        "best": _trial_record(pick.trial, space, budgets),
+        "pick": pick.as_dict(budgets),
     }
     if multi:
         result["pareto_front"] = [_trial_record(t, space, budgets) for t in pareto]
     if extra:
         result.update(extra)
+    if record:
+        record_pick(study, pick, budgets)
     return result
 
 

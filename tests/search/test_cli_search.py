@@ -8,11 +8,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from types import SimpleNamespace
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
+from nas_prune.search import PICK_ATTR, pick_trial
 from tests.search.conftest import ROOT, cli_env, run_cli
 
 pytestmark = pytest.mark.slow
@@ -143,7 +145,11 @@ def test_three_postgres_workers_share_one_study(tiny_artifacts, postgres_url, re
     assert n <= len(trials) <= n + 2  # two workers checking at one instant may each add one
     assert all(t.user_attrs["feasible"] and "architecture" in t.user_attrs for t in trials)
     results = [json.loads((tmp_path / f"w{w}" / "best.json").read_text()) for w in range(3)]
-    assert {r["best"]["trial"] for r in results} == {study.best_trial.number}
+    # Every worker reports the same pick, the documented rule's on the finished study, recorded in it once.
+    budgets = [SimpleNamespace(name=name) for name in study.user_attrs["nas_prune"]["budgets"]]
+    pick = pick_trial(study, budgets)
+    assert {r["best"]["trial"] for r in results} == {pick.trial.number} == {study.user_attrs[PICK_ATTR]["trial"]}
+    assert {r["pick"]["best_score_trial"] for r in results} == {study.best_trial.number}
     assert all(r["n_complete"] == len(trials) for r in results)  # every worker waited for the others
 
 

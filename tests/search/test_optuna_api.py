@@ -259,7 +259,7 @@ def test_search_evaluates_the_widest_uniform_width_and_ties_go_to_the_faster(tin
 def test_a_better_score_beyond_the_noise_beats_a_faster_network(tiny_space):
     from types import SimpleNamespace
 
-    from nas_prune.search._study import fastest_within_noise
+    from nas_prune.search._pick import fastest_within_noise
 
     def trial(n, score, ms):
         return SimpleNamespace(number=n, values=[score], constraints={"t": -1.0},

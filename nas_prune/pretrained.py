@@ -35,6 +35,7 @@ __all__ = [
     "extract_state_dict",
     "fit_state_dict",
     "load_weights",
+    "read_weights_file",
     "torchvision_weights",
     "PretrainedWeightsError",
 ]
@@ -193,16 +194,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], *, num_classes:
         PretrainedWeightsError: the file is missing, unsafe, holds no weights or other ones.
     """
     path = Path(path)
-    if not path.is_file():
-        raise PretrainedWeightsError(f"weights file {path} does not exist: check the path")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, ...
-        text = str(exc).strip()
-        first = text.splitlines()[0][:120] if text else type(exc).__name__
-        hint = ("it holds a whole pickled model, which runs code on load: save model.state_dict() instead"
-                if "GLOBAL" in text or "weights_only" in text else "save the weights with torch.save(model.state_dict(), path)")
-        raise PretrainedWeightsError(f"weights file {path} cannot be loaded safely ({first}): {hint}") from None
+    obj = read_weights_file(path)
     recorded = None
     if isinstance(obj, Mapping) and obj.get("format") == "nas-prune/model":
         if obj.get("channels"):
@@ -216,6 +208,30 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], *, num_classes:
     report = fit_state_dict(model, state, source=str(path), key=key, num_classes=num_classes)
     report.preprocess = recorded
     return report
+
+
+def read_weights_file(path: str | os.PathLike[str]) -> Any:
+    """``torch.load(path, weights_only=True)`` with one-line errors; checks that it holds a state dict.
+
+    Raises:
+        PretrainedWeightsError: missing, unsafe (a pickled object), unreadable, or no state dict in it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PretrainedWeightsError(f"weights file {path} does not exist: check the path")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, ...
+        text = str(exc).strip()
+        if "weights_only" in text.lower() or "GLOBAL" in text:
+            raise PretrainedWeightsError(
+                f"weights file {path} holds a pickled object (a whole model?), which would run code on load and is "
+                "refused: save model.state_dict() instead") from None
+        first = text.splitlines()[0][:120] if text else type(exc).__name__
+        raise PretrainedWeightsError(f"weights file {path} cannot be read ({first}): save the weights with "
+                                     "torch.save(model.state_dict(), path)") from None
+    extract_state_dict(obj, str(path))  # a layout it cannot read fails now, in one line
+    return obj
 
 
 @dataclass(frozen=True)

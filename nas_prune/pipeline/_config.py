@@ -145,6 +145,10 @@ class RunConfig:
                                 "state_dict was saved to")
         if self.teacher is not None and self.weights is not None:
             raise NasPruneError("--teacher and --weights both give the teacher's weights: keep one")
+        if self.teacher is not None:
+            from nas_prune.pretrained import read_weights_file
+
+            read_weights_file(self.teacher)  # unsafe or unreadable files fail before any stage runs
         for key in ("input_size", "threads"):
             if int(getattr(self, key)) < 1:
                 raise NasPruneError(f"{key.replace('_', '-')} {getattr(self, key)} must be at least 1")

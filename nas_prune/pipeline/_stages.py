@@ -103,7 +103,7 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         return {"accuracy": res["test_accuracy"], "val_accuracy": res["val_accuracy"], "source": res["source"],
                 "epochs": res["epochs"], "lr": res["lr"], "weights": res.get("weights")}
 
-    cache.run("teacher", stage_teacher, outputs=("teacher.pt", "teacher.onnx"))
+    teacher_res = cache.run("teacher", stage_teacher, outputs=("teacher.pt", "teacher.onnx"))
 
     # 3. latency table -------------------------------------------------------------------
     def stage_table() -> dict[str, Any]:
@@ -271,7 +271,10 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         "model": cfg.model, "data": cfg.data, "budget": cfg.budget, "budget_ms": budget_ms,
         "device": f"{platform.processor() or platform.machine()}, {cfg.threads} thread(s), onnxruntime CPU",
         "teacher": {"accuracy": teacher["test_accuracy"], "params": teacher["params"], "flops": teacher["flops"],
-                    "measured_latency_ms": t_ms},
+                    "measured_latency_ms": t_ms, "val_accuracy": teacher_res.get("val_accuracy"),
+                    "source": teacher_res.get("source", "trained from scratch"), "epochs": teacher_res.get("epochs"),
+                    "weights": teacher_res.get("weights")},
+        "preprocess": cfg.preprocess.to_json(),
         "final": {"accuracy": student["test_accuracy"], "params": student["params"], "flops": student["flops"],
                   "measured_latency_ms": s_ms,
                   "predicted_latency_ms": metrics.get("predicted_ms_now") or metrics.get("predicted_ms"),

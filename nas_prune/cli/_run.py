@@ -48,6 +48,8 @@ def run(
                                                  "weights: fine-tune this many epochs (default 0, or a transfer "
                                                  "fine-tune when the classifier is replaced)."),
     gate_epochs: Optional[int] = typer.Option(None, help="Override the dataset preset."),
+    gate_steps: Optional[int] = typer.Option(None, help="Gate steps per ratio (when --gate-epochs is not given); "
+                                             "override the dataset preset."),
     pnet_epochs: Optional[int] = typer.Option(None, help="Default: from the training split's size (1-10 epochs)."),
     n_trials: Optional[int] = typer.Option(None, help="Override the dataset preset."),
     distill_epochs: Optional[int] = typer.Option(None, help="Override the dataset preset."),
@@ -70,7 +72,7 @@ def run(
     cfg = RunConfig(model=model, data=data, teacher=teacher, weights=weights, mean=mean, std=std, resize=resize,
                     teacher_lr=teacher_lr, budget=budget, table=table, profile=profile, backend=backend,
                     sampler=sampler, out=out, input_size=input_size, threads=threads, method=method, init=init,
-                    seed=seed, teacher_epochs=teacher_epochs, gate_epochs=gate_epochs, pnet_epochs=pnet_epochs,
+                    seed=seed, teacher_epochs=teacher_epochs, gate_epochs=gate_epochs, gate_steps=gate_steps, pnet_epochs=pnet_epochs,
                     n_trials=n_trials, distill_epochs=distill_epochs, train_subset=train_subset, validate_n=validate_n,
                     device=device, finalists=finalists, pick_margin=pick_margin, calibration=calibration)
     summary = run_pipeline(cfg)

@@ -162,6 +162,10 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
     def stage_gates() -> dict[str, Any]:
         from nas_prune.gates import learn_gates
 
+        how = f"{cfg.gate_epochs} epochs" if cfg.gate_epochs else f"about {cfg.gate_steps} steps"
+        console.print(f"gates: {how} of batches of {cfg.batch_size} on random weights per ratio {list(cfg.ratios)} "
+                      "(--gate-steps / --gate-epochs to change)", markup=False)
+
         gates = learn_gates(space, data, ratios=cfg.ratios, seeds=(cfg.seed,), epochs=cfg.gate_epochs,
                             steps=cfg.gate_steps, batch_size=cfg.batch_size, checkpoint=out / "gates.ckpt",
                             device=cfg.device)
@@ -217,7 +221,11 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
 
     # 8. distill ---------------------------------------------------------------------------
     def stage_distill() -> dict[str, Any]:
-        from nas_prune.distill import distill
+        from nas_prune.distill import default_epochs, distill
+
+        epochs = cfg.distill_epochs or default_epochs(cfg.method, len(data.train))  # type: ignore[arg-type]
+        console.print(f"distill: {cfg.method}, {epochs} epochs of {len(data.train):,} training images "
+                      "(--distill-epochs to change)", markup=False)  # type: ignore[arg-type]
 
         init = {"pnet": f"pnet:{out / 'pnet.pt'}", "gates": f"gates:{out / 'gates.json'}"}.get(cfg.init, cfg.init)
         metrics = distill(space, arch, out / "teacher.pt", data, method=cfg.method, init=init,

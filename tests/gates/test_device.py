@@ -21,7 +21,7 @@ _KW = dict(ratios=(0.5,), epochs=2, gamma=5.0, lr=0.05, batch_size=32)
 
 
 def _tensors(split: ImageArrays, keep: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y = ImageArrays.transform(split.images), split.labels
+    x, y = split.transform(split.images), split.labels
     if keep is not None:
         x, y = x[y < keep], y[y < keep]
     return x, y

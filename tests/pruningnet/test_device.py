@@ -27,7 +27,7 @@ def small(digits16):
 
 
 def _tensors(split: ImageArrays, keep: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y = ImageArrays.transform(split.images), split.labels
+    x, y = split.transform(split.images), split.labels
     if keep is not None:
         mask = y < keep
         x, y = x[mask], y[mask]

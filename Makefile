@@ -18,7 +18,7 @@ $(VENV)/bin/python:
 $(STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt setuptools wheel
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[nni,postgres,dashboard,hub,test,dev]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[nni,postgres,dashboard,hub,timm,test,dev]"
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -20,7 +20,7 @@ from torch import nn
 
 from nas_prune.errors import UnknownModelError
 
-__all__ = ["ModelEntry", "register_model", "list_models", "get_entry", "build_model", "TESTED_MODELS"]
+__all__ = ["ModelEntry", "register_model", "list_models", "get_entry", "build_model", "timm_preprocess", "TESTED_MODELS"]
 
 
 @dataclass(frozen=True)
@@ -159,10 +159,46 @@ def _import_user_module(module_name: str) -> Any:
             sys.path.remove(cwd)
 
 
+def _timm_factory(name: str) -> Callable[..., nn.Module]:
+    def factory(**kwargs: Any) -> nn.Module:
+        import timm
+
+        return timm.create_model(name, pretrained=False, **kwargs)  # weights: the user's file (--teacher), never a hub
+
+    factory.__name__ = name
+    return factory
+
+
+def _timm_entry(spec: str) -> ModelEntry:
+    """``timm:NAME``: a model of timm (optional: ``pip install 'nas-prune[timm]'``), built without weights."""
+    name = spec.partition(":")[2]
+    try:
+        import timm
+    except ImportError:
+        raise UnknownModelError(f"model {spec!r} needs timm: pip install 'nas-prune[timm]' (or pip install timm)") from None
+    if not timm.is_model(name):
+        raise UnknownModelError(f"timm has no model {name!r}: see timm.list_models() for the names")
+    return register_model(spec, _timm_factory(name))
+
+
+def timm_preprocess(spec: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The mean and std of a ``timm:NAME`` model's pretrained config (None for other models)."""
+    if not spec.startswith("timm:"):
+        return None
+    import timm
+
+    cfg = timm.get_pretrained_cfg(spec.partition(":")[2])
+    if cfg is None:
+        return None
+    return tuple(cfg.mean), tuple(cfg.std)
+
+
 def get_entry(spec: str) -> ModelEntry:
-    """Resolve a registry name, a torchvision classifier name or ``package.module:factory``."""
+    """Resolve a registry name, a torchvision classifier name, ``timm:NAME`` or ``package.module:factory``."""
     if spec in _REGISTRY:
         return _REGISTRY[spec]
+    if spec.startswith("timm:"):
+        return _timm_entry(spec)
     if ":" in spec:
         module_name, _, attr = spec.partition(":")
         try:

@@ -31,9 +31,13 @@ def space(
     min_ratio: float = typer.Option(0.1, help="Smallest fraction of a group's width a gene may keep."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the space JSON."),
 ) -> None:
-    """Derive the channel search space of MODEL and write it as JSON."""
+    """Derive the channel search space of MODEL and write it as JSON (checked: its narrowest and a random
+    architecture are materialised and run; a model nas-prune cannot prune is refused in one line)."""
+    from nas_prune.space import TRACE_SECONDS, verify_space
+
     sp = ChannelSpace.from_name(model, input_size=input_size, num_classes=num_classes,
-                                round_to=round_to, min_ratio=min_ratio)
+                                round_to=round_to, min_ratio=min_ratio, trace_seconds=TRACE_SECONDS)
+    verify_space(sp)
     sp.save(output)
     typer.echo(f"{sp.id}: {len(sp.genes)} genes, {len(sp.searchable_genes)} searchable -> {output}")
 

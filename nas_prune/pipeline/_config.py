@@ -109,6 +109,12 @@ class RunConfig:
             from nas_prune.pretrained import torchvision_weights
 
             base = torchvision_weights(self.model, self.weights).preprocess
+        elif self.teacher is not None:
+            from nas_prune.models import timm_preprocess
+
+            stats = timm_preprocess(self.model)  # a timm model's trained weights: its pretrained config's mean/std
+            if stats is not None:
+                base = Preprocess(stats[0], stats[1], source=f"{self.model} pretrained config")
         return Preprocess.from_options(self.mean, self.std, self.resize, base=base)
 
     def weights_file(self) -> Path | None:

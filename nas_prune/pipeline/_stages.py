@@ -74,7 +74,11 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
 
     # 1. space ---------------------------------------------------------------------------
     def stage_space() -> dict[str, Any]:
-        space = ChannelSpace.from_name(cfg.model, input_size=cfg.input_size, num_classes=data.num_classes)
+        from nas_prune.space import TRACE_SECONDS, verify_space
+
+        space = ChannelSpace.from_name(cfg.model, input_size=cfg.input_size, num_classes=data.num_classes,
+                                       trace_seconds=TRACE_SECONDS)
+        verify_space(space)  # a model nas-prune cannot prune is refused now, in one line, not hours later
         space.save(out / "space.json")
         return {"space_id": space.id, "genes": len(space.searchable_genes)}
 

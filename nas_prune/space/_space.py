@@ -102,13 +102,25 @@ class ChannelSpace:
         num_classes: int = 10,
         round_to: int = 8,
         min_ratio: float = 0.1,
+        trace_seconds: float | None = None,
     ) -> "ChannelSpace":
-        """Build the space of a registered model (or ``package.module:factory``)."""
+        """Build the space of a registered model (or ``package.module:factory``).
+
+        ``trace_seconds`` bounds the tracing (:func:`~nas_prune.space.trace_time_limit`): a model
+        that takes longer is refused with an :class:`UnsupportedModelError` naming it.
+        """
         model = model_registry.build_model(spec, num_classes=num_classes)
         example = torch.randn(1, 3, input_size, input_size)
-        return cls.from_model(
-            model, example, model_spec=spec, num_classes=num_classes, round_to=round_to, min_ratio=min_ratio
-        )
+        if trace_seconds is None:
+            return cls.from_model(
+                model, example, model_spec=spec, num_classes=num_classes, round_to=round_to, min_ratio=min_ratio
+            )
+        from nas_prune.space._verify import trace_time_limit
+
+        with trace_time_limit(trace_seconds, spec):
+            return cls.from_model(
+                model, example, model_spec=spec, num_classes=num_classes, round_to=round_to, min_ratio=min_ratio
+            )
 
     def build_model(self) -> nn.Module:
         """Rebuild the unpruned base model (random weights, eval mode)."""

@@ -1,0 +1,81 @@
+"""Refuse up front a model whose channels nas-prune cannot prune, instead of failing hours later.
+
+Torch-Pruning's dependency graph follows most CNNs (every torchvision classifier is tested), but
+some wire channels in ways a channel group cannot express: GhostNet concatenates a primary and a
+"cheap" branch and then slices the result, CSPNet splits a tensor's channels in two. Their spaces
+are derived without complaint and then break when an architecture is materialised. And tracing
+some graphs (timm's ReXNet) runs for minutes. :func:`trace_time_limit` bounds the tracing and
+:func:`verify_space` materialises the narrowest and a random architecture of a fresh space and
+runs them, so ``nas-prune space`` and ``nas-prune run`` refuse such a model in one line, with its
+name, before any training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from typing import Iterator
+
+import torch
+
+from nas_prune.errors import UnsupportedModelError
+from nas_prune.space._arch import Architecture
+from nas_prune.space._materialize import materialize
+from nas_prune.space._space import ChannelSpace
+
+__all__ = ["TRACE_SECONDS", "trace_time_limit", "verify_space"]
+
+#: Longest a model's dependency graph may take to trace (resnet50 at 224 px: about 10 s here).
+TRACE_SECONDS = 180
+
+
+@contextlib.contextmanager
+def trace_time_limit(seconds: float | None, model: str) -> Iterator[None]:
+    """Raise :class:`UnsupportedModelError` naming ``model`` when the block runs over ``seconds``.
+
+    Uses ``SIGALRM``, so it only limits the main thread of a Unix process (elsewhere: no limit).
+    """
+    usable = seconds and hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise UnsupportedModelError(
+            f"model {model}: tracing its channel dependencies took over {seconds:g} s, so nas-prune cannot derive "
+            "its search space in reasonable time: use another model (nas-prune models lists the tested ones)")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def verify_space(space: ChannelSpace, *, seed: int = 0) -> None:
+    """Materialise the narrowest and one random architecture of ``space`` and run them once.
+
+    Raises:
+        UnsupportedModelError: the space cannot be pruned as derived (one line: the model, what broke).
+    """
+    name = space.model.get("spec") or space.id
+    if len({g.name for g in space.genes}) != len(space.genes):
+        raise UnsupportedModelError(f"model {name}: its channel groups share layer names, so its space is ambiguous: "
+                                    "nas-prune does not support this model yet")
+    base = space.build_model()
+    narrow = Architecture(space.id, {g.name: g.choices[0] for g in space.genes})
+    for arch in (narrow, space.sample(seed=seed)):
+        try:
+            with torch.no_grad():
+                out = materialize(base, arch, space=space)(space.example_input())
+        except Exception as exc:  # Torch-Pruning raises IndexError, RuntimeError, ... from deep inside
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            raise UnsupportedModelError(
+                f"model {name}: pruning its channels breaks ({type(exc).__name__}: {first}); it wires channels in a "
+                "way nas-prune cannot follow (e.g. slices or splits of a tensor's channels): use another model") from None
+        if tuple(out.shape) != (1, space.model["num_classes"]):
+            raise UnsupportedModelError(f"model {name}: a pruned network outputs {tuple(out.shape)}, not "
+                                        f"(1, {space.model['num_classes']}): nas-prune does not support this model")

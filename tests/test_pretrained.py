@@ -30,8 +30,8 @@ def trained(tiny_space, digits16, tmp_path_factory):
     model = tiny_resnet(10)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     model.train()
-    for _ in range(3):
-        for x, y in digits16.train.batches(64, shuffle=True, generator=torch.Generator().manual_seed(0)):
+    for epoch in range(8):
+        for x, y in digits16.train.batches(64, shuffle=True, generator=torch.Generator().manual_seed(epoch)):
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(x), y).backward()
             opt.step()
@@ -216,3 +216,44 @@ def test_run_on_the_users_trained_network_with_its_preprocessing(trained, tiny_s
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["teacher"]["accuracy"] == pytest.approx(evaluate(trained, digits.test))
+
+
+@pytest.mark.slow
+def test_run_with_torchvision_weights_replaces_the_classifier_and_uses_their_preprocessing(tmp_path):
+    """--weights from a local hub cache on 10-class data: a 1000-class head is replaced and fine-tuned
+    (transfer), and the weights' ImageNet mean/std are the ones every stage uses."""
+    _fake_hub(tmp_path, "mobilenet_v3_small", "IMAGENET1K_V1")
+    out = tmp_path / "run"
+    env_home = {"TORCH_HOME": str(tmp_path)}
+    args = ["run", "--model", "mobilenet_v3_small", "--weights", "IMAGENET1K_V1", "--teacher-epochs", "1",
+            "--gate-steps", "150", "--pnet-epochs", "1", "--n-trials", "4", "--distill-epochs", "1", "--profile",
+            "--validate-n", "2", "--finalists", "2", "--budget", "1x", "--out", str(out)]
+    env = {**os.environ, "NAS_PRUNE_PROGRESS": "0", "PYTHONPATH": str(ROOT), **env_home}
+    r = subprocess.run([sys.executable, "-m", "nas_prune", *args], capture_output=True, text=True, env=env, cwd=ROOT,
+                       timeout=1200)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "classifier for 1000 classes was replaced" in r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["preprocess"]["mean"] == [0.485, 0.456, 0.406] and summary["preprocess"]["resize"] == 256
+    assert summary["teacher"]["weights"]["file_classes"] == 1000 and summary["teacher"]["epochs"] == 1
+
+
+def test_stage_commands_take_the_users_weights_and_carry_the_preprocessing(trained, tiny_space_file, tmp_path):
+    """nas-prune train --weights evaluates them and records the preprocessing; pruningnet train and distill take
+    the plain state dict as --teacher and, without --mean/--std, the teacher checkpoint's preprocessing."""
+    from nas_prune.pruningnet import PruningNet
+
+    torch.save(trained.state_dict(), tmp_path / "net.pt")
+    r = _cli("train", "--space", str(tiny_space_file), "--weights", str(tmp_path / "net.pt"), "--mean", "0.5",
+             "--std", "0.25", "-o", str(tmp_path / "teacher.pt"))
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert json.loads(r.stdout.strip().splitlines()[-1])["test_accuracy"] > 0.5
+    assert torch.load(tmp_path / "teacher.pt", weights_only=True)["preprocess"]["source"] == "--mean/--std"
+    r = _cli("pruningnet", "train", "--space", str(tiny_space_file), "--teacher", str(tmp_path / "teacher.pt"),
+             "--epochs", "1", "--train-subset", "200", "-o", str(tmp_path / "pnet.pt"))
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert PruningNet.load(tmp_path / "pnet.pt").preprocess.source == "--mean/--std"  # the teacher's, recorded
+    r = _cli("pruningnet", "train", "--space", str(tiny_space_file), "--teacher", str(tmp_path / "net.pt"),
+             "--epochs", "1", "--train-subset", "200", "--mean", "0.4", "-o", str(tmp_path / "pnet2.pt"))
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert PruningNet.load(tmp_path / "pnet2.pt").preprocess.mean == (0.4,)

@@ -5,10 +5,30 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import typer
+
 from nas_prune._io import read_json
+from nas_prune.data import Preprocess
 from nas_prune.space import Architecture
 
-__all__ = ["load_arch"]
+__all__ = ["load_arch", "MEAN_OPTION", "STD_OPTION", "RESIZE_OPTION", "preprocess_for"]
+
+MEAN_OPTION = typer.Option(None, "--mean", help="Input mean the network was trained with: one value or one per "
+                           "channel (0.286 or 0.485,0.456,0.406); default: the teacher checkpoint's, else 0.5.")
+STD_OPTION = typer.Option(None, "--std", help="Input std, as --mean (default: the teacher checkpoint's, else 0.25).")
+RESIZE_OPTION = typer.Option(None, "--resize", help="Image folders: resize the shorter side to this, then centre-crop.")
+
+
+def preprocess_for(mean: str | None, std: str | None, resize: int | None,
+                   teacher: str | os.PathLike[str] | None = None) -> Preprocess:
+    """The data's preprocessing: the options over what a nas-prune teacher checkpoint recorded (else the default)."""
+    base = None
+    if teacher is not None:
+        from nas_prune.export import load_checkpoint
+
+        recorded = load_checkpoint(teacher, what="teacher checkpoint").get("preprocess")
+        base = Preprocess.from_json(recorded) if recorded is not None else None
+    return Preprocess.from_options(mean, std, resize, base=base)
 
 
 def load_arch(path: str | os.PathLike[str]) -> Architecture:

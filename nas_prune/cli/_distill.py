@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from nas_prune.cli._common import load_arch
+from nas_prune.cli._common import MEAN_OPTION, RESIZE_OPTION, STD_OPTION, load_arch, preprocess_for
 from nas_prune.distill import get_init_kind, get_method, init_help, method_help
 from nas_prune.space import ChannelSpace
 from nas_prune.training import DEVICE_HELP
@@ -18,8 +19,12 @@ __all__ = ["register"]
 def distill_command(
     space_file: Path = typer.Option(..., "--space", help="Space JSON."),
     arch_file: Path = typer.Option(..., "--arch", help="Architecture JSON, or a search result (best.json)."),
-    teacher: Path = typer.Option(..., "--teacher", help="Teacher checkpoint written by 'nas-prune train'."),
+    teacher: Path = typer.Option(..., "--teacher", help="Teacher: a checkpoint written by nas-prune, or your trained "
+                                 "weights of the space's model (a state_dict, or a dict holding one)."),
     data: str = typer.Option("digits", help="digits | fashion-mnist[:root] | cifar10:root | imagefolder:root"),
+    mean: Optional[str] = MEAN_OPTION,
+    std: Optional[str] = STD_OPTION,
+    resize: Optional[int] = RESIZE_OPTION,
     init: str = typer.Option("teacher", help=f"Student init: {init_help()}"),
     method: str = typer.Option("kd", help=f"Distillation method: {method_help()}"),
     epochs: int = typer.Option(None, min=1, help="Training epochs (default: about 160k training images' worth, "
@@ -51,7 +56,8 @@ def distill_command(
     arch = load_arch(arch_file)
     sp.validate(arch)
     teacher_model = load_model(sp, teacher, what="teacher checkpoint")
-    bundle = load_data(data, input_size=sp.input_shape[-1], train_subset=train_subset, seed=seed)
+    bundle = load_data(data, input_size=sp.input_shape[-1], train_subset=train_subset, seed=seed,
+                       preprocess=preprocess_for(mean, std, resize, teacher))
     metrics = distill(sp, arch, teacher_model, bundle, method=method, init=init, epochs=epochs, seed=seed,
                       out_dir=output, table=table, budget_ms=budget_ms, threads=threads, device=device,
                       config=DistillConfig(keep_best=keep_best, patience=patience))

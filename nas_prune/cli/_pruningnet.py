@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from nas_prune.cli._common import load_arch
+from nas_prune.cli._common import MEAN_OPTION, RESIZE_OPTION, STD_OPTION, load_arch, preprocess_for
 from nas_prune.errors import InvalidArchitectureError, NasPruneError
 from nas_prune.pruningnet import generator_names
 from nas_prune.space import Architecture, ChannelSpace
@@ -50,7 +50,11 @@ def _load(pnet_file: Path, space_file: Optional[Path]):  # noqa: ANN202 (lazy to
 def train(
     space_file: Path = typer.Option(..., "--space", help="Space JSON."),
     data: str = typer.Option("digits", help="digits | fashion-mnist[:root] | cifar10:root | imagefolder:root"),
-    teacher: Optional[Path] = typer.Option(None, "--teacher", help="Trained teacher (nas-prune train): initial weights, L1 channel order."),
+    teacher: Optional[Path] = typer.Option(None, "--teacher", help="Trained teacher (nas-prune's checkpoint, or your weights "
+                                           "of the space's model): initial weights, L1 channel order."),
+    mean: Optional[str] = MEAN_OPTION,
+    std: Optional[str] = STD_OPTION,
+    resize: Optional[int] = RESIZE_OPTION,
     gates_file: Optional[Path] = typer.Option(None, "--gates", help="Gates JSON: --prior-mix of the candidates from its priors."),
     epochs: Optional[int] = typer.Option(None, help="Epochs (default: from the training split's size, 1-10; see default_epochs)."),
     sandwich: bool = typer.Option(True, "--sandwich/--no-sandwich", help="Each step: full + smallest + --n-random candidates (else one, as MetaPruning)."),
@@ -91,7 +95,8 @@ def train(
 
         gates = Gates.load(gates_file)
         gates.check_space(space)
-    bundle = load_data(data, input_size=space.input_shape[-1], train_subset=train_subset, seed=seed)
+    bundle = load_data(data, input_size=space.input_shape[-1], train_subset=train_subset, seed=seed,
+                       preprocess=preprocess_for(mean, std, resize, teacher))
     pnet = train_pruningnet(space, bundle, epochs=epochs, teacher=teacher, gates=gates, lr=lr, batch_size=batch_size,
                             sandwich=sandwich, n_random=n_random, inplace_distill=inplace_distill, sampling=sampling,
                             prior_mix=prior_mix, generator=generator, hidden=hidden, rank=rank,
@@ -124,7 +129,7 @@ def evaluate(
     resolve_device(device)
     pnet, space = _load(pnet_file, space_file)
     arch = parse_arch(arch_value, space)
-    bundle = load_data(data, input_size=space.input_shape[-1])
+    bundle = load_data(data, input_size=space.input_shape[-1], preprocess=pnet.preprocess)
     result = PruningNetEvaluator(pnet, bundle, recal_batches=recal_batches, batch_size=batch_size,
                                  val_batches=val_batches, device=device, amp=amp).score(arch)
     if as_json:
@@ -157,7 +162,7 @@ def export(
         from nas_prune.data import load_data
         from nas_prune.pruningnet import PruningNetEvaluator
 
-        bundle = load_data(data, input_size=space.input_shape[-1])
+        bundle = load_data(data, input_size=space.input_shape[-1], preprocess=pnet.preprocess)
         stats = PruningNetEvaluator(pnet, bundle, recal_batches=recal_batches, val_batches=0,
                                     device=device).recalibrated(arch)
     model = pnet.export(arch, stats)

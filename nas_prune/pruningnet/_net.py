@@ -27,7 +27,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from nas_prune.errors import InvalidFileError, SpaceMismatchError
+from nas_prune.data import Preprocess
+from nas_prune.errors import InvalidFileError, NasPruneError, SpaceMismatchError
 from nas_prune.export import load_checkpoint, save_state_dict
 from nas_prune.pruningnet._channels import ChannelIndex, KeptChannels, check_orders
 from nas_prune.pruningnet._generators import get_generator, make_generator
@@ -122,6 +123,8 @@ class PruningNet(nn.Module):
         self.config: dict[str, Any] = {"generator": generator, "hidden": int(hidden), "rank": int(rank),
                        "per_choice_bn": bool(per_choice_bn)}
         self.per_choice_bn = bool(per_choice_bn)
+        #: the input preprocessing of the data it was trained on (scoring must use the same); set by training
+        self.preprocess: Preprocess | None = None
         self.choice_bn = nn.Module()  # per-choice running statistics, as buffers
         self._choice_gene: dict[str, int] = {}
         self.orders = check_orders(space, importance)
@@ -317,6 +320,7 @@ class PruningNet(nn.Module):
             "space_json": self.space.to_json(),
             "config": dict(self.config),
             "importance": dict(self.orders),
+            "preprocess": self.preprocess.to_json() if self.preprocess is not None else None,
         }
 
     def save(self, path: str | os.PathLike[str], **extra: Any) -> Path:
@@ -349,6 +353,11 @@ class PruningNet(nn.Module):
             pnet.load_state_dict(ckpt["state_dict"])
         except RuntimeError as exc:
             raise InvalidFileError(f"{what} {path} does not fit its space ({str(exc).splitlines()[0][:160]}): retrain it") from None
+        if ckpt.get("preprocess") is not None:
+            try:
+                pnet.preprocess = Preprocess.from_json(ckpt["preprocess"])
+            except NasPruneError as exc:
+                raise InvalidFileError(f"{what} {path}: {exc}") from None
         return pnet
 
     @classmethod

@@ -185,6 +185,7 @@ def train_pruningnet(
             pnet = PruningNet(space, generator=generator, hidden=hidden, rank=rank, importance=importance,
                               per_choice_bn=per_choice_bn, init_state=init)
     pnet.to(dev)  # before the optimiser is built over its parameters (a resumed state follows them)
+    pnet.preprocess = getattr(bundle, "preprocess", None)  # recorded: scoring must normalise the same way
     train = dataset_on(bundle.train, dev)
     sampler = ArchSampler(space, prior=prior, mode=sampling, prior_mix=prior_mix)
     full, small = space.full(), sampler.smallest()

@@ -33,12 +33,16 @@ def load_evaluator(
     batch_size: int = 128,
     seed: int = 0,
 ) -> Any:
-    """A ``PruningNetEvaluator`` of the PruningNet at ``pnet_path`` on ``data``'s validation split."""
+    """A ``PruningNetEvaluator`` of the PruningNet at ``pnet_path`` on ``data``'s validation split.
+
+    The data is normalised the way the PruningNet's training data was (its recorded ``preprocess``),
+    so ``nas-prune search`` and NNI trials score with the network's own preprocessing.
+    """
     from nas_prune.data import load_data
     from nas_prune.pruningnet import PruningNet, PruningNetEvaluator
 
     pnet = PruningNet.load(pnet_path, space=space)
-    bundle = load_data(data, input_size=space.input_shape[-1], seed=seed)
+    bundle = load_data(data, input_size=space.input_shape[-1], seed=seed, preprocess=pnet.preprocess)
     return PruningNetEvaluator(pnet, bundle, recal_batches=recal_batches, val_batches=val_batches,
                                batch_size=batch_size, seed=seed)
 

@@ -26,6 +26,10 @@ _LAZY = {
     "PruningNetEvaluator": "nas_prune.pruningnet",
     "NasPruneError": "nas_prune.errors",
     "train_teacher": "nas_prune.teacher",
+    "prepare_teacher": "nas_prune.teacher",
+    "load_weights": "nas_prune.pretrained",
+    "Preprocess": "nas_prune.data",
+    "pick_trial": "nas_prune.search",
 }
 
 __all__ = ["__version__", *_LAZY]

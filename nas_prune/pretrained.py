@@ -18,6 +18,7 @@ preprocessing comes with them.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -46,6 +47,9 @@ STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", 
                    "state_dict_ema", "model_ema", "ema")
 #: Prefixes that wrappers add to every key: DataParallel / DDP, torch.compile.
 _PREFIXES = ("module.", "_orig_mod.")
+#: torchvision's published DenseNet weights name BN/conv layers ``norm.1`` where the model has ``norm1``
+#: (torchvision renames them in ``densenet._load_state_dict``; so do we).
+_DENSENET_LEGACY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 
 
 class PretrainedWeightsError(InvalidFileError):
@@ -94,7 +98,8 @@ def _is_state_dict(obj: Any) -> bool:
 def extract_state_dict(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], str]:
     """The weights in a loaded checkpoint ``obj`` and the key they were under (``""``: ``obj`` itself).
 
-    Wrapper prefixes (``module.``, ``_orig_mod.``) are removed from every key.
+    Wrapper prefixes (``module.``, ``_orig_mod.``) are removed from every key, and torchvision's legacy
+    DenseNet names (``norm.1``) become the model's (``norm1``).
 
     Raises:
         PretrainedWeightsError: no state dict in it (the message lists the keys it has).
@@ -121,6 +126,9 @@ def extract_state_dict(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], 
             for prefix in _PREFIXES:
                 if name.startswith(prefix):
                     name, changed = name[len(prefix):], True
+        legacy = _DENSENET_LEGACY.match(name)
+        if legacy:
+            name = legacy.group(1) + legacy.group(2)
         out[name] = tensor
     return out, key
 

@@ -257,3 +257,16 @@ def test_stage_commands_take_the_users_weights_and_carry_the_preprocessing(train
              "--epochs", "1", "--train-subset", "200", "--mean", "0.4", "-o", str(tmp_path / "pnet2.pt"))
     assert r.returncode == 0, r.stderr[-1500:]
     assert PruningNet.load(tmp_path / "pnet2.pt").preprocess.mean == (0.4,)
+
+
+def test_torchvisions_legacy_densenet_names_are_renamed():
+    import torchvision
+
+    from nas_prune.pretrained import extract_state_dict
+
+    own = {k: v for k, v in torchvision.models.densenet121(weights=None, num_classes=10).state_dict().items()
+           if not k.endswith("num_batches_tracked")}  # the published files predate it
+    legacy = {k.replace("norm1", "norm.1").replace("conv2", "conv.2"): v for k, v in own.items()}
+    assert legacy.keys() != own.keys()
+    renamed, _ = extract_state_dict(legacy, "densenet121.pth")
+    assert renamed.keys() == own.keys()

@@ -28,6 +28,7 @@ def test_optuna_example_runs(tmp_path):
     ms, budget = line.split(", ")[1].split(" ms")[0], line.split("(budget ")[1].split(" ms")[0]
     assert float(ms) <= float(budget)
     assert "metric names ['score']" in proc.stdout and "budget 0.7x = " in proc.stdout
+    assert "Optuna's best_trial: " in proc.stdout and "nas-prune's pick: " in proc.stdout
     assert "pruned model: " in proc.stdout and (tmp_path / "run" / "history.html").exists()
     assert (tmp_path / "run" / "study.db").exists() and (tmp_path / "run" / "pnet.pt").exists()
     # Optuna's own TPESampler on the same study: the table and the PruningNet are reused (resumed).

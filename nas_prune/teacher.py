@@ -99,11 +99,12 @@ def prepare_teacher(space: ChannelSpace, data: str | DataBundle, output: Path, *
     if isinstance(data, str):
         data = load_data(data, input_size=space.input_shape[-1], train_subset=train_subset, seed=seed)
     model = space.build_model()
-    report = None
+    report, val_accuracy = None, None
     if weights is not None:
         report = load_weights(model, weights, num_classes=space.model["num_classes"], space_id=space.id)
         if check_chance and not report.replaced_classifier:
-            check_above_chance(evaluate(model, data.val), len(data.val), data.num_classes,  # type: ignore[arg-type]
+            val_accuracy = evaluate(model, data.val)  # reused below when the weights are not trained further
+            check_above_chance(val_accuracy, len(data.val), data.num_classes,  # type: ignore[arg-type]
                                what=f"the trained network in {weights}")
     if epochs is None:
         if report is None:
@@ -130,7 +131,9 @@ def prepare_teacher(space: ChannelSpace, data: str | DataBundle, output: Path, *
             save_state_dict(model, partial, epoch=epoch, optimizer=opt, history=history)
 
         fit(model, data.train, data.val, cfg, on_epoch=on_epoch, start_epoch=start, optimizer_state=opt_state)
-    result: dict[str, Any] = {"val_accuracy": evaluate(model, data.val), "test_accuracy": evaluate(model, data.test),
+    if epochs > 0 or val_accuracy is None:
+        val_accuracy = evaluate(model, data.val)
+    result: dict[str, Any] = {"val_accuracy": val_accuracy, "test_accuracy": evaluate(model, data.test),
                               "history": history, "epochs": epochs, "lr": lr if epochs else None,
                               "source": "trained weights" if report is not None else "trained from scratch"}
     if report is not None:

@@ -25,7 +25,7 @@ run: $(STAMP)
 	$(BIN)/nas-prune run --out $(OUT)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --durations=20 $(PYTEST_ARGS)
 
 # ruff (pycodestyle, pyflakes, isort, bugbear) and lenient mypy, both configured in pyproject.toml;
 # the import contract is tests/test_imports.py (run by `make test` too).

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import math
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -14,6 +17,36 @@ from nas_prune.errors import InvalidFileError
 __all__ = ["atomic_write_bytes", "atomic_write_text", "write_json", "read_json", "require", "require_header", "package_files"]
 
 
+#: Short tag of this host in temporary file names (so that a sweep only judges its own host's writers).
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete ``path``'s temporary files left by writers on this host that were killed mid-write.
+
+    A SIGKILL between ``mkstemp`` and the rename leaves ``.<name>.<host>-<pid>.<random>.tmp``
+    behind; the next write of the same file removes it when that process no longer exists. Files
+    of live writers and of other hosts (a shared filesystem) are left alone.
+    """
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.{_HOST}-*.tmp"):
+        pid_text = tmp.name[len(path.name) + len(_HOST) + 3:].split(".", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _alive(int(pid_text)):
+            try:
+                tmp.unlink()
+            except FileNotFoundError:
+                pass
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename.
 
@@ -21,7 +54,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_orphans(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

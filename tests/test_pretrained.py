@@ -225,9 +225,13 @@ def test_run_with_torchvision_weights_replaces_the_classifier_and_uses_their_pre
     _fake_hub(tmp_path, "mobilenet_v3_small", "IMAGENET1K_V1")
     out = tmp_path / "run"
     env_home = {"TORCH_HOME": str(tmp_path)}
+    space, table = tmp_path / "space.json", tmp_path / "table.json"  # a small table: profiling is not tested here
+    assert _cli("space", "mobilenet_v3_small", "-o", str(space)).returncode == 0
+    r = _cli("profile", "--space", str(space), "--nets", "6", "--rounds", "2", "--runs-per-round", "5", "-o", str(table))
+    assert r.returncode == 0, r.stderr[-1500:]
     args = ["run", "--model", "mobilenet_v3_small", "--weights", "IMAGENET1K_V1", "--teacher-epochs", "1",
-            "--gate-steps", "150", "--pnet-epochs", "1", "--n-trials", "4", "--distill-epochs", "1", "--profile",
-            "--validate-n", "2", "--finalists", "2", "--budget", "1x", "--out", str(out)]
+            "--gate-steps", "60", "--pnet-epochs", "1", "--n-trials", "4", "--distill-epochs", "1", "--table",
+            str(table), "--validate-n", "2", "--finalists", "2", "--budget", "1x", "--out", str(out)]
     env = {**os.environ, "NAS_PRUNE_PROGRESS": "0", "PYTHONPATH": str(ROOT), **env_home}
     r = subprocess.run([sys.executable, "-m", "nas_prune", *args], capture_output=True, text=True, env=env, cwd=ROOT,
                        timeout=1200)

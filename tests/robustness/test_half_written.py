@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from nas_prune._io import write_json
 from nas_prune.errors import InvalidFileError
 from nas_prune.export import load_checkpoint, save_state_dict
 from tests.robustness._files import assert_one_line_error, assert_untouched, run_main, snapshot
@@ -43,6 +44,11 @@ def test_sigkill_during_a_write_keeps_the_old_file(tmp_path, kind):
         assert load_checkpoint(path)["epoch"] == 1
     leftovers = [p.name for p in tmp_path.iterdir() if p != path]
     assert all(n.startswith(f".{path.name}.") and n.endswith(".tmp") for n in leftovers)  # only a hidden temp
+    if kind == "json":  # the next write (a resumed run) sweeps the killed writer's temp away
+        write_json(path, {"format": "again"})
+    else:
+        save_state_dict({}, path, epoch=2, history=[1, 2])
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
 def test_truncated_latency_partial_is_refused(capsys, tmp_path, tiny_space_file):

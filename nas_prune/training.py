@@ -89,7 +89,7 @@ def dataset_on(dataset: Dataset, device: torch.device) -> Dataset:
     """An in-memory dataset (:class:`~nas_prune.data.ImageArrays`, uint8) copied to ``device`` once; others as is."""
     if isinstance(dataset, ImageArrays) and dataset.images.device != device:
         return ImageArrays(dataset.images.to(device), dataset.labels.to(device), dataset.num_classes,
-                           dataset.preprocess)
+                           dataset.preprocess, dataset.augment)
     return dataset
 
 

@@ -8,7 +8,16 @@ from typing import Optional
 
 import typer
 
-from nas_prune.cli._common import MEAN_OPTION, RESIZE_OPTION, STD_OPTION, load_arch, preprocess_for
+from nas_prune.cli._common import (
+    AUGMENT_OPTION,
+    MEAN_OPTION,
+    RESIZE_OPTION,
+    STD_OPTION,
+    STRICT_DATA_OPTION,
+    WORKERS_OPTION,
+    load_arch,
+    preprocess_for,
+)
 from nas_prune.distill import get_init_kind, get_method, init_help, method_help
 from nas_prune.space import ChannelSpace
 from nas_prune.training import DEVICE_HELP
@@ -25,6 +34,9 @@ def distill_command(
     mean: Optional[str] = MEAN_OPTION,
     std: Optional[str] = STD_OPTION,
     resize: Optional[int] = RESIZE_OPTION,
+    augment: Optional[str] = AUGMENT_OPTION,
+    workers: Optional[int] = WORKERS_OPTION,
+    strict_data: bool = STRICT_DATA_OPTION,
     init: str = typer.Option("teacher", help=f"Student init: {init_help()}"),
     method: str = typer.Option("kd", help=f"Distillation method: {method_help()}"),
     epochs: int = typer.Option(None, min=1, help="Training epochs (default: about 160k training images' worth, "
@@ -57,7 +69,8 @@ def distill_command(
     sp.validate(arch)
     teacher_model = load_model(sp, teacher, what="teacher checkpoint")
     bundle = load_data(data, input_size=sp.input_shape[-1], train_subset=train_subset, seed=seed,
-                       preprocess=preprocess_for(mean, std, resize, teacher))
+                       preprocess=preprocess_for(mean, std, resize, teacher),
+                       augment=augment, workers=workers, strict=strict_data)
     metrics = distill(sp, arch, teacher_model, bundle, method=method, init=init, epochs=epochs, seed=seed,
                       out_dir=output, table=table, budget_ms=budget_ms, threads=threads, device=device,
                       config=DistillConfig(keep_best=keep_best, patience=patience))

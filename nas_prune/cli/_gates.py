@@ -9,7 +9,15 @@ from typing import Optional
 
 import typer
 
-from nas_prune.cli._common import MEAN_OPTION, RESIZE_OPTION, STD_OPTION, preprocess_for
+from nas_prune.cli._common import (
+    AUGMENT_OPTION,
+    MEAN_OPTION,
+    RESIZE_OPTION,
+    STD_OPTION,
+    STRICT_DATA_OPTION,
+    WORKERS_OPTION,
+    preprocess_for,
+)
 from nas_prune.errors import NasPruneError
 from nas_prune.training import DEVICE_HELP
 
@@ -30,6 +38,9 @@ def gates(
     mean: Optional[str] = MEAN_OPTION,
     std: Optional[str] = STD_OPTION,
     resize: Optional[int] = RESIZE_OPTION,
+    augment: Optional[str] = AUGMENT_OPTION,
+    workers: Optional[int] = WORKERS_OPTION,
+    strict_data: bool = STRICT_DATA_OPTION,
     seeds: str = typer.Option("0", help="Seeds of the random weights, comma-separated."),
     epochs: Optional[int] = typer.Option(None, help="Epochs per run (default: the paper's, scaled to the data)."),
     gamma: Optional[float] = typer.Option(None, help="Regulariser weight (default: 0.5, or 0.05 for >100 classes)."),
@@ -50,7 +61,8 @@ def gates(
     sp = ChannelSpace.load(space_file)
     seed_list = [int(s) for s in _floats(seeds, "seeds")]
     bundle = load_data(data, input_size=sp.input_shape[-1], train_subset=train_subset,
-                       seed=seed_list[0] if seed_list else 0, preprocess=preprocess_for(mean, std, resize))
+                       seed=seed_list[0] if seed_list else 0, preprocess=preprocess_for(mean, std, resize),
+                       augment=augment, workers=workers, strict=strict_data)
     partial = output.with_name(output.name + ".partial")
     result = learn_gates(sp, bundle, ratios=_floats(ratios, "ratios"), seeds=seed_list, epochs=epochs,
                          gamma=gamma, lr=lr, batch_size=batch_size, checkpoint=partial, device=device, amp=amp)

@@ -8,7 +8,16 @@ from typing import Any, Optional
 
 import typer
 
-from nas_prune.cli._common import MEAN_OPTION, RESIZE_OPTION, STD_OPTION, load_arch, preprocess_for
+from nas_prune.cli._common import (
+    AUGMENT_OPTION,
+    MEAN_OPTION,
+    RESIZE_OPTION,
+    STD_OPTION,
+    STRICT_DATA_OPTION,
+    WORKERS_OPTION,
+    load_arch,
+    preprocess_for,
+)
 from nas_prune.errors import InvalidArchitectureError, NasPruneError
 from nas_prune.pruningnet import generator_names
 from nas_prune.space import Architecture, ChannelSpace
@@ -55,6 +64,9 @@ def train(
     mean: Optional[str] = MEAN_OPTION,
     std: Optional[str] = STD_OPTION,
     resize: Optional[int] = RESIZE_OPTION,
+    augment: Optional[str] = AUGMENT_OPTION,
+    workers: Optional[int] = WORKERS_OPTION,
+    strict_data: bool = STRICT_DATA_OPTION,
     gates_file: Optional[Path] = typer.Option(None, "--gates", help="Gates JSON: --prior-mix of the candidates from its priors."),
     epochs: Optional[int] = typer.Option(None, help="Epochs (default: from the training split's size, 1-10; see default_epochs)."),
     sandwich: bool = typer.Option(True, "--sandwich/--no-sandwich", help="Each step: full + smallest + --n-random candidates (else one, as MetaPruning)."),
@@ -96,7 +108,8 @@ def train(
         gates = Gates.load(gates_file)
         gates.check_space(space)
     bundle = load_data(data, input_size=space.input_shape[-1], train_subset=train_subset, seed=seed,
-                       preprocess=preprocess_for(mean, std, resize, teacher))
+                       preprocess=preprocess_for(mean, std, resize, teacher),
+                       augment=augment, workers=workers, strict=strict_data)
     pnet = train_pruningnet(space, bundle, epochs=epochs, teacher=teacher, gates=gates, lr=lr, batch_size=batch_size,
                             sandwich=sandwich, n_random=n_random, inplace_distill=inplace_distill, sampling=sampling,
                             prior_mix=prior_mix, generator=generator, hidden=hidden, rank=rank,

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from nas_prune.cli._common import AUGMENT_OPTION, RESIZE_OPTION, STRICT_DATA_OPTION, WORKERS_OPTION
 from nas_prune.distill import init_names, method_help
 from nas_prune.pipeline import RUN_INITS
 from nas_prune.search import DEFAULT_SAMPLER, sampler_help
@@ -29,8 +30,10 @@ def run(
     mean: Optional[str] = typer.Option(None, help="Input mean your network was trained with: one value or one per "
                                        "channel (0.286 or 0.485,0.456,0.406); default 0.5, or the --weights' own."),
     std: Optional[str] = typer.Option(None, help="Input std, as --mean (default 0.25, or the --weights' own)."),
-    resize: Optional[int] = typer.Option(None, help="Image folders: resize the shorter side to this, then centre-crop "
-                                         "--input-size (e.g. 256 for 224)."),
+    resize: Optional[int] = RESIZE_OPTION,
+    augment: Optional[str] = AUGMENT_OPTION,
+    workers: Optional[int] = WORKERS_OPTION,
+    strict_data: bool = STRICT_DATA_OPTION,
     teacher_lr: Optional[float] = typer.Option(None, help="Teacher learning rate (default 0.05 from scratch, 0.005 "
                                                "fine-tuning trained weights)."),
     budget: str = typer.Option("0.5x", help="Latency budget: a fraction of the teacher's (0.5x) or absolute (1.8ms)."),
@@ -74,7 +77,7 @@ def run(
                     sampler=sampler, out=out, input_size=input_size, threads=threads, method=method, init=init,
                     seed=seed, teacher_epochs=teacher_epochs, gate_epochs=gate_epochs, gate_steps=gate_steps, pnet_epochs=pnet_epochs,
                     n_trials=n_trials, distill_epochs=distill_epochs, train_subset=train_subset, validate_n=validate_n,
-                    device=device, finalists=finalists, pick_margin=pick_margin, calibration=calibration)
+                    augment=augment, workers=workers, strict_data=strict_data, device=device, finalists=finalists, pick_margin=pick_margin, calibration=calibration)
     summary = run_pipeline(cfg)
     t, f = summary["teacher"], summary["final"]
     typer.echo(json.dumps({

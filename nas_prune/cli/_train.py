@@ -9,7 +9,15 @@ from typing import Any, Optional
 
 import typer
 
-from nas_prune.cli._common import MEAN_OPTION, RESIZE_OPTION, STD_OPTION, preprocess_for
+from nas_prune.cli._common import (
+    AUGMENT_OPTION,
+    MEAN_OPTION,
+    RESIZE_OPTION,
+    STD_OPTION,
+    STRICT_DATA_OPTION,
+    WORKERS_OPTION,
+    preprocess_for,
+)
 from nas_prune.space import ChannelSpace
 from nas_prune.teacher import train_teacher as _train_teacher
 from nas_prune.training import DEVICE_HELP
@@ -35,6 +43,9 @@ def train(
     mean: Optional[str] = MEAN_OPTION,
     std: Optional[str] = STD_OPTION,
     resize: Optional[int] = RESIZE_OPTION,
+    augment: Optional[str] = AUGMENT_OPTION,
+    workers: Optional[int] = WORKERS_OPTION,
+    strict_data: bool = STRICT_DATA_OPTION,
     epochs: Optional[int] = typer.Option(None, help="Training epochs (default: 10 from scratch; 0 from --weights, "
                                          "or a transfer fine-tune for a new classifier)."),
     batch_size: int = typer.Option(64, help="Batch size."),
@@ -53,7 +64,8 @@ def train(
     resolve_device(device)
     sp = ChannelSpace.load(space_file)
     bundle = load_data(data, input_size=sp.input_shape[-1], train_subset=train_subset, seed=seed,
-                       preprocess=preprocess_for(mean, std, resize))
+                       preprocess=preprocess_for(mean, std, resize),
+                       augment=augment, workers=workers, strict=strict_data)
     if weights is None and epochs is None:
         epochs = 10
     result = prepare_teacher(sp, bundle, output, weights=weights, epochs=epochs, batch_size=batch_size, lr=lr,

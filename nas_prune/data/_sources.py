@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -12,10 +12,12 @@ import torch
 from torch.utils.data import Dataset
 
 from nas_prune.data._arrays import ImageArrays, to_uint8_images
+from nas_prune.data._files import AUGMENTATIONS, MAX_BAD_FRACTION, ImageFiles
 from nas_prune.data._preprocess import DEFAULT_PREPROCESS, Preprocess
 from nas_prune.errors import DataError
 
-__all__ = ["DataBundle", "register_dataset", "load_data", "list_datasets", "FASHION_MNIST_ROOT"]
+__all__ = ["DataBundle", "register_dataset", "load_data", "list_datasets", "default_augment", "FASHION_MNIST_ROOT",
+           "fashion_mnist_arrays"]
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 
@@ -31,20 +33,44 @@ class DataBundle:
     num_classes: int
     input_size: int
     preprocess: Preprocess = DEFAULT_PREPROCESS
+    #: Training augmentation: ``none`` or ``standard`` (see :mod:`nas_prune.data._files`).
+    augment: str = "none"
+    #: Where each split came from (a folder, or a seeded share of one), as recorded in the run's files.
+    splits: dict[str, str] = field(default_factory=dict)
+
+    def bad_files(self) -> dict[str, dict]:
+        """Unreadable files skipped so far in this process, per split (image folders only)."""
+        out = {}
+        for split in ("train", "val", "test"):
+            bad = getattr(getattr(self, split), "bad", None)
+            if bad is not None and bad.paths:
+                out[split] = bad.to_json()
+        return out
 
 
 _Loader = Callable[[str | None, int, int], DataBundle]
 _SOURCES: dict[str, _Loader] = {}
+_AUGMENT: dict[str, str] = {}
 
 
-def register_dataset(name: str) -> Callable[[_Loader], _Loader]:
-    """Register ``loader(root, input_size, seed) -> DataBundle`` under ``name``."""
+def register_dataset(name: str, *, augment: str = "none") -> Callable[[_Loader], _Loader]:
+    """Register ``loader(root, input_size, seed) -> DataBundle`` under ``name``.
+
+    ``augment`` is the dataset's default training augmentation (``--augment`` overrides it):
+    ``standard`` for photos, ``none`` where a flip changes the class (digits).
+    """
 
     def deco(fn: _Loader) -> _Loader:
         _SOURCES[name] = fn
+        _AUGMENT[name] = augment
         return fn
 
     return deco
+
+
+def default_augment(spec: str) -> str:
+    """The training augmentation dataset ``spec`` gets unless told otherwise."""
+    return _AUGMENT.get(spec.partition(":")[0], "none")
 
 
 def list_datasets() -> list[str]:
@@ -110,48 +136,39 @@ def _find(root: Path, stem: str) -> Path:
     )
 
 
+def fashion_mnist_arrays(root: str | Path | None = None, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """Fashion-MNIST's ``train`` (60k) or ``test`` (10k) split as uint8 ``[N, 28, 28]`` images and labels.
+
+    Read from idx files (Debian's ``dataset-fashion-mnist`` by default); never downloaded.
+    """
+    base = Path(root or FASHION_MNIST_ROOT)
+    stem = {"train": "train", "test": "t10k"}[split]
+    return _read_idx(_find(base, f"{stem}-images-idx3-ubyte")), _read_idx(_find(base, f"{stem}-labels-idx1-ubyte")).long()
+
+
 @register_dataset("fashion-mnist")
 def _fashion_mnist(root: str | None, input_size: int, seed: int) -> DataBundle:
     """Fashion-MNIST from idx files (Debian's dataset-fashion-mnist); 55k train, 5k val, 10k test."""
-    base = Path(root or FASHION_MNIST_ROOT)
-    x_train = _read_idx(_find(base, "train-images-idx3-ubyte")).unsqueeze(1)
-    y_train = _read_idx(_find(base, "train-labels-idx1-ubyte")).long()
-    x_test = _read_idx(_find(base, "t10k-images-idx3-ubyte")).unsqueeze(1)
-    y_test = _read_idx(_find(base, "t10k-labels-idx1-ubyte")).long()
+    x_train, y_train = fashion_mnist_arrays(root, "train")
+    x_test, y_test = fashion_mnist_arrays(root, "test")
+    x_train, x_test = x_train.unsqueeze(1), x_test.unsqueeze(1)
     train = ImageArrays(to_uint8_images(x_train, input_size), y_train, 10)
     test = ImageArrays(to_uint8_images(x_test, input_size), y_test, 10)
     val_idx, tr_idx = _split(len(train), (5000 / len(train), 1.0), seed=0)
     return DataBundle("fashion-mnist", train.subset(tr_idx), train.subset(val_idx), test, 10, input_size)
 
 
-def _torchvision_transform(input_size: int, preprocess: Preprocess = DEFAULT_PREPROCESS) -> Callable:
-    """Image file -> normalised tensor: resized to ``input_size`` squared, or (``preprocess.resize``)
-    the shorter side resized and the centre ``input_size`` square cut out."""
-    from torchvision import transforms
-
-    mean, std = preprocess.per_channel(3)
-    size = [transforms.Resize(preprocess.resize), transforms.CenterCrop(input_size)] if preprocess.resize \
-        else [transforms.Resize((input_size, input_size))]
-    return transforms.Compose([
-        *size,
-        transforms.ToTensor(),
-        transforms.Normalize(mean, std),
-    ])
-
-
-def _apply_preprocess(ds: Dataset, preprocess: Preprocess, input_size: int) -> None:
+def _apply_preprocess(ds: Dataset, preprocess: Preprocess) -> None:
     """Make ``ds`` (one of the sources' datasets, or a ``Subset`` of one) normalise with ``preprocess``."""
     from torch.utils.data import Subset
 
-    if isinstance(ds, ImageArrays):
+    if isinstance(ds, (ImageArrays, ImageFiles)):
         ds.preprocess = preprocess
-    elif isinstance(ds, _SafeImageFolder):
-        ds.inner.transform = _torchvision_transform(input_size, preprocess)
     elif isinstance(ds, Subset):
-        _apply_preprocess(ds.dataset, preprocess, input_size)
+        _apply_preprocess(ds.dataset, preprocess)
 
 
-@register_dataset("cifar10")
+@register_dataset("cifar10", augment="standard")
 def _cifar10(root: str | None, input_size: int, seed: int) -> DataBundle:
     """CIFAR-10 from local files in torchvision's layout (never downloads); 45k/5k/10k."""
     from torchvision.datasets import CIFAR10
@@ -175,64 +192,70 @@ def _cifar10(root: str | None, input_size: int, seed: int) -> DataBundle:
     return DataBundle("cifar10", full.subset(tr), full.subset(va), te, 10, input_size)
 
 
-class _SafeImageFolder(Dataset):
-    """torchvision ``ImageFolder`` whose unreadable files raise a one-line :class:`DataError`."""
+def _scan(root: Path, class_to_idx: dict[str, int] | None = None) -> tuple[list[tuple[str, int]], list[str]]:
+    """``(path, class index)`` of every image under ``root/<class>/`` (torchvision's folder rules)."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
-    def __init__(self, root: Path, input_size: int) -> None:
-        from torchvision.datasets import ImageFolder
-
-        try:
-            self.inner = ImageFolder(str(root), transform=_torchvision_transform(input_size))
-        except (FileNotFoundError, OSError) as exc:
-            raise DataError(f"image folder {root}: {exc}: expect <root>/<class>/<image> files") from None
-        self.labels = torch.tensor(self.inner.targets, dtype=torch.long)
-        self.num_classes = len(self.inner.classes)
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-    def __getitem__(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        try:
-            x, y = self.inner[idx]
-        except Exception as exc:  # PIL raises many types for broken files
-            path = self.inner.samples[idx][0]
-            raise DataError(f"image {path} cannot be read ({type(exc).__name__}): delete or replace it") from None
-        return x, torch.tensor(y)
+    try:
+        classes, found = find_classes(str(root))
+        if class_to_idx is not None:
+            extra = sorted(set(classes) - set(class_to_idx))
+            if extra:
+                raise DataError(f"image folder {root} has classes the training folder does not ({', '.join(extra[:5])}): "
+                                "give every split the same class folders")
+            found = {c: class_to_idx[c] for c in classes}
+        samples = make_dataset(str(root), found, extensions=IMG_EXTENSIONS, allow_empty=class_to_idx is not None)
+    except (FileNotFoundError, OSError) as exc:
+        raise DataError(f"image folder {root}: {exc}: expect <root>/<class>/<image> files") from None
+    return samples, classes
 
 
-@register_dataset("imagefolder")
+@register_dataset("imagefolder", augment="standard")
 def _imagefolder(root: str | None, input_size: int, seed: int) -> DataBundle:
-    """``root/train`` (+ ``root/val``, ``root/test`` if present) or one folder split 80/10/10."""
-    from torch.utils.data import Subset
+    """``root/train`` (+ ``root/val``, ``root/test`` if present) or one folder split 80/10/10.
 
+    Splits without a folder of their own are drawn with seed 0 (the same on every machine) and
+    recorded in :attr:`DataBundle.splits`.
+    """
     if not root:
         raise DataError("imagefolder needs a root: use imagefolder:<folder>")
     base = Path(root)
     if not base.is_dir():
         raise DataError(f"image folder {base} does not exist: check the path")
+
+    def files(samples: list[tuple[str, int]], classes: list[str], where: Path) -> ImageFiles:
+        return ImageFiles(samples, classes, input_size, where=str(where))
+
     if (base / "train").is_dir():
-        train = _SafeImageFolder(base / "train", input_size)
-        val = _SafeImageFolder(base / "val", input_size) if (base / "val").is_dir() else None
-        test = _SafeImageFolder(base / "test", input_size) if (base / "test").is_dir() else val
-        if val is None:
+        samples, classes = _scan(base / "train")
+        to_idx = {c: i for i, c in enumerate(classes)}
+        splits = {"train": str(base / "train")}
+        held = {}
+        for split in ("val", "test"):
+            if (base / split).is_dir():
+                held[split] = files(_scan(base / split, to_idx)[0], classes, base / split)
+                splits[split] = str(base / split)
+        train = files(samples, classes, base / "train")
+        if "val" not in held:
             va, tr = _split(len(train), (0.1, 0.9), seed=0)
-            val, train_ds = Subset(train, va.tolist()), Subset(train, tr.tolist())
-            train_ds.labels = train.labels[tr]  # type: ignore[attr-defined]
-            test = test or val
-            bundle = DataBundle("imagefolder", train_ds, val, test, train.num_classes, input_size)
-            return _check(bundle, f"imagefolder:{root}")
-        return _check(DataBundle("imagefolder", train, val, test or val, train.num_classes, input_size), f"imagefolder:{root}")
-    full = _SafeImageFolder(base, input_size)
+            held["val"], train = train.view(indices=va), train.view(indices=tr)
+            splits["train"], splits["val"] = (f"90% of {base / 'train'} (seed 0)", f"10% of {base / 'train'} (seed 0)")
+        if "test" not in held:
+            held["test"], splits["test"] = held["val"], splits["val"]
+        bundle = DataBundle("imagefolder", train, held["val"], held["test"], len(classes), input_size, splits=splits)
+        return _check(bundle, f"imagefolder:{root}")
+    samples, classes = _scan(base)
+    full = files(samples, classes, base)
     tr, va, te = _split(len(full), (0.8, 0.1, 0.1), seed=0)
-    train_ds = Subset(full, tr.tolist())
-    train_ds.labels = full.labels[tr]  # type: ignore[attr-defined]
-    bundle = DataBundle("imagefolder", train_ds, Subset(full, va.tolist()), Subset(full, te.tolist()),
-                        full.num_classes, input_size)
+    splits = {k: f"{share} of {base} (seed 0)" for k, share in (("train", "80%"), ("val", "10%"), ("test", "10%"))}
+    bundle = DataBundle("imagefolder", full.view(indices=tr), full.view(indices=va), full.view(indices=te),
+                        len(classes), input_size, splits=splits)
     return _check(bundle, f"imagefolder:{root}")
 
 
 def load_data(spec: str, *, input_size: int = 32, train_subset: int | None = None, seed: int = 0,
-              preprocess: Preprocess | None = None) -> DataBundle:
+              preprocess: Preprocess | None = None, augment: str | None = None, workers: int | None = None,
+              strict: bool = False, max_bad_fraction: float = MAX_BAD_FRACTION) -> DataBundle:
     """Load a dataset by spec ``name[:root]``.
 
     Args:
@@ -242,15 +265,31 @@ def load_data(spec: str, *, input_size: int = 32, train_subset: int | None = Non
         seed: Seed of the subset.
         preprocess: The normalisation the network expects (its training's mean and std; for
             image folders also the resize before the centre crop); nas-prune's default if None.
+        augment: Training augmentation, ``none`` or ``standard`` (default: the dataset's, see
+            :func:`default_augment`); evaluation splits are never augmented.
+        workers: Loader worker processes for image folders (default: the cores this process may use).
+        strict: Any unreadable image file is an error (default: skipped and counted, up to
+            ``max_bad_fraction`` of a split).
     """
     name, _, root = spec.partition(":")
     if name not in _SOURCES:
         raise DataError(f"unknown dataset {name!r}: use one of {', '.join(list_datasets())}")
+    augment = augment or default_augment(spec)
+    if augment not in AUGMENTATIONS:
+        raise DataError(f"augment {augment!r}: use one of {', '.join(AUGMENTATIONS)}")
+    if workers is not None and workers < 0:
+        raise DataError(f"workers {workers}: give 0 (read in this process) or more")
     bundle = _check(_SOURCES[name](root or None, input_size, seed), spec)
     if preprocess is not None and preprocess != bundle.preprocess:
         for split in ("train", "val", "test"):
-            _apply_preprocess(getattr(bundle, split), preprocess, input_size)
+            _apply_preprocess(getattr(bundle, split), preprocess)
         bundle.preprocess = preprocess
+    for split in ("train", "val", "test"):
+        ds = getattr(bundle, split)
+        if isinstance(ds, ImageFiles):
+            if workers is not None:
+                ds.workers = workers
+            ds.bad.max_fraction = 0.0 if strict else max_bad_fraction
     if train_subset is not None and train_subset < len(bundle.train):
         if train_subset < bundle.num_classes:
             raise DataError(f"train subset {train_subset} is smaller than the {bundle.num_classes} classes: use more")
@@ -258,6 +297,8 @@ def load_data(spec: str, *, input_size: int = 32, train_subset: int | None = Non
         idx = torch.randperm(len(bundle.train), generator=g)[:train_subset]
         if isinstance(bundle.train, ImageArrays):
             bundle.train = bundle.train.subset(idx)
+        elif isinstance(bundle.train, ImageFiles):
+            bundle.train = bundle.train.view(indices=idx)
         else:
             from torch.utils.data import Subset
 
@@ -265,4 +306,8 @@ def load_data(spec: str, *, input_size: int = 32, train_subset: int | None = Non
             bundle.train = Subset(bundle.train, idx.tolist())
             if labels is not None:
                 bundle.train.labels = labels[idx]  # type: ignore[attr-defined]
+        bundle.splits["train"] = f"{train_subset} images of {bundle.splits.get('train', 'the training split')} (seed {seed})"
+    bundle.augment = augment
+    if isinstance(bundle.train, (ImageArrays, ImageFiles)) and bundle.train.augment != augment:
+        bundle.train = bundle.train.view(augment=augment)
     return bundle

@@ -74,14 +74,15 @@ class DistillMethod:
         for s in range(run.steps):
             yield order[s * bs:(s + 1) * bs]
 
-    def loss(self, run: _Run, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """The student's loss on one real batch ``(x, y)`` (``idx``: its indices, for the teacher cache)."""
+    def loss(self, run: _Run, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+        """The student's loss on one real batch ``(x, y)`` (``idx``: its indices, for the teacher cache;
+        None for streamed image folders)."""
         raise NotImplementedError
 
     def train_steps(self, run: _Run, epoch: int) -> Iterator[float]:
-        """Run one epoch, yielding each step's loss (default: :meth:`loss` on :meth:`index_batches`)."""
-        for idx in self.index_batches(run, epoch):
-            x, y = run.take(idx)
+        """Run one epoch, yielding each step's loss (default: :meth:`loss` on :meth:`index_batches`,
+        augmented when the training split is)."""
+        for idx, x, y in run.batches(self.index_batches(run, epoch), seed=run.seed * 1000 + epoch):
             loss = self.loss(run, x, y, idx)
             run.step(run.opt, loss)
             yield loss.item()
@@ -132,7 +133,7 @@ class HintonKDMethod(DistillMethod):
     name = "kd"
     summary = "Hinton KD"
 
-    def loss(self, run: _Run, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    def loss(self, run: _Run, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
         t_logits, _ = run.teacher_outputs(x, idx)
         with penultimate_features(run.student, layer=run.s_head):
             return run.kd(run.student(x), t_logits, y)
@@ -164,7 +165,7 @@ class CCKDMethod(DistillMethod):
         for b in sampler:
             yield torch.tensor(b)
 
-    def loss(self, run: _Run, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    def loss(self, run: _Run, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
         t_logits, t_feats = run.teacher_outputs(x, idx)
         with penultimate_features(run.student, layer=run.s_head) as fs:
             s_logits = run.student(x)
@@ -263,5 +264,5 @@ class LabelsOnlyMethod(DistillMethod):
     name = "none"
     summary = "labels only"
 
-    def loss(self, run: _Run, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    def loss(self, run: _Run, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
         return nn.functional.cross_entropy(run.student(x), y)

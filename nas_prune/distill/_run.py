@@ -13,14 +13,14 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from nas_prune._io import write_json
-from nas_prune.data import DataBundle, ImageArrays, batches
+from nas_prune.data import DataBundle, ImageArrays, ImageFiles, batches, unaugmented
 from nas_prune.distill._config import DistillConfig
 from nas_prune.distill._features import classifier_layer, penultimate_features
 from nas_prune.distill._init import get_init_kind, init_student
@@ -40,10 +40,10 @@ METRICS_FORMAT = "nas-prune/distill-metrics"
 _CHECKPOINT = "checkpoint.pt"
 
 
-def _take(dataset: Dataset, idx: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(dataset, ImageArrays):  # on the device already (dataset_on): index there
-        idx = idx.to(dataset.images.device)
-        return dataset.transform(dataset.images[idx]), dataset.labels[idx]
+def _take(dataset: Dataset, idx: torch.Tensor, device: torch.device,
+          generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(dataset, ImageArrays):  # on the device already (dataset_on): index (and augment) there
+        return dataset.take(idx, generator)
     items = [dataset[int(i)] for i in idx]
     return (to_device(torch.stack([x for x, _ in items]), device),
             to_device(torch.as_tensor([int(y) for _, y in items]), device))
@@ -78,6 +78,7 @@ class _Run:
         self.device = device or torch.device("cpu")
         self.amp = amp
         self.train_data = dataset_on(data.train, self.device)
+        self.cacheable = isinstance(self.train_data, ImageArrays) and self.train_data.augment == "none"
         self.example = space.example_input(2).to(self.device)
         self.s_head = classifier_layer(student, self.example)
         self.t_head = classifier_layer(teacher, self.example)
@@ -108,13 +109,36 @@ class _Run:
 
     # ------------------------------------------------------------------ helpers for the methods
     def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training images and labels at ``idx``."""
-        return _take(self.train_data, idx, self.device)
+        """The training images and labels at ``idx`` (not augmented)."""
+        return _take(unaugmented(self.train_data), idx, self.device)
+
+    def batches(self, index_batches: Iterator[torch.Tensor], seed: int
+                ) -> Iterator[tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]]:
+        """``(idx, x, y)`` for each batch of training indices, augmented if the split is (drawn from ``seed``).
+
+        Image folders stream through their multi-worker loader; their ``idx`` is None (an unreadable
+        file leaves its batch, so the teacher runs on the batch instead of a cache).
+        """
+        data = self.train_data
+        if isinstance(data, ImageFiles):
+            index_lists = [b.tolist() for b in index_batches]
+            for x, y in data.batches(self.cfg.batch_size, seed=seed, index_batches=index_lists):
+                yield None, to_device(x, self.device), to_device(y, self.device)
+            return
+        g = torch.Generator().manual_seed(seed)
+        for idx in index_batches:
+            x, y = _take(data, idx, self.device, g)
+            yield idx, x, y
 
     @torch.no_grad()
-    def teacher_outputs(self, x: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The teacher's logits (and penultimate features, if the method asks for them) on ``x = train[idx]``."""
+    def teacher_outputs(self, x: torch.Tensor, idx: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The teacher's logits (and penultimate features, if the method asks for them) on ``x = train[idx]``.
+
+        Cached for the whole split when it is in memory and not augmented; ``idx`` None: computed on ``x``.
+        """
         need_features = self.impl.teacher_features
+        if self.cache is None and (idx is None or not self.cacheable):
+            self.cache = _TeacherCache(None, None)  # augmented or streamed images: the teacher sees each batch
         if self.cache is None:
             train = self.train_data
             n = len(train)  # type: ignore[arg-type]
@@ -133,7 +157,7 @@ class _Run:
                         if need_features:
                             feats.append(ft().float())
                 self.cache = _TeacherCache(torch.cat(logits), torch.cat(feats) if need_features else None)
-        if self.cache.logits is not None:
+        if self.cache.logits is not None and idx is not None:
             idx = idx.to(self.cache.logits.device)
             return self.cache.logits[idx], self.cache.features[idx] if self.cache.features is not None else None
         with penultimate_features(self.teacher, layer=self.t_head) as ft, autocast(self.device, self.amp):
@@ -275,7 +299,8 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
     if get_init_kind(init).wants_recalibration and get_method(method).reads_train_data:
         from itertools import islice
 
-        recal = [x for x, _ in islice(batches(data_bundle.train, cfg.batch_size, shuffle=True, seed=seed), 10)]
+        recal = [x for x, _ in islice(batches(unaugmented(data_bundle.train), cfg.batch_size, shuffle=True, seed=seed),
+                                      10)]
     student = init_student(space, Architecture(space.id, channels), teacher, init, seed=seed, recal=recal)
     for p in student.parameters():
         p.requires_grad_(True)

@@ -63,6 +63,9 @@ class RunConfig:
     n_trials: int | None = None
     distill_epochs: int | None = None
     train_subset: int | None = None
+    augment: str | None = None  # training augmentation: none | standard (default: the dataset's, e.g. standard for folders)
+    workers: int | None = None  # image-folder loader processes (default: the cores this process may use)
+    strict_data: bool = False  # any unreadable image is an error (default: skipped and counted, up to 0.1 %)
     batch_size: int | None = None
     validate_n: int = 8
     device: str = "auto"  # every training stage and PruningNet scoring: auto | cpu | cuda[:N] (latency: the table's)
@@ -85,6 +88,13 @@ class RunConfig:
             raise NasPruneError(f"backend {self.backend!r}: use optuna or nni")
         self._validate_names()
         self.preprocess = self._preprocess()  # parsed once: every stage reads this object
+        from nas_prune.data import AUGMENTATIONS, default_augment
+
+        self.augment = self.augment or default_augment(self.data)
+        if self.augment not in AUGMENTATIONS:
+            raise NasPruneError(f"augment {self.augment!r}: use one of {', '.join(AUGMENTATIONS)}")
+        if self.workers is not None and self.workers < 0:
+            raise NasPruneError(f"workers {self.workers}: give 0 (read images in the training process) or more")
         preset = PRESETS.get(self.data.partition(":")[0], _DEFAULT_PRESET)
         from nas_prune.distill import get_method
 

@@ -46,8 +46,9 @@ def _check_config(cfg: RunConfig, out: Path) -> None:
         if not isinstance(old, dict):
             raise NasPruneError(f"{path} is not a nas-prune run configuration (a JSON object): use another --out")
         keys = ("model", "data", "budget", "input_size", "threads", "backend", "sampler", "method", "seed",
-                "teacher", "weights", "preprocess")
-        diff = [k for k in keys if old.get(k) != new.get(k)]
+                "teacher", "weights", "preprocess", "augment")
+        before = {"augment": "none"}  # runs made before the setting existed were not augmented
+        diff = [k for k in keys if old.get(k, before.get(k)) != new.get(k)]
         if diff:
             raise NasPruneError(
                 f"{out} holds a run with other settings ({', '.join(diff)}): use another --out or delete it"
@@ -67,8 +68,8 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     set_seed(cfg.seed)
     data = load_data(cfg.data, input_size=cfg.input_size, train_subset=cfg.train_subset, seed=cfg.seed,
-                     preprocess=cfg.preprocess)
-    console.print(f"preprocessing: {cfg.preprocess.describe()}", markup=False)
+                     preprocess=cfg.preprocess, augment=cfg.augment, workers=cfg.workers, strict=cfg.strict_data)
+    console.print(f"preprocessing: {cfg.preprocess.describe()}; training augmentation: {cfg.augment}", markup=False)
     _check_config(cfg, out)  # after every setting, the data included, is known to be valid
     cache = StageCache(out)
 
@@ -287,6 +288,9 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
                     "source": teacher_res.get("source", "trained from scratch"), "epochs": teacher_res.get("epochs"),
                     "weights": teacher_res.get("weights")},
         "preprocess": cfg.preprocess.to_json(),
+        # where each split came from, the training augmentation, and the unreadable images skipped by this process
+        "dataset": {"splits": data.splits, "augment": data.augment, "train_images": len(data.train),  # type: ignore[arg-type]
+                 "workers": getattr(data.train, "workers", None), "bad_files": data.bad_files()},
         "final": {"accuracy": student["test_accuracy"], "params": student["params"], "flops": student["flops"],
                   "measured_latency_ms": s_ms,
                   "predicted_latency_ms": metrics.get("predicted_ms_now") or metrics.get("predicted_ms"),

@@ -9,17 +9,39 @@ from typing import Any, Iterable, Mapping
 import torch
 import torch.nn.functional as F
 
-from nas_prune.data import ImageArrays, batches, check_num_classes, to_bundle
+from nas_prune.data import ImageArrays, ImageFiles, batches, check_num_classes, to_bundle, unaugmented
+from nas_prune.errors import DataError
 from nas_prune.pruningnet._net import BNStats, PruningNet
 from nas_prune.space import Architecture
 from nas_prune.training import autocast, resolve_device, to_device
 
-__all__ = ["PruningNetEvaluator", "MAX_VAL_IMAGES"]
+__all__ = ["PruningNetEvaluator", "MAX_VAL_IMAGES", "CACHE_MB"]
 
 #: Candidates are scored on at most this many validation images, a fixed seeded subset: the score's
 #: standard error on 10k images is about a tenth of a point of top-1, and ImageNet's 50k validation
 #: images at 224 px would be 30 GB of float32 and minutes of forward passes per candidate.
 MAX_VAL_IMAGES = 10_000
+#: Memory cap of the scoring cache: 2 GB holds the 10k validation images and 20 recalibration
+#: batches of 128 at 224 px as uint8 (1.9 GB); float32 images (a user's own dataset) hold 4x fewer.
+CACHE_MB = 2048
+
+
+def _bytes_per_image(ds: Any) -> int:
+    """Bytes one cached image of ``ds`` takes (uint8 for nas-prune's datasets, as given otherwise)."""
+    if isinstance(ds, ImageArrays):
+        return int(ds.images[0].numel())
+    if isinstance(ds, ImageFiles):
+        return 3 * ds.input_size ** 2
+    x = ds[0][0]
+    return int(x.numel() * x.element_size())
+
+
+def _subset(ds: Any, keep: torch.Tensor) -> Any:
+    if isinstance(ds, ImageArrays):
+        return ds.subset(keep)
+    if isinstance(ds, ImageFiles):
+        return ds.view(indices=keep)
+    return torch.utils.data.Subset(ds, keep.tolist())
 
 
 class PruningNetEvaluator:
@@ -52,6 +74,8 @@ class PruningNetEvaluator:
         batch_size: Batch size of both recalibration and validation.
         val_batches: Validation batches scored (``None``: the whole subset).
         max_val_images: Size cap of the validation subset (:data:`MAX_VAL_IMAGES`; ``None``: no cap).
+        cache_mb: Memory cap of the cached recalibration and validation images (:data:`CACHE_MB`);
+            the validation subset shrinks to fit it (the number kept is ``val_images``).
         seed: Which training batches are used for recalibration.
         device: ``auto | cpu | cuda[:N]`` (:func:`nas_prune.training.resolve_device`): ``pnet`` is
             moved there; ``None`` scores where ``pnet`` already is.
@@ -74,6 +98,7 @@ class PruningNetEvaluator:
         batch_size: int = 128,
         val_batches: int | None = None,
         max_val_images: int | None = MAX_VAL_IMAGES,
+        cache_mb: float = CACHE_MB,
         seed: int = 0,
         device: str | torch.device | None = None,
         amp: bool = False,
@@ -87,29 +112,29 @@ class PruningNetEvaluator:
         self.amp = bool(amp)
         dev = self.device
         val = bundle.val
-        if max_val_images is not None and len(val) > max_val_images:  # type: ignore[arg-type]
-            keep = torch.randperm(len(val), generator=torch.Generator().manual_seed(seed))[:max_val_images]  # type: ignore[arg-type]
-            val = val.subset(keep.sort().values) if isinstance(val, ImageArrays) else torch.utils.data.Subset(val, keep.tolist())
+        bytes_per_image = _bytes_per_image(val)
+        cap = int(cache_mb * 2**20 // bytes_per_image) - recal_batches * batch_size
+        if cap < batch_size:
+            raise DataError(f"a scoring cache of {cache_mb} MB holds {cap + recal_batches * batch_size} images of "
+                            f"{bytes_per_image:,} bytes, fewer than the {recal_batches} recalibration batches and "
+                            "one validation batch: raise cache_mb or lower recal_batches")
+        limit = cap if max_val_images is None else min(max_val_images, cap)
+        if len(val) > limit:  # type: ignore[arg-type]
+            keep = torch.randperm(len(val), generator=torch.Generator().manual_seed(seed))[:limit].sort().values  # type: ignore[arg-type]
+            val = _subset(val, keep)
         self.val_images = len(val)  # type: ignore[arg-type]
-        self._normalize = None
-        if isinstance(bundle.train, ImageArrays) and isinstance(val, ImageArrays):
-            # uint8 on the device, normalised per batch when scored
-            self._normalize = val.preprocess.normalize
-            g = torch.Generator().manual_seed(seed)
-            order = torch.randperm(len(bundle.train), generator=g)
-            n = min(recal_batches, len(bundle.train) // batch_size) * batch_size
-            self.recal = [to_device(bundle.train.images[order[i:i + batch_size]], dev) for i in range(0, n, batch_size)]
-            stop = len(val) if val_batches is None else min(len(val), val_batches * batch_size)
-            self.val = [(to_device(val.images[i:i + batch_size], dev), to_device(val.labels[i:i + batch_size], dev))
-                        for i in range(0, stop, batch_size)]
-        else:
-            self.recal = [to_device(x, dev) for x, _ in batches(bundle.train, batch_size, shuffle=True, seed=seed,
-                                                                drop_last=True, max_batches=recal_batches)]
-            self.val = [(to_device(x, dev), to_device(y, dev))
-                        for x, y in batches(val, batch_size, max_batches=val_batches)]
+        self._preprocess = getattr(val, "preprocess", None) or bundle.preprocess
+        # Decoded once, kept on the device (nas-prune's datasets as uint8, normalised per batch when scored).
+        self.recal = [to_device(x, dev) for x, _ in batches(unaugmented(bundle.train), batch_size, shuffle=True,
+                                                            seed=seed, drop_last=True, max_batches=recal_batches,
+                                                            normalize=False)]
+        self.val = [(to_device(x, dev), to_device(y, dev))
+                    for x, y in batches(val, batch_size, max_batches=val_batches, normalize=False)]
+        self.cache_bytes = sum(x.numel() * x.element_size() for x in self.recal) + \
+            sum(x.numel() * x.element_size() for x, _ in self.val)
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
-        return self._normalize(x) if self._normalize is not None else x
+        return self._preprocess.normalize(x) if x.dtype == torch.uint8 else x
 
     @torch.no_grad()
     def recalibrated(self, arch: Architecture | Mapping[str, int]) -> BNStats:

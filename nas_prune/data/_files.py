@@ -171,9 +171,8 @@ class ImageFiles(Dataset):
         self.workers = default_workers() if workers is None else int(workers)
         self.where = where
         self.bad = BadFiles(len(self.samples), max_bad_fraction)
-        self._preprocess = preprocess
-        self._transform = _transforms(self.input_size, preprocess, augment == "standard")
         self._loaders: dict[tuple[Any, ...], Any] = {}
+        self.preprocess = preprocess
 
     # ------------------------------------------------------------------ settings
     @property
@@ -183,7 +182,9 @@ class ImageFiles(Dataset):
     @preprocess.setter
     def preprocess(self, value: Preprocess) -> None:
         self._preprocess = value
-        self._transform = _transforms(self.input_size, value, self.augment == "standard")
+        self._reader = _Reader(self.samples, _transforms(self.input_size, value, self.augment == "standard"),
+                               self.augment)
+        self._loaders = {}  # their workers hold the old transform
 
     def view(self, *, augment: str | None = None, indices: Sequence[int] | torch.Tensor | None = None) -> "ImageFiles":
         """The same files (or ``indices`` of them) with another augmentation; unreadable files stay counted apart."""
@@ -204,13 +205,7 @@ class ImageFiles(Dataset):
 
     def load(self, idx: int) -> tuple[torch.Tensor | None, int, str]:
         """``(uint8 [3, S, S] or None when unreadable, label, path or the error)`` of file ``idx``."""
-        path, label = self.samples[idx]
-        try:
-            image = decode_image_file(path)
-            ImageFiles.decodes += 1
-            return self._transform(image).contiguous(), label, path
-        except Exception as exc:  # decoders raise many types for broken files
-            return None, label, f"{path}\0{type(exc).__name__}"
+        return self._reader.load(idx)
 
     def __getitem__(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y, path = self.load(idx)
@@ -234,7 +229,7 @@ class ImageFiles(Dataset):
         key = (batch_size, drop_last, index_batches is None, self.workers)
         loader = self._loaders.get(key)
         if loader is None:
-            loader = DataLoader(_Raw(self), batch_sampler=_SeededBatches(len(self), batch_size, drop_last), num_workers=self.workers, collate_fn=_collate,
+            loader = DataLoader(self._reader, batch_sampler=_SeededBatches(len(self), batch_size, drop_last), num_workers=self.workers, collate_fn=_collate,
                                 pin_memory=torch.cuda.is_available(), persistent_workers=self.workers > 0,
                                 prefetch_factor=4 if self.workers > 0 else None)
             self._loaders[key] = loader
@@ -249,20 +244,35 @@ class ImageFiles(Dataset):
             yield (self.preprocess.normalize(x) if normalize else x), y
 
 
-class _Raw(Dataset):
-    """What the workers see: ``(index, seed)`` -> ``(uint8 image or None, label, path)``."""
+class _Reader(Dataset):
+    """What the workers hold and run: the file list and the transform, ``(index, seed)`` ->
+    ``(uint8 image or None, label, path)``. It refers to no :class:`ImageFiles`, so a split and its
+    cached loaders form no reference cycle (one would keep worker processes alive until a garbage
+    collection, whose shutdown then waits seconds per worker)."""
 
-    def __init__(self, files: ImageFiles) -> None:
-        self.files = files
+    def __init__(self, samples: list[tuple[str, int]], transform: Callable[[torch.Tensor], torch.Tensor],
+                 augment: str) -> None:
+        self.samples, self.transform, self.augment = samples, transform, augment
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.samples)
+
+    def load(self, idx: int) -> tuple[torch.Tensor | None, int, str]:
+        path, label = self.samples[idx]
+        try:
+            image = decode_image_file(path)
+            ImageFiles.decodes += 1
+            return self.transform(image).contiguous(), label, path
+        except Exception as exc:  # decoders raise many types for broken files
+            return None, label, f"{path}\0{type(exc).__name__}"
 
     def __getitem__(self, key: tuple[int, int | None]) -> tuple[torch.Tensor | None, int, str]:
         idx, seed = key
-        if seed is not None and self.files.augment != "none":
-            torch.manual_seed(seed * 1_000_003 + idx)  # the item's augmentation: the same for any worker count
-        return self.files.load(idx)
+        if seed is not None and self.augment != "none":
+            # the item's augmentation, the same for any worker count (the CPU generator only: torch.manual_seed
+            # also queues CUDA, XPU and MTIA seeding, which costs more than decoding the image)
+            torch.default_generator.manual_seed(seed * 1_000_003 + idx)
+        return self.load(idx)
 
 
 def _collate(items: list[tuple[torch.Tensor | None, int, str]]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -270,7 +280,10 @@ def _collate(items: list[tuple[torch.Tensor | None, int, str]]) -> tuple[torch.T
     bad = [p for x, _, p in items if x is None]
     if not good:
         return torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.long), bad
-    return torch.stack([x for x, _ in good]), torch.tensor([y for _, y in good], dtype=torch.long), bad
+    from torch.utils.data import default_collate
+
+    # default_collate stacks a worker's batch straight into shared memory (no copy when it is sent)
+    return default_collate([x for x, _ in good]), torch.tensor([y for _, y in good], dtype=torch.long), bad
 
 
 class _SeededBatches(Sampler):

@@ -24,7 +24,6 @@ with a one-line :class:`~nas_prune.errors.DataError` naming the first files.
 from __future__ import annotations
 
 import functools
-import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -38,8 +37,6 @@ from nas_prune.errors import DataError
 
 __all__ = ["AUGMENTATIONS", "BadFiles", "ImageFiles", "MAX_BAD_FRACTION", "decode_image_file", "default_workers",
            "eval_resize"]
-
-log = logging.getLogger(__name__)
 
 #: ``--augment`` values.
 AUGMENTATIONS = ("none", "standard")
@@ -76,8 +73,12 @@ class BadFiles:
         if path in self.paths:
             return
         self.paths[path] = reason
-        log.warning("skipped an image that cannot be read: %s (%s)", path, reason)
-        if len(self.paths) > self.max_fraction * self.total:
+        if len(self.paths) <= self.max_fraction * self.total:
+            from nas_prune.progress import console
+
+            console.print(f"warning: skipped an image that cannot be read: {path} ({reason}); "
+                          f"{len(self.paths)} so far in {where}", style="yellow", markup=False, soft_wrap=True)
+        else:
             first = ", ".join(list(self.paths)[:3])
             allowed = "none allowed: --strict-data" if self.max_fraction == 0 else \
                 f"over the {self.max_fraction:.1%} allowed"

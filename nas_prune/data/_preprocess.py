@@ -81,7 +81,8 @@ class Preprocess:
         return cls(parse_channel_values(mean, what="--mean") if mean is not None else base.mean,
                    parse_channel_values(std, what="--std") if std is not None else base.std,
                    resize if resize is not None else base.resize,
-                   source="--mean/--std" if (mean is not None or std is not None) else base.source)
+                   source="--mean/--std" if (mean is not None or std is not None)
+                   else f"{base.source}, --resize" if resize is not None else base.source)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (0..255) or float (0..1) ``[N, C, H, W]`` images to normalised 3-channel float ones."""

@@ -81,7 +81,7 @@ def test_in_memory_training_split_is_augmented_when_asked():
     assert isinstance(unaugmented(aug.train), ImageArrays) and unaugmented(aug.train).augment == "none"
 
 
-def test_a_bad_jpeg_is_skipped_and_counted(tmp_path, caplog):
+def test_a_bad_jpeg_is_skipped_and_counted(tmp_path, capsys):
     root = _folder(tmp_path, bad=1)
     data = load_data(f"imagefolder:{root}", input_size=16, workers=0, max_bad_fraction=0.1)
     n = sum(len(y) for _, y in batches(data.train, 4, shuffle=True, seed=0))
@@ -89,7 +89,8 @@ def test_a_bad_jpeg_is_skipped_and_counted(tmp_path, caplog):
     assert data.bad_files()["train"]["count"] == 1 and data.bad_files()["train"]["first"][0].endswith("dog/0.jpg")
     n2 = sum(len(y) for _, y in batches(data.train, 4, shuffle=True, seed=1))
     assert n2 == 15 and data.bad_files()["train"]["count"] == 1  # counted once, logged once
-    assert sum("cannot be read" in r.message for r in caplog.records) == 1
+    warned = [line for line in capsys.readouterr().err.splitlines() if "cannot be read" in line]
+    assert len(warned) == 1 and "dog/0.jpg" in warned[0]  # said once, with the file
 
 
 def test_too_many_bad_files_stop_with_one_line_naming_them(tmp_path):
@@ -122,3 +123,39 @@ def test_scoring_decodes_nothing_once_the_cache_is_warm(tmp_path):
     assert ImageFiles.decodes == warm
     small = PruningNetEvaluator(pnet, data, recal_batches=1, batch_size=2, cache_mb=6 * 3 * 16 * 16 / 2**20)
     assert small.val_images == 4  # the memory cap, not the split, sets the validation subset
+
+
+def test_the_command_line_takes_workers_augment_and_strict_data(capsys, tmp_path, tiny_space_file):
+    import json
+
+    from tests.conftest import run_main
+    from tests.robustness._files import assert_one_line_error
+
+    root = _folder(tmp_path / "images", per_class=6)
+    out = tmp_path / "teacher.pt"
+    code, stdout, err = run_main(capsys, "train", "--space", str(tiny_space_file), "--data", f"imagefolder:{root}",
+                                 "--epochs", "1", "--batch-size", "4", "--workers", "1", "--augment", "none",
+                                 "-o", str(out))
+    assert code == 0, err
+    assert 0.0 <= json.loads(stdout.strip().splitlines()[-1])["test_accuracy"] <= 1.0
+    code, _, err = run_main(capsys, "train", "--space", str(tiny_space_file), "--data", f"imagefolder:{root}",
+                            "--epochs", "1", "--augment", "heavy", "-o", str(tmp_path / "t2.pt"))
+    assert_one_line_error(code, err, "augment 'heavy': use one of none, standard")
+    (root / "train" / "cat" / "0.jpg").write_bytes(b"not a jpeg")
+    code, _, err = run_main(capsys, "train", "--space", str(tiny_space_file), "--data", f"imagefolder:{root}",
+                            "--epochs", "1", "--batch-size", "4", "--workers", "0", "--strict-data",
+                            "-o", str(tmp_path / "t3.pt"))
+    assert_one_line_error(code, err, "none allowed: --strict-data", "cat/0.jpg")
+
+
+def test_run_config_records_the_augmentation_of_the_data():
+    from nas_prune.errors import NasPruneError
+    from nas_prune.pipeline import RunConfig
+
+    assert RunConfig(data="imagefolder:/data/photos").augment == "standard"
+    assert RunConfig(data="digits").augment == "none"
+    assert RunConfig(data="digits", augment="standard").to_json()["augment"] == "standard"
+    with pytest.raises(NasPruneError, match="augment 'all'"):
+        RunConfig(augment="all")
+    with pytest.raises(NasPruneError, match="workers -1"):
+        RunConfig(workers=-1)

@@ -105,6 +105,23 @@ def report(
         typer.echo(str(shoot(path, screenshot)))
 
 
+def check(
+    run_dir: Path = typer.Argument(..., help="A finished run directory written by 'nas-prune run'."),
+) -> None:
+    """Measure a finished run's final network against its teacher again (the run's protocol), e.g. on a
+    quieter machine; updates final_check.json, summary.json (the verdict, and a 'rechecks' entry) and the report."""
+    from nas_prune.pipeline import recheck_run
+
+    summary = recheck_run(run_dir)
+    last = summary["rechecks"][-1]
+    typer.echo(json.dumps({"latency_ratio": summary["latency_ratio"],
+                           "latency_ratio_interval": summary["latency_ratio_interval"],
+                           "limit_ratio": summary["limit_ratio"], "feasible": summary["feasible"],
+                           "before": last["before"], "contended": summary["latency_ratio_blocks"]["contended"]},
+                          indent=2))
+
+
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
+    app.command("check")(check)
     app.command("report")(report)

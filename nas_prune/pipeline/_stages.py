@@ -16,12 +16,12 @@ import torch
 from nas_prune._io import atomic_write_bytes, read_json, write_json
 from nas_prune.errors import NasPruneError
 from nas_prune.pipeline._cache import StageCache
+from nas_prune.pipeline._check import latency_verdict, measure_final
 from nas_prune.pipeline._config import RunConfig
 from nas_prune.progress import console
 
 __all__ = ["run_pipeline"]
 
-FINAL_SESSIONS = 6  # blocks of fresh sessions, a second apart, in the final check (measure_ratios)
 
 
 def pruningnet_check(pnet: Any, space: Any, data: Any, *, seed: int) -> dict[str, Any]:
@@ -246,20 +246,10 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
     # vs measured for the chosen and searched architectures (predictions rescaled to the reference
     # timed in the same rounds, so they compare with the measurement, not with the clock of the search)
     def stage_check() -> dict[str, Any]:
-        from nas_prune.latency import QUIET_TOL, arch_onnx_bytes, measure_ratios
+        from nas_prune.latency import arch_onnx_bytes
 
-        # blocks of fresh sessions a second apart: the verdict's interval covers the ratio's drift here,
-        # judged on the blocks where the teacher ran at its quiet speed (the finalists' fastest included)
-        final = measure_ratios({"final": out / "distill" / "model.onnx"}, out / "teacher.onnx", space.input_shape,
-                               table.settings, limit=budget_res["limit_ratio"], sessions=FINAL_SESSIONS,
-                               pause_s=1.0, max_rounds=180, quiet_tol=QUIET_TOL,
-                               quiet_teacher_ms=finalists_res.get("quiet_teacher_ms"))["final"]
-        write_json(out / "final_check.json", final)
-        if final.get("contended"):
-            console.print(f"WARNING: the machine was contended through the final check (the teacher ran at "
-                          f"{final['teacher_ms']:.3g} ms against {final['quiet_teacher_ms']:.3g} ms quiet): the verdict "
-                          "counts every block; run 'nas-prune run' again on a quieter machine to re-check",
-                          style="bold red")
+        final = measure_final(out, space.input_shape, table.settings, budget_res["limit_ratio"],
+                              finalists_res.get("quiet_teacher_ms"))
         trials = read_json(out / "trials.json", what="search trials")
         picks = [arch] + [Architecture(space.id, t["channels"]) for t in _spread(trials, cfg.validate_n)]
         now = table.measure_now(space, {f"arch{i}": arch_onnx_bytes(space, a) for i, a in enumerate(picks)}, rounds=15)
@@ -279,7 +269,6 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
     student, teacher = metrics["student"], metrics["teacher"]
     budget_ms = budget_res["budget_ms"]
     t_ms, s_ms = final_check["teacher_ms"], final_check["ms"]  # measured in the same rounds
-    ratio, limit = final_check["ratio"], final_check["limit"]
     summary = {
         "model": cfg.model, "data": cfg.data, "budget": cfg.budget, "budget_ms": budget_ms,
         "device": f"{platform.processor() or platform.machine()}, {cfg.threads} thread(s), onnxruntime CPU",
@@ -295,17 +284,7 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
                   "measured_latency_ms": s_ms,
                   "predicted_latency_ms": metrics.get("predicted_ms_now") or metrics.get("predicted_ms"),
                   "channels": dict(arch.channels)},
-        "latency_ratio": ratio,
-        # The verdict is the measurement: the median per-round ratio to the teacher, interleaved,
-        # with its 95% bootstrap interval; more rounds were taken while the interval straddled the limit.
-        "latency_ratio_interval": final_check["interval"], "latency_ratio_iqr": final_check["iqr"],
-        "latency_ratio_rounds": final_check["rounds"], "limit_ratio": limit,
-        # blocks of fresh sessions judged on: those where the teacher ran at its quiet speed
-        "latency_ratio_blocks": {"quiet": final_check.get("quiet_blocks"), "all": len(final_check.get("block_ratios") or []),
-                                 "contended": final_check.get("contended")},
-        "feasible": bool(final_check["meets"]),
-        "feasible_decided_by": final_check["decided_by"],
-        "speedup": t_ms / s_ms,
+        **latency_verdict(final_check),  # the verdict is the measurement (nas_prune.pipeline._check)
         "teacher_predicted_latency_ms": budget_res["teacher_predicted_ms"],
         "gates": gates_res.get("runs"),  # the share of non-zero gates each target ratio ended with
         "pruningnet_check": pnet_res.get("uniform_check"),  # scores at uniform widths: wider must score higher

@@ -103,6 +103,18 @@ def test_run_tiny_end_to_end(tmp_path):
     r3 = run_cli("run", *TINY[:-1], "2ms", "--out", str(out))
     assert r3.returncode == 2 and "other settings" in r3.stderr
     assert json.loads((out / "summary.json").read_text()) == again
+    # nas-prune check measures the finished run again with its protocol and records both verdicts
+    r4 = run_cli("check", str(out))
+    assert r4.returncode == 0, r4.stderr[-2000:]
+    rechecked = json.loads((out / "summary.json").read_text())
+    new_check = json.loads((out / "final_check.json").read_text())
+    assert rechecked["latency_ratio"] == new_check["ratio"] and rechecked["feasible"] is bool(new_check["meets"])
+    last = rechecked["rechecks"][-1]
+    assert last["before"]["latency_ratio"] == again["latency_ratio"] and last["after"]["feasible"] is rechecked["feasible"]
+    assert json.loads(r4.stdout)["before"] == last["before"]
+    assert rechecked["final"]["channels"] == again["final"]["channels"]
+    r5 = run_cli("check", str(tmp_path))
+    assert r5.returncode == 2 and "no finished run" in r5.stderr
 
 
 def test_run_refuses_a_directory_whose_config_is_not_ours(tmp_path):

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= runs/demo
 PYTEST_ARGS ?=
 
-.PHONY: run test lint setup clean spaces figures
+.PHONY: run test lint docs setup clean spaces figures
 
 setup: $(STAMP)
 
@@ -34,6 +34,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_imports.py
 
+# The documentation site (MkDocs + Material, API pages from the docstrings) into site/; strict: a
+# warning (a broken link, a docstring that does not match its signature) is an error.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
+
 # Rebuild the benchmark figures (benchmarks/results/*.html, not committed) from the committed JSON.
 figures: $(STAMP)
 	$(BIN)/python benchmarks/render.py
@@ -43,4 +48,4 @@ spaces: $(STAMP)
 	$(BIN)/python -m nas_prune.space.shipped nas_prune/space/spaces
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache

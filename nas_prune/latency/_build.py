@@ -131,7 +131,11 @@ def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: 
         seed: Seed of the random designs.
         device_name: Name recorded in the table (default: host name).
         rounds: Interleaved rounds per group (default :func:`default_rounds`).
-        runs_per_round, warmup, opt_level, batch, provider_options: Timing settings.
+        runs_per_round: Runs of each network per round (timing setting).
+        warmup: Untimed runs before timing.
+        opt_level: onnxruntime graph optimisation level.
+        batch: Batch size of the timed inputs.
+        provider_options: The execution provider's options.
         group_size: Networks per interleaved group.
         reference_ratio: The reference network is ``space.uniform(reference_ratio)``. A reference
             near the middle of the space drifts like the candidates do; the full resnet18 (4x the

@@ -143,7 +143,8 @@ def fit_residual(genes: Mapping[str, int], archs: Sequence[Mapping[str, int]], r
         base: ``base(train_idx)`` fits the additive model on the networks ``train_idx`` and returns
             its prediction for every network (so the folds refit the prior as well).
         fold: The fold of every network (the same folds that chose the additive model).
-        gammas, alphas: The kernel widths and ridges cross-validation chooses from.
+        gammas: The kernel widths cross-validation chooses from.
+        alphas: The ridges cross-validation chooses from.
         enabled: ``False`` fits nothing (the additive model alone, recorded as such).
 
     Returns:

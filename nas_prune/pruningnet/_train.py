@@ -140,9 +140,15 @@ def train_pruningnet(
             instead of the labels.
         sampling: How random candidates are drawn: ``size`` or ``uniform`` (:class:`ArchSampler`).
         prior_mix: Share of random candidates drawn from the gate priors (when gates are given).
-        lr, momentum, weight_decay, batch_size: SGD settings.
-        generator, hidden, rank, per_choice_bn: The PruningNet's settings (see :class:`PruningNet`);
-            a resumed run keeps the checkpoint's.
+        lr: SGD's peak learning rate (cosine decay per batch).
+        momentum: SGD momentum (Nesterov).
+        weight_decay: SGD weight decay.
+        batch_size: Images per step.
+        generator: The PruningNet's weight generator, a name in ``GENERATORS`` (see
+            :class:`PruningNet`; a resumed run keeps the checkpoint's, as for the next three).
+        hidden: Width of every generator's hidden layer.
+        rank: Rank of the low-rank modulation (``"lowrank"`` only).
+        per_choice_bn: Keep BatchNorm running statistics per choice of width.
         checkpoint: Where to save the checkpoint every epoch (and resume from; a checkpoint
             written on a GPU resumes anywhere).
         seed: Seeds the initial weights, the candidates and the batch order.

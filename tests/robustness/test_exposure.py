@@ -92,5 +92,5 @@ def test_nni_port_warning_names_the_port_and_the_mitigation(capsys, monkeypatch,
     warning = err.splitlines()[0]
     assert "18765" in warning and "every network interface" in warning
     assert "ssh -L 18765:127.0.0.1:18765" in warning and "Firewall the port" in warning
-    readme = (ROOT / "README.md").read_text()
-    assert "ssh -L" in readme and "every network interface" in readme  # the mitigation the README documents
+    docs = (ROOT / "docs" / "pipeline.md").read_text()
+    assert "ssh -L" in docs and "every network interface" in docs  # the mitigation the docs document

@@ -8,16 +8,8 @@ from typing import Optional
 
 import typer
 
-from nas_prune.cli._common import (
-    AUGMENT_OPTION,
-    MEAN_OPTION,
-    RESIZE_OPTION,
-    STD_OPTION,
-    STRICT_DATA_OPTION,
-    WORKERS_OPTION,
-    load_arch,
-    preprocess_for,
-)
+from nas_prune.cli import _common as opts
+from nas_prune.cli._common import load_arch, preprocess_for
 from nas_prune.distill import get_init_kind, get_method, init_help, method_help
 from nas_prune.space import ChannelSpace
 from nas_prune.training import DEVICE_HELP
@@ -31,12 +23,12 @@ def distill_command(
     teacher: Path = typer.Option(..., "--teacher", help="Teacher: a checkpoint written by nas-prune, or your trained "
                                  "weights of the space's model (a state_dict, or a dict holding one)."),
     data: str = typer.Option("digits", help="digits | fashion-mnist[:root] | cifar10:root | imagefolder:root"),
-    mean: Optional[str] = MEAN_OPTION,
-    std: Optional[str] = STD_OPTION,
-    resize: Optional[int] = RESIZE_OPTION,
-    augment: Optional[str] = AUGMENT_OPTION,
-    workers: Optional[int] = WORKERS_OPTION,
-    strict_data: bool = STRICT_DATA_OPTION,
+    mean: Optional[str] = opts.MEAN_OPTION,
+    std: Optional[str] = opts.STD_OPTION,
+    resize: Optional[int] = opts.RESIZE_OPTION,
+    augment: Optional[str] = opts.AUGMENT_OPTION,
+    workers: Optional[int] = opts.WORKERS_OPTION,
+    strict_data: bool = opts.STRICT_DATA_OPTION,
     init: str = typer.Option("teacher", help=f"Student init: {init_help()}"),
     method: str = typer.Option("kd", help=f"Distillation method: {method_help()}"),
     epochs: int = typer.Option(None, min=1, help="Training epochs (default: about 160k training images' worth, "

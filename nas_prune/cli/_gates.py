@@ -9,15 +9,8 @@ from typing import Optional
 
 import typer
 
-from nas_prune.cli._common import (
-    AUGMENT_OPTION,
-    MEAN_OPTION,
-    RESIZE_OPTION,
-    STD_OPTION,
-    STRICT_DATA_OPTION,
-    WORKERS_OPTION,
-    preprocess_for,
-)
+from nas_prune.cli import _common as opts
+from nas_prune.cli._common import preprocess_for
 from nas_prune.errors import NasPruneError
 from nas_prune.training import DEVICE_HELP
 
@@ -35,12 +28,12 @@ def gates(
     space_file: Path = typer.Option(..., "--space", help="Space JSON."),
     data: str = typer.Option("digits", help="digits | fashion-mnist[:root] | cifar10:root | imagefolder:root"),
     ratios: str = typer.Option("0.3,0.5,0.7", help="Target fractions of non-zero gates, comma-separated."),
-    mean: Optional[str] = MEAN_OPTION,
-    std: Optional[str] = STD_OPTION,
-    resize: Optional[int] = RESIZE_OPTION,
-    augment: Optional[str] = AUGMENT_OPTION,
-    workers: Optional[int] = WORKERS_OPTION,
-    strict_data: bool = STRICT_DATA_OPTION,
+    mean: Optional[str] = opts.MEAN_OPTION,
+    std: Optional[str] = opts.STD_OPTION,
+    resize: Optional[int] = opts.RESIZE_OPTION,
+    augment: Optional[str] = opts.AUGMENT_OPTION,
+    workers: Optional[int] = opts.WORKERS_OPTION,
+    strict_data: bool = opts.STRICT_DATA_OPTION,
     seeds: str = typer.Option("0", help="Seeds of the random weights, comma-separated."),
     epochs: Optional[int] = typer.Option(None, help="Epochs per run (default: the paper's, scaled to the data)."),
     gamma: Optional[float] = typer.Option(None, help="Regulariser weight (default: 0.5, or 0.05 for >100 classes)."),

@@ -8,16 +8,8 @@ from typing import Any, Optional
 
 import typer
 
-from nas_prune.cli._common import (
-    AUGMENT_OPTION,
-    MEAN_OPTION,
-    RESIZE_OPTION,
-    STD_OPTION,
-    STRICT_DATA_OPTION,
-    WORKERS_OPTION,
-    load_arch,
-    preprocess_for,
-)
+from nas_prune.cli import _common as opts
+from nas_prune.cli._common import load_arch, preprocess_for
 from nas_prune.errors import InvalidArchitectureError, NasPruneError
 from nas_prune.pruningnet import generator_names
 from nas_prune.space import Architecture, ChannelSpace
@@ -61,12 +53,12 @@ def train(
     data: str = typer.Option("digits", help="digits | fashion-mnist[:root] | cifar10:root | imagefolder:root"),
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="Trained teacher (nas-prune's checkpoint, or your weights "
                                            "of the space's model): initial weights, L1 channel order."),
-    mean: Optional[str] = MEAN_OPTION,
-    std: Optional[str] = STD_OPTION,
-    resize: Optional[int] = RESIZE_OPTION,
-    augment: Optional[str] = AUGMENT_OPTION,
-    workers: Optional[int] = WORKERS_OPTION,
-    strict_data: bool = STRICT_DATA_OPTION,
+    mean: Optional[str] = opts.MEAN_OPTION,
+    std: Optional[str] = opts.STD_OPTION,
+    resize: Optional[int] = opts.RESIZE_OPTION,
+    augment: Optional[str] = opts.AUGMENT_OPTION,
+    workers: Optional[int] = opts.WORKERS_OPTION,
+    strict_data: bool = opts.STRICT_DATA_OPTION,
     gates_file: Optional[Path] = typer.Option(None, "--gates", help="Gates JSON: --prior-mix of the candidates from its priors."),
     epochs: Optional[int] = typer.Option(None, help="Epochs (default: from the training split's size, 1-10; see default_epochs)."),
     sandwich: bool = typer.Option(True, "--sandwich/--no-sandwich", help="Each step: full + smallest + --n-random candidates (else one, as MetaPruning)."),

@@ -9,15 +9,8 @@ from typing import Any, Optional
 
 import typer
 
-from nas_prune.cli._common import (
-    AUGMENT_OPTION,
-    MEAN_OPTION,
-    RESIZE_OPTION,
-    STD_OPTION,
-    STRICT_DATA_OPTION,
-    WORKERS_OPTION,
-    preprocess_for,
-)
+from nas_prune.cli import _common as opts
+from nas_prune.cli._common import preprocess_for
 from nas_prune.space import ChannelSpace
 from nas_prune.teacher import train_teacher as _train_teacher
 from nas_prune.training import DEVICE_HELP
@@ -40,12 +33,12 @@ def train(
     data: str = typer.Option("digits", help="digits | fashion-mnist[:root] | cifar10:root | imagefolder:root"),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Start from your trained weights of the space's model "
                                            "(any usual layout): evaluated, and fine-tuned for --epochs (default 0)."),
-    mean: Optional[str] = MEAN_OPTION,
-    std: Optional[str] = STD_OPTION,
-    resize: Optional[int] = RESIZE_OPTION,
-    augment: Optional[str] = AUGMENT_OPTION,
-    workers: Optional[int] = WORKERS_OPTION,
-    strict_data: bool = STRICT_DATA_OPTION,
+    mean: Optional[str] = opts.MEAN_OPTION,
+    std: Optional[str] = opts.STD_OPTION,
+    resize: Optional[int] = opts.RESIZE_OPTION,
+    augment: Optional[str] = opts.AUGMENT_OPTION,
+    workers: Optional[int] = opts.WORKERS_OPTION,
+    strict_data: bool = opts.STRICT_DATA_OPTION,
     epochs: Optional[int] = typer.Option(None, help="Training epochs (default: 10 from scratch; 0 from --weights, "
                                          "or a transfer fine-tune for a new classifier)."),
     batch_size: int = typer.Option(64, help="Batch size."),

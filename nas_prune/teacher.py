@@ -20,7 +20,7 @@ from nas_prune.export import load_checkpoint, save_model, save_state_dict
 from nas_prune.space import ChannelSpace
 
 __all__ = ["train_teacher", "prepare_teacher", "FINETUNE_LR", "SCRATCH_LR", "transfer_epochs", "ChanceLevelError",
-           "check_above_chance"]
+           "check_above_chance", "chance_floor"]
 
 SCRATCH_LR = 0.05  #: peak one-cycle SGD learning rate from the factory's initial weights
 FINETUNE_LR = 0.005  #: the same for trained weights: a tenth, so fine-tuning does not undo them
@@ -36,6 +36,14 @@ def transfer_epochs(n_train: int) -> int:
     return int(min(10, max(2, math.ceil(TRANSFER_IMAGES / max(1, n_train)))))
 
 
+def chance_floor(n: int, num_classes: int) -> float:
+    """The accuracy a teacher must reach on ``n`` validation images to be clearly above chance:
+    chance (1 / classes) plus three binomial standard errors, and at least a fifth of the way to 100 %."""
+    chance = 1.0 / max(2, num_classes)
+    se = math.sqrt(chance * (1 - chance) / max(1, n))
+    return max(chance + 3 * se, chance + 0.2 * (1 - chance))
+
+
 def check_above_chance(accuracy: float, n: int, num_classes: int, *, what: str) -> None:
     """Refuse a teacher whose validation accuracy is not clearly above chance (1 / classes).
 
@@ -45,9 +53,7 @@ def check_above_chance(accuracy: float, n: int, num_classes: int, *, what: str) 
         ChanceLevelError: one line naming the likely causes (preprocessing, class order) and the fix.
     """
     chance = 1.0 / max(2, num_classes)
-    se = math.sqrt(chance * (1 - chance) / max(1, n))
-    floor = max(chance + 3 * se, chance + 0.2 * (1 - chance))
-    if accuracy < floor:
+    if accuracy < chance_floor(n, num_classes):
         raise ChanceLevelError(
             f"{what} scores {accuracy:.1%} on the {n} validation images, near chance ({chance:.1%}): the "
             "preprocessing (--mean/--std, as the network was trained) or the class order (the folders' "

@@ -17,7 +17,7 @@ from nas_prune.data import Preprocess, load_data
 from nas_prune.export import load_model, save_model
 from nas_prune.pretrained import PretrainedWeightsError, load_weights, torchvision_weights
 from nas_prune.space import ChannelSpace
-from nas_prune.teacher import ChanceLevelError, check_above_chance, prepare_teacher, transfer_epochs
+from nas_prune.teacher import ChanceLevelError, chance_floor, check_above_chance, prepare_teacher, transfer_epochs
 from tests.conftest import tiny_resnet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,6 +134,9 @@ def test_a_wrong_normalisation_is_caught_at_chance_level(trained, tiny_space, tm
     check_above_chance(0.9, 359, 10, what="x")
     with pytest.raises(ChanceLevelError):
         check_above_chance(0.14, 359, 10, what="x")  # within noise of 10 %
+    # the floor a teacher trained from scratch is judged by too (the run warns below it: "it did not learn")
+    assert chance_floor(300, 10) == pytest.approx(0.28)  # a fifth of the way from 10 % to 100 %
+    assert chance_floor(20, 2) == pytest.approx(0.5 + 3 * (0.25 / 20) ** 0.5)  # few images: three SEs
 
 
 def _fake_hub(tmp_path: Path, model: str, weights: str) -> Path:

@@ -88,7 +88,7 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
 
     # 2. teacher -------------------------------------------------------------------------
     def stage_teacher() -> dict[str, Any]:
-        from nas_prune.teacher import prepare_teacher
+        from nas_prune.teacher import chance_floor, prepare_teacher
 
         weights = cfg.weights_file()
         if weights is not None:
@@ -103,10 +103,18 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
             console.print(f"teacher: the classifier for {res['weights']['file_classes']} classes was replaced for the "
                           f"data's {data.num_classes} and fine-tuned {res['epochs']} epochs (transfer)", markup=False)
         console.print(f"teacher: validation {res['val_accuracy']:.2%}, test {res['test_accuracy']:.2%}", markup=False)
+        floor = chance_floor(len(data.val), data.num_classes)  # type: ignore[arg-type]
+        learned = res["val_accuracy"] >= floor
+        if not learned:  # every later stage distils and scores against this network: say so loudly
+            console.print(f"WARNING: the teacher scores {res['val_accuracy']:.1%} on the validation split, near chance "
+                          f"(below {floor:.1%}): it did not learn ({res['epochs']} epochs of {len(data.train):,} "
+                          "images); train it longer (--teacher-epochs), on more images, or bring your trained "
+                          "network (--teacher)", style="bold red", markup=False)
         export_onnx(load_model(space, out / "teacher.pt"), space.example_input(), out / "teacher.onnx",
                     metadata={"preprocess": cfg.preprocess.to_json()})
         return {"accuracy": res["test_accuracy"], "val_accuracy": res["val_accuracy"], "source": res["source"],
-                "epochs": res["epochs"], "lr": res["lr"], "weights": res.get("weights")}
+                "epochs": res["epochs"], "lr": res["lr"], "weights": res.get("weights"), "learned": learned,
+                "chance_floor": floor}
 
     teacher_res = cache.run("teacher", stage_teacher, outputs=("teacher.pt", "teacher.onnx"))
 
@@ -275,7 +283,7 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         "teacher": {"accuracy": teacher["test_accuracy"], "params": teacher["params"], "flops": teacher["flops"],
                     "measured_latency_ms": t_ms, "val_accuracy": teacher_res.get("val_accuracy"),
                     "source": teacher_res.get("source", "trained from scratch"), "epochs": teacher_res.get("epochs"),
-                    "weights": teacher_res.get("weights")},
+                    "weights": teacher_res.get("weights"), "learned": teacher_res.get("learned")},
         "preprocess": cfg.preprocess.to_json(),
         # where each split came from, the training augmentation, and the unreadable images skipped by this process
         "dataset": {"splits": data.splits, "augment": data.augment, "train_images": len(data.train),  # type: ignore[arg-type]

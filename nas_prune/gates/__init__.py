@@ -14,7 +14,15 @@ from nas_prune.gates._budget import Budget, architecture_at, prune
 from nas_prune.gates._enqueue import enqueue_gate_architectures, grid_value
 from nas_prune.gates._gates import GATES_FORMAT, GATES_VERSION, GateRun, Gates
 from nas_prune.gates._hooks import GateHooks, gate_targets
-from nas_prune.gates._learn import MIN_STEPS, PRUNE_SHARE, default_epochs, default_gamma, kept_gates, learn_gates
+from nas_prune.gates._learn import (
+    MIN_STEPS,
+    PRUNE_SHARE,
+    default_epochs,
+    default_gamma,
+    gate_epochs,
+    kept_gates,
+    learn_gates,
+)
 from nas_prune.gates._priors import decode_prior_params, gene_prior, nni_prior_space
 from nas_prune.gates._sampler import GatePriorSampler
 
@@ -22,6 +30,7 @@ __all__ = [
     "GATES_FORMAT",
     "GATES_VERSION",
     "MIN_STEPS",
+    "gate_epochs",
     "PRUNE_SHARE",
     "architecture_at",
     "Budget",

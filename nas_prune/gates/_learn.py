@@ -39,7 +39,7 @@ from nas_prune.progress import progress_bar
 from nas_prune.space import ChannelSpace
 from nas_prune.training import autocast, dataset_on, evaluate, resolve_device, set_seed, to_device
 
-__all__ = ["learn_gates", "default_epochs", "default_gamma", "kept_gates", "MIN_STEPS", "PRUNE_SHARE"]
+__all__ = ["learn_gates", "default_epochs", "default_gamma", "gate_epochs", "kept_gates", "MIN_STEPS", "PRUNE_SHARE"]
 
 #: Fewest optimiser steps per run: Adam at lr 0.01 moves a gate by about 0.01 a step, so a gate
 #: needs on the order of a hundred steps to travel from 1 to 0 (the paper's CIFAR setting runs
@@ -68,6 +68,16 @@ def default_epochs(steps_per_epoch: int) -> int:
     if steps_per_epoch >= 5000:
         return 1
     return max(10, math.ceil(MIN_STEPS / max(1, steps_per_epoch)))
+
+
+def gate_epochs(steps_per_epoch: int, steps: int | None = None, epochs: int | None = None) -> int:
+    """Epochs per gate run: ``epochs`` as given, else ``steps`` (at least :data:`MIN_STEPS`) rounded up
+    to whole epochs, else :func:`default_epochs`."""
+    if epochs is not None:
+        return int(epochs)
+    if steps is None:
+        return default_epochs(steps_per_epoch)
+    return math.ceil(max(int(steps), MIN_STEPS) / max(1, steps_per_epoch))
 
 
 def default_gamma(num_classes: int) -> float:
@@ -136,10 +146,7 @@ def learn_gates(
     check_num_classes(space, data_bundle)  # before any training, in one line
     dev = resolve_device(device)
     steps_per_epoch = num_batches(data_bundle.train, batch_size, drop_last=True)
-    if epochs is None:
-        epochs = (default_epochs(steps_per_epoch) if steps is None
-                  else math.ceil(max(int(steps), MIN_STEPS) / max(1, steps_per_epoch)))
-    epochs = int(epochs)
+    epochs = gate_epochs(steps_per_epoch, steps, epochs)
     if epochs < 1:
         raise NasPruneError(f"epochs={epochs}: need at least one epoch")
     gamma = default_gamma(data_bundle.num_classes) if gamma is None else float(gamma)

@@ -173,11 +173,15 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
 
     # 5. gates -----------------------------------------------------------------------------
     def stage_gates() -> dict[str, Any]:
-        from nas_prune.gates import learn_gates
+        from nas_prune.data import num_batches
+        from nas_prune.gates import MIN_STEPS, gate_epochs, learn_gates
 
-        how = f"{cfg.gate_epochs} epochs" if cfg.gate_epochs else f"about {cfg.gate_steps} steps"
-        console.print(f"gates: {how} of batches of {cfg.batch_size} on random weights per ratio {list(cfg.ratios)} "
-                      "(--gate-steps / --gate-epochs to change)", markup=False)
+        per_epoch = num_batches(data.train, cfg.batch_size, drop_last=True)
+        epochs = gate_epochs(per_epoch, cfg.gate_steps, cfg.gate_epochs)  # what learn_gates will run
+        floor = f", at least {MIN_STEPS}" if cfg.gate_steps is not None and cfg.gate_steps < MIN_STEPS else ""
+        console.print(f"gates: {epochs} epochs of {per_epoch} batches of {cfg.batch_size} ({epochs * per_epoch} steps"
+                      f"{floor}, the validation split scored every epoch) on random weights per ratio "
+                      f"{list(cfg.ratios)} (--gate-steps / --gate-epochs to change)", markup=False)
 
         gates = learn_gates(space, data, ratios=cfg.ratios, seeds=(cfg.seed,), epochs=cfg.gate_epochs,
                             steps=cfg.gate_steps, batch_size=cfg.batch_size, checkpoint=out / "gates.ckpt",

@@ -119,3 +119,12 @@ def test_default_epochs_scale_with_the_data():
     from nas_prune.gates import MIN_STEPS
 
     assert default_epochs(8) * 8 >= MIN_STEPS  # tiny data: enough steps to move the gates
+
+
+def test_gate_epochs_is_the_schedule_the_run_prints_and_learn_gates_runs():
+    from nas_prune.gates import MIN_STEPS, default_epochs, gate_epochs
+
+    assert gate_epochs(3, steps=10) == 50  # 10 steps asked on a 3-step epoch: raised to MIN_STEPS (150)
+    assert gate_epochs(100, steps=400) == 4 and gate_epochs(100, steps=401) == 5  # whole epochs
+    assert gate_epochs(3, steps=10, epochs=7) == 7  # epochs win
+    assert gate_epochs(3) == default_epochs(3) == MIN_STEPS // 3

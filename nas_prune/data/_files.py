@@ -190,10 +190,9 @@ class ImageFiles(Dataset):
     def view(self, *, augment: str | None = None, indices: Sequence[int] | torch.Tensor | None = None) -> "ImageFiles":
         """The same files (or ``indices`` of them) with another augmentation; unreadable files stay counted apart."""
         samples = self.samples if indices is None else [self.samples[int(i)] for i in indices]
-        out = ImageFiles(samples, self.classes, self.input_size, preprocess=self.preprocess,
-                         augment=self.augment if augment is None else augment, workers=self.workers,
-                         max_bad_fraction=self.bad.max_fraction, where=self.where)
-        return out
+        return ImageFiles(samples, self.classes, self.input_size, preprocess=self.preprocess,
+                          augment=self.augment if augment is None else augment, workers=self.workers,
+                          max_bad_fraction=self.bad.max_fraction, where=self.where)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

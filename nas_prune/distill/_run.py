@@ -108,10 +108,6 @@ class _Run:
         self.impl.load_state(ckpt)
 
     # ------------------------------------------------------------------ helpers for the methods
-    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training images and labels at ``idx`` (not augmented)."""
-        return _take(unaugmented(self.train_data), idx, self.device)
-
     def batches(self, index_batches: Iterator[torch.Tensor], seed: int
                 ) -> Iterator[tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]]:
         """``(idx, x, y)`` for each batch of training indices, augmented if the split is (drawn from ``seed``).

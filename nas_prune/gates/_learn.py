@@ -235,8 +235,9 @@ def _learn_one(space: ChannelSpace, data: DataBundle, *, ratio: float, seed: int
                 hooks.keep_top_(kept_gates(epoch * steps + i + 1, total, n_gates, ratio))
                 advance()
             nonzero = float((hooks.flat() != 0).float().mean())
-            acc = evaluate(model, data.val, amp=amp)
-            if nonzero <= ratio and (best is None or acc > best["val_accuracy"]):
+            # only gates at the ratio can be the best: before it is reached, a validation pass is wasted
+            acc = evaluate(model, data.val, amp=amp) if nonzero <= ratio else None
+            if acc is not None and (best is None or acc > best["val_accuracy"]):
                 best = GateRun(ratio, seed, {k: tuple(v) for k, v in hooks.values().items()}, acc, nonzero,
                                epoch + 1, True).to_json()
             save({"ratio": ratio, "seed": seed, "epoch": epoch + 1, "best": best,

@@ -180,8 +180,8 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         epochs = gate_epochs(per_epoch, cfg.gate_steps, cfg.gate_epochs)  # what learn_gates will run
         floor = f", at least {MIN_STEPS}" if cfg.gate_steps is not None and cfg.gate_steps < MIN_STEPS else ""
         console.print(f"gates: {epochs} epochs of {per_epoch} batches of {cfg.batch_size} ({epochs * per_epoch} steps"
-                      f"{floor}, the validation split scored every epoch) on random weights per ratio "
-                      f"{list(cfg.ratios)} (--gate-steps / --gate-epochs to change)", markup=False)
+                      f"{floor}, the validation split scored every epoch once the ratio is reached) on random weights "
+                      f"per ratio {list(cfg.ratios)} (--gate-steps / --gate-epochs to change)", markup=False)
 
         gates = learn_gates(space, data, ratios=cfg.ratios, seeds=(cfg.seed,), epochs=cfg.gate_epochs,
                             steps=cfg.gate_steps, batch_size=cfg.batch_size, checkpoint=out / "gates.ckpt",

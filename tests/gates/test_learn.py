@@ -93,7 +93,7 @@ def test_resume_after_interrupt_gives_the_same_gates(tiny_space, tiny_data, tmp_
 
     def flaky(model, dataset, **kw):
         calls["n"] += 1
-        if calls["n"] == 3:  # second run, first epoch: the first run is done and checkpointed
+        if calls["n"] == 2:  # second run, last epoch: the first run is done and checkpointed
             raise KeyboardInterrupt
         return real(model, dataset, **kw)
 
@@ -106,6 +106,25 @@ def test_resume_after_interrupt_gives_the_same_gates(tiny_space, tiny_data, tmp_
     assert [r.to_json() for r in resumed.runs] == [r.to_json() for r in ref.runs]
     with pytest.raises(NasPruneError, match="other settings"):
         learn_gates(tiny_space, tiny_data, checkpoint=ckpt, **{**kwargs, "epochs": 3})
+
+
+def test_validation_is_scored_only_once_the_ratio_is_reached(tiny_space, tiny_data, monkeypatch):
+    import nas_prune.gates._learn as learn_mod
+
+    scored: list[float] = []
+    real = learn_mod.evaluate
+
+    def counting(model, dataset, **kw):
+        scored.append(1.0)
+        return real(model, dataset, **kw)
+
+    monkeypatch.setattr(learn_mod, "evaluate", counting)
+    out = learn_gates(tiny_space, tiny_data, ratios=(0.5,), epochs=10, gamma=50.0, lr=0.05, batch_size=32)
+    run = out.runs[0]
+    assert run.met_ratio
+    # the projection allows the ratio only after PRUNE_SHARE (70 %) of the steps; gates the regulariser
+    # drives to zero can reach it a little earlier: the first epochs, above the ratio, are not scored
+    assert 1 <= len(scored) <= 10 - 3 and run.epoch >= 10 - len(scored) + 1
 
 
 def test_bad_ratio_is_one_line(tiny_space, tiny_data):

@@ -57,6 +57,9 @@ def run(
     n_trials: Optional[int] = typer.Option(None, help="Override the dataset preset."),
     distill_epochs: Optional[int] = typer.Option(None, help="Override the dataset preset."),
     train_subset: Optional[int] = typer.Option(None, help="Use only this many training images."),
+    batch_size: Optional[int] = typer.Option(None, help="Images per batch in every training stage (default: 64 for "
+                                             "digits, 128 otherwise, and 128 for the distillation); lower it "
+                                             "for 224-px images on a CPU or a small GPU."),
     validate_n: int = typer.Option(8, help="Architectures whose latency is measured against the prediction."),
     device: str = typer.Option("auto", help="Where the teacher, the gates and the PruningNet train, candidates are "
                                             "scored and the distillation trains: auto (CUDA when present) | cpu | "
@@ -77,6 +80,7 @@ def run(
                     sampler=sampler, out=out, input_size=input_size, threads=threads, method=method, init=init,
                     seed=seed, teacher_epochs=teacher_epochs, gate_epochs=gate_epochs, gate_steps=gate_steps, pnet_epochs=pnet_epochs,
                     n_trials=n_trials, distill_epochs=distill_epochs, train_subset=train_subset, validate_n=validate_n,
+                    batch_size=batch_size, distill_batch_size=batch_size,
                     augment=augment, workers=workers, strict_data=strict_data, device=device, finalists=finalists, pick_margin=pick_margin, calibration=calibration)
     summary = run_pipeline(cfg)
     t, f = summary["teacher"], summary["final"]

@@ -66,7 +66,8 @@ class RunConfig:
     augment: str | None = None  # training augmentation: none | standard (default: the dataset's, e.g. standard for folders)
     workers: int | None = None  # image-folder loader processes (default: the cores this process may use)
     strict_data: bool = False  # any unreadable image is an error (default: skipped and counted, up to 0.1 %)
-    batch_size: int | None = None
+    batch_size: int | None = None  # teacher, gates and PruningNet (default: the dataset preset)
+    distill_batch_size: int | None = None  # the finish (default: DistillConfig's, 128)
     validate_n: int = 8
     device: str = "auto"  # every training stage and PruningNet scoring: auto | cpu | cuda[:N] (latency: the table's)
     finalists: int = 8
@@ -93,6 +94,9 @@ class RunConfig:
         self.augment = self.augment or default_augment(self.data)
         if self.augment not in AUGMENTATIONS:
             raise NasPruneError(f"augment {self.augment!r}: use one of {', '.join(AUGMENTATIONS)}")
+        for name in ("batch_size", "distill_batch_size"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise NasPruneError(f"{name.replace('_', ' ')} {getattr(self, name)}: give 1 or more images per batch")
         if self.workers is not None and self.workers < 0:
             raise NasPruneError(f"workers {self.workers}: give 0 (read images in the training process) or more")
         preset = PRESETS.get(self.data.partition(":")[0], _DEFAULT_PRESET)

@@ -238,7 +238,7 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
 
     # 8. distill ---------------------------------------------------------------------------
     def stage_distill() -> dict[str, Any]:
-        from nas_prune.distill import default_epochs, distill
+        from nas_prune.distill import DistillConfig, default_epochs, distill
 
         epochs = cfg.distill_epochs or default_epochs(cfg.method, len(data.train))  # type: ignore[arg-type]
         console.print(f"distill: {cfg.method}, {epochs} epochs of {len(data.train):,} training images "
@@ -248,7 +248,8 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         metrics = distill(space, arch, out / "teacher.pt", data, method=cfg.method, init=init,
                           epochs=cfg.distill_epochs, seed=cfg.seed, out_dir=out / "distill",
                           table=out / "table_calibrated.json", budget_ms=budget_res["budget_ms"], threads=cfg.threads,
-                          device=cfg.device)
+                          device=cfg.device,
+                          config=DistillConfig(batch_size=cfg.distill_batch_size) if cfg.distill_batch_size else None)
         return {"accuracy": metrics["student"]["test_accuracy"], "speedup": metrics["speedup"]}
 
     cache.run("distill", stage_distill, outputs=("distill/metrics.json", "distill/model.onnx"))

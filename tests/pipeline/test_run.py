@@ -44,8 +44,11 @@ def test_search_and_run_share_one_default_sampler():
 def test_presets_fill_unset_fields():
     cfg = RunConfig(data="fashion-mnist", n_trials=7)
     assert cfg.n_trials == 7 and cfg.train_subset == 10000
+    assert cfg.batch_size == 128 and cfg.distill_batch_size is None  # the finish keeps DistillConfig's
     with pytest.raises(NasPruneError):
         RunConfig(backend="ray")
+    with pytest.raises(NasPruneError, match="batch size 0"):
+        RunConfig(batch_size=0)
 
 
 TINY = ["--model", "tests.conftest:tiny_resnet", "--input-size", "16", "--teacher-epochs", "2", "--gate-epochs", "1",

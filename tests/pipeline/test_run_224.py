@@ -54,10 +54,13 @@ def test_run_at_224_finds_the_shipped_1000_class_table(tmp_path, monkeypatch, ca
     monkeypatch.setattr(nas_prune.gates, "learn_gates", stop)
     out = tmp_path / "run"
     code, _, err = run_main(capsys, "run", "--model", "mobilenet_v2", "--input-size", "224", "--data",
-                            f"imagefolder:{data}", "--teacher-epochs", "1", "--calibration", "off", "--out", str(out))
+                            f"imagefolder:{data}", "--teacher-epochs", "1", "--calibration", "off", "--batch-size", "4",
+                            "--out", str(out))
     assert code == 2 and "stopped by the test after the budget stage" in err, err[-2000:]
     run_space = ChannelSpace.load(out / "space.json")
     assert run_space.model["num_classes"] == 10 and run_space.id != shipped_space.id
+    config = json.loads((out / "config.json").read_text())
+    assert config["batch_size"] == config["distill_batch_size"] == 4  # --batch-size: every training stage
     stages = json.loads((out / "stages.json").read_text())
     assert stages["latency"]["result"] == {"source": f"shipped:{shipped.relative_to(tables).as_posix()}",
                                            "retargeted_from": shipped_space.id}

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from nas_prune.errors import InvalidFileError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "write_json", "read_json", "require", "require_header", "package_files"]
+__all__ = ["atomic_write_bytes", "writes_files", "atomic_write_text", "write_json", "read_json", "require", "require_header", "package_files"]
 
 
 #: Short tag of this host in temporary file names (so that a sweep only judges its own host's writers).
@@ -47,12 +47,21 @@ def _remove_orphans(path: Path) -> None:
                 pass
 
 
+def writes_files() -> bool:
+    """Whether this process writes files: always, except the ranks other than 0 of a ``torchrun`` job
+    (``WORLD_SIZE`` > 1, ``RANK`` != 0), which train beside rank 0 and leave the files to it."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1 or os.environ.get("RANK", "0") == "0"
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename.
 
-    A reader never sees a half-written file: it sees the old file or the new one.
+    A reader never sees a half-written file: it sees the old file or the new one. In a ``torchrun``
+    job only rank 0 writes (:func:`writes_files`); the others return the path without writing.
     """
     path = Path(path)
+    if not writes_files():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_orphans(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=path.parent)

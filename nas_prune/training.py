@@ -51,14 +51,17 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     if isinstance(spec, torch.device):
         spec = str(spec)
     text = (spec or "auto").strip().lower()
+    from nas_prune.distributed import world
+
+    local = world().local_rank  # under torchrun, each process its own GPU
     if text == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+        return torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
     if text == "cpu":
         return torch.device("cpu")
     m = re.fullmatch(r"cuda(?::(\d+))?", text)
     if not m:
         raise NasPruneError(f"--device {spec!r} is not understood: use {DEVICE_HELP}")
-    index = int(m.group(1) or 0)
+    index = int(m.group(1)) if m.group(1) is not None else local
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if index >= count:
         have = ", ".join(f"cuda:{i}" for i in range(count)) or "none"
@@ -163,13 +166,21 @@ def train_epoch(
     """One pass over ``dataset``; returns the mean loss. ``loss_fn(model, x, y)`` makes the loss.
 
     Batches go to the model's device; on CUDA the loss is computed under bfloat16 autocast (``amp``).
+    A :class:`~torch.nn.parallel.DistributedDataParallel` model reads this process's share of every
+    batch of ``batch_size`` (:mod:`nas_prune.distributed`); every process must call this.
     """
+    from torch.nn.parallel import DistributedDataParallel
+
+    from nas_prune.distributed import world
+
     model.train()
     device = model_device(model)
     total, n = 0.0, 0
     steps = num_batches(dataset, batch_size, drop_last=True)
+    # a DDP model: this process's share of every global batch (DDP averages the gradients)
+    w = world() if isinstance(model, DistributedDataParallel) else None
     with progress_bar(label, total=steps) as advance:
-        for x, y in batches(dataset, batch_size, shuffle=True, seed=seed, drop_last=True):
+        for x, y in batches(dataset, batch_size, shuffle=True, seed=seed, drop_last=True, world=w):
             x, y = to_device(x, device), to_device(y, device)
             with autocast(device, amp):
                 loss = loss_fn(model, x, y)
@@ -184,6 +195,12 @@ def train_epoch(
             total += value * len(y)
             n += len(y)
             advance()
+    if w is not None:
+        import torch.distributed as dist
+
+        sums = torch.tensor([total, float(n)], dtype=torch.float64, device=device)
+        dist.all_reduce(sums)  # the mean loss over every process's share
+        total, n = float(sums[0]), int(sums[1])
     return total / max(n, 1)
 
 
@@ -201,12 +218,16 @@ def fit(
     """Train ``model`` for ``config.epochs`` epochs (SGD, cosine schedule); returns per-epoch history.
 
     The model is moved to ``config.device`` (and stays there); in-memory data is copied there once.
+    Under ``torchrun`` every process calls this and trains in DDP (:func:`nas_prune.distributed.wrap`),
+    ``config.batch_size`` being the global batch.
     ``on_epoch(epoch, record)`` is called after each epoch (checkpoint there to resume with
     ``start_epoch`` and ``optimizer_state``).
 
     Raises:
         NasPruneError: ``config.device`` is unknown or absent here.
     """
+    from nas_prune.distributed import wrap
+
     cfg = config or TrainConfig()
     device = resolve_device(cfg.device)
     model.to(device)
@@ -220,8 +241,9 @@ def fit(
         opt.load_state_dict(optimizer_state["optimizer"])
         sched.load_state_dict(optimizer_state["scheduler"])
     history = list(cfg.history)
+    trained = wrap(model)  # DDP under torchrun: every process trains its share of each batch
     for epoch in range(start_epoch, cfg.epochs):
-        loss = train_epoch(model, train, opt, batch_size=cfg.batch_size, seed=cfg.seed * 1000 + epoch,
+        loss = train_epoch(trained, train, opt, batch_size=cfg.batch_size, seed=cfg.seed * 1000 + epoch,
                            loss_fn=loss_fn, scheduler=sched, label=f"{cfg.label} {epoch + 1}/{cfg.epochs}",
                            amp=cfg.amp)
         record = {"epoch": epoch + 1, "loss": loss}

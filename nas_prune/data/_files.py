@@ -299,7 +299,7 @@ class _SeededBatches(Sampler):
         self.shuffle, self.seed = shuffle, seed
         self.index_batches = [list(map(int, b)) for b in index_batches] if index_batches is not None else None
 
-    def _orders(self) -> list[list[int]]:
+    def orders(self) -> list[list[int]]:
         if self.index_batches is not None:
             return self.index_batches
         if self.shuffle:
@@ -312,8 +312,8 @@ class _SeededBatches(Sampler):
 
     def __iter__(self) -> Iterator[list[tuple[int, int | None]]]:
         seed = self.seed if self.seed is not None else int(torch.randint(0, 2**31 - 1, (1,)))
-        for batch in self._orders():
+        for batch in self.orders():
             yield [(i, seed) for i in batch]
 
     def __len__(self) -> int:
-        return len(self._orders())
+        return len(self.orders())

@@ -29,8 +29,10 @@ from typing import Any, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from nas_prune.data import DataBundle, batches, check_num_classes, num_batches, to_bundle
+from nas_prune.distributed import world, wrap
 from nas_prune.errors import NasPruneError
 from nas_prune.export import load_checkpoint, save_state_dict
 from nas_prune.gates._gates import GateRun, Gates
@@ -193,6 +195,18 @@ def _saver(path: Path | None, fp: dict[str, Any], done: list[GateRun]) -> Any:
     return save
 
 
+class _Gated(nn.Module):
+    """The frozen network and its gates as one module (what DDP wraps: the gates are its parameters)."""
+
+    def __init__(self, model: nn.Module, hooks: GateHooks) -> None:
+        super().__init__()
+        self.model = model
+        self.gates = nn.ParameterList(hooks.parameters())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
 def _learn_one(space: ChannelSpace, data: DataBundle, *, ratio: float, seed: int, epochs: int, gamma: float,
                lr: float, batch_size: int, resume: dict[str, Any] | None, advance: Any,
                save: Any, device: torch.device = torch.device("cpu"),
@@ -216,15 +230,18 @@ def _learn_one(space: ChannelSpace, data: DataBundle, *, ratio: float, seed: int
     steps = num_batches(data.train, batch_size, drop_last=True)
     advance(start_epoch * steps)
     n_gates, total = int(hooks.flat().numel()), epochs * steps
+    # under torchrun, DDP averages the gates' gradients; each process reads its share of every batch
+    gated = wrap(_Gated(model, hooks))
+    w = world() if gated is not model and world().active else None
     with hooks:
         for epoch in range(start_epoch, epochs):
             model.train()  # batch norm in train mode; the weights have no gradient and no optimiser
             for i, (x, y) in enumerate(batches(data.train, batch_size, shuffle=True, seed=seed * 1000 + epoch,
-                                               drop_last=True)):
+                                               drop_last=True, world=w)):
                 x, y = to_device(x, device), to_device(y, device)
                 flat = hooks.flat()
                 with autocast(device, amp):
-                    logits = model(x)
+                    logits = gated(x)
                 loss = F.cross_entropy(logits.float(), y) + gamma * (flat.abs().mean() - ratio) ** 2
                 if not math.isfinite(loss.item()):
                     raise FloatingPointError(f"gate learning: loss is {loss.item()}; lower the learning rate")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nas_prune._io import read_json, write_json
+from nas_prune.distributed import broadcast_object, world
 from nas_prune.errors import InvalidFileError
 from nas_prune.progress import console
 
@@ -33,14 +34,27 @@ class StageCache:
             except InvalidFileError:
                 self.records = {}  # a damaged record only costs re-running stages
 
-    def run(self, name: str, fn: Callable[[], dict[str, Any]], *, outputs: tuple[str, ...] = ()) -> dict[str, Any]:
+    def run(self, name: str, fn: Callable[[], dict[str, Any]], *, outputs: tuple[str, ...] = (),
+            everyone: bool = False) -> dict[str, Any]:
+        """Run stage ``name`` (or return its record when it finished before).
+
+        Under ``torchrun`` (:mod:`nas_prune.distributed`) rank 0 decides whether the stage is
+        cached; a stage that trains (``everyone=True``) runs on every process, the others on rank 0
+        alone while the rest wait; rank 0's result is every process's.
+        """
+        w = world()
         rec = self.records.get(name)
-        if rec and all((self.run_dir / o).exists() for o in outputs):
+        cached = bool(rec and all((self.run_dir / o).exists() for o in outputs))
+        if w.active:
+            cached, rec = broadcast_object((cached, rec))
+        if cached and rec is not None:
             console.print(f"[dim]· {name:<11} cached ({rec['seconds']:.1f} s when run)[/dim]")
             return rec["result"]
         console.print(f"[bold]▶ {name}[/bold]")
         start = time.perf_counter()
-        result = fn()
+        result = fn() if everyone or w.main else {}
+        if w.active:
+            result = broadcast_object(result)  # the others wait here for rank 0 (and its files)
         seconds = time.perf_counter() - start
         self.records[name] = {"result": result, "seconds": seconds}
         write_json(self.path, self.records)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from nas_prune._io import atomic_write_bytes, read_json, write_json
+from nas_prune.distributed import init_from_env, is_main
 from nas_prune.errors import NasPruneError
 from nas_prune.pipeline._cache import StageCache
 from nas_prune.pipeline._check import latency_verdict, measure_final
@@ -65,6 +66,8 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    if init_from_env(cfg.device).active and not is_main():
+        console.quiet = True  # under torchrun rank 0 speaks for every process
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     set_seed(cfg.seed)
     data = load_data(cfg.data, input_size=cfg.input_size, train_subset=cfg.train_subset, seed=cfg.seed,
@@ -99,6 +102,8 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
                           "images", markup=False)
         res = prepare_teacher(space, data, out / "teacher.pt", weights=weights, epochs=cfg.teacher_epochs,
                               lr=cfg.teacher_lr, batch_size=cfg.batch_size, seed=cfg.seed, device=cfg.device)
+        if not is_main():
+            return {}  # under torchrun the other processes trained beside rank 0, which reports
         if res.get("weights", {}).get("replaced_classifier"):
             console.print(f"teacher: the classifier for {res['weights']['file_classes']} classes was replaced for the "
                           f"data's {data.num_classes} and fine-tuned {res['epochs']} epochs (transfer)", markup=False)
@@ -116,7 +121,7 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
                 "epochs": res["epochs"], "lr": res["lr"], "weights": res.get("weights"), "learned": learned,
                 "chance_floor": floor}
 
-    teacher_res = cache.run("teacher", stage_teacher, outputs=("teacher.pt", "teacher.onnx"))
+    teacher_res = cache.run("teacher", stage_teacher, outputs=("teacher.pt", "teacher.onnx"), everyone=True)
 
     # 3. latency table -------------------------------------------------------------------
     def stage_table() -> dict[str, Any]:
@@ -186,6 +191,8 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         gates = learn_gates(space, data, ratios=cfg.ratios, seeds=(cfg.seed,), epochs=cfg.gate_epochs,
                             steps=cfg.gate_steps, batch_size=cfg.batch_size, checkpoint=out / "gates.ckpt",
                             device=cfg.device)
+        if not is_main():
+            return {}
         gates.save(out / "gates.json")
         (out / "gates.ckpt").unlink(missing_ok=True)
         runs = [{"ratio": r.ratio, "nonzero_fraction": r.nonzero_fraction, "met_ratio": r.met_ratio}
@@ -196,7 +203,7 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
                               "non-zero: their priors are unreliable (raise --gate-epochs)", style="bold red")
         return {"ratios": list(gates.ratios), "runs": runs}
 
-    gates_res = cache.run("gates", stage_gates, outputs=("gates.json",))
+    gates_res = cache.run("gates", stage_gates, outputs=("gates.json",), everyone=True)
     from nas_prune.gates import Gates
 
     gates = Gates.load(out / "gates.json")
@@ -211,12 +218,14 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
         pnet = train_pruningnet(space, data, epochs=epochs, teacher=out / "teacher.pt", gates=gates,
                                 batch_size=cfg.batch_size, checkpoint=out / "pnet.ckpt", seed=cfg.seed,
                                 device=cfg.device)
+        if not is_main():
+            return {}
         pnet.save(out / "pnet.pt")
         (out / "pnet.ckpt").unlink(missing_ok=True)
         return {"parameters": sum(p.numel() for p in pnet.parameters()), "settings": pnet.train_settings,
                 **pruningnet_check(pnet, space, data, seed=cfg.seed)}
 
-    pnet_res = cache.run("pruningnet", stage_pnet, outputs=("pnet.pt",))
+    pnet_res = cache.run("pruningnet", stage_pnet, outputs=("pnet.pt",), everyone=True)
 
     # 7. search ----------------------------------------------------------------------------
     def stage_search() -> dict[str, Any]:
@@ -319,9 +328,10 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
     summary["finish"] = {"method": cfg.method, "init": cfg.init, "data_free": not _reads_train(cfg.method)}
     summary["data_use"] = _data_use(cfg)
     write_json(out / "summary.json", summary)
-    from nas_prune.report import write_report
+    if is_main():
+        from nas_prune.report import write_report
 
-    write_report(out)
+        write_report(out)
     return summary
 
 

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas_prune.data import check_num_classes, num_batches, to_bundle
+from nas_prune.distributed import wrap
 from nas_prune.errors import NasPruneError
 from nas_prune.export import load_checkpoint, load_model
 from nas_prune.pruningnet._net import PruningNet
@@ -209,10 +210,13 @@ def train_pruningnet(
     settings = {"sandwich": sandwich, "n_random": n_random, "inplace_distill": inplace_distill,
                 "sampling": sampling, "prior_mix": sampler.prior_mix, "teacher_init": teacher_model is not None,
                 "epochs": epochs, "steps": total, "batch_size": batch_size, "lr": lr}
+    # DDP under torchrun: every process draws the same candidates (the same rng, step by step), so the
+    # averaged gradients belong to one set of subnetworks
+    trained = wrap(pnet)
     for epoch in range(start, epochs):
         rng = random.Random(seed * 100_003 + epoch)  # the sampled architectures of this epoch
 
-        def loss_fn(model: PruningNet, x: torch.Tensor, y: torch.Tensor, rng: random.Random = rng) -> torch.Tensor:
+        def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: random.Random = rng) -> torch.Tensor:
             if not sandwich:
                 return F.cross_entropy(model(x, sampler.sample(rng)), y)
             # One graph per candidate, summed: the gradients accumulate into one step (US-Nets).
@@ -224,7 +228,7 @@ def train_pruningnet(
                 loss = loss + (_soft_cross_entropy(out, target) if inplace_distill else F.cross_entropy(out, y))
             return loss
 
-        loss = train_epoch(pnet, train, opt, batch_size=batch_size, seed=seed * 1000 + epoch, loss_fn=loss_fn,
+        loss = train_epoch(trained, train, opt, batch_size=batch_size, seed=seed * 1000 + epoch, loss_fn=loss_fn,
                            scheduler=schedule, label=f"pruningnet {epoch + 1}/{epochs}", amp=amp)
         history.append({"epoch": epoch + 1, "loss": loss})
         if path is not None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +13,8 @@ import typer
 
 from nas_prune.cli._common import AUGMENT_OPTION, RESIZE_OPTION, STRICT_DATA_OPTION, WORKERS_OPTION
 from nas_prune.distill import init_names, method_help
+from nas_prune.distributed import is_main
+from nas_prune.errors import NasPruneError
 from nas_prune.pipeline import RUN_INITS
 from nas_prune.search import DEFAULT_SAMPLER, sampler_help
 
@@ -70,6 +75,10 @@ def run(
                                       "is against the budget itself."),
     calibration: str = typer.Option("auto", help="Latency table calibration: auto (check/adapt a table this "
                                     "machine did not calibrate) | refresh | off."),
+    nproc: int = typer.Option(1, help="Training processes on this machine (one per GPU, or CPU processes): runs "
+                              "the command under torchrun --standalone --nproc-per-node N; the training stages "
+                              "use DDP, the rest runs on the first process. Several machines: start torchrun "
+                              "yourself (docs/usage.md)."),
 ) -> None:
     """Run the whole job: space, teacher (yours with --teacher/--weights, or trained here), latency table, gates,
     PruningNet, search, distillation, report."""
@@ -82,7 +91,13 @@ def run(
                     n_trials=n_trials, distill_epochs=distill_epochs, train_subset=train_subset, validate_n=validate_n,
                     batch_size=batch_size, distill_batch_size=batch_size,
                     augment=augment, workers=workers, strict_data=strict_data, device=device, finalists=finalists, pick_margin=pick_margin, calibration=calibration)
+    if nproc < 1:
+        raise NasPruneError(f"--nproc {nproc}: give 1 or more processes")
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:  # the settings are valid: launch the processes
+        raise typer.Exit(launch(nproc, "run"))
     summary = run_pipeline(cfg)
+    if not is_main():
+        return  # rank 0 prints the result
     t, f = summary["teacher"], summary["final"]
     typer.echo(json.dumps({
         "teacher_accuracy": t["accuracy"], "final_accuracy": f["accuracy"],
@@ -93,6 +108,22 @@ def run(
         "calibration": summary["calibration"]["label"],
         "report": str(out / "report.html"), "stage_seconds": summary["stage_seconds"],
     }, indent=2))
+
+
+def launch(nproc: int, command: str) -> int:
+    """Run this ``nas-prune`` command again under ``torchrun --standalone --nproc-per-node nproc``
+    (without ``--nproc``); returns torchrun's exit code."""
+    args, skip = [], False
+    for a in sys.argv[sys.argv.index(command) + 1:]:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            args.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "nas_prune", command, *args]
+    return subprocess.call(cmd)
 
 
 def report(

@@ -8,7 +8,9 @@ environment (:func:`init_from_env`: ``gloo`` on CPUs, ``nccl`` on GPUs, one GPU 
 of every step over the processes; each process reads its own share of every global batch
 (:func:`shard`), so N processes with ``batch / N`` images each take the same steps as one process
 with the whole batch (exactly, for networks without BatchNorm; with BatchNorm each process
-normalises its own share, as in every DDP setup on CPUs, and ``SyncBatchNorm`` on GPUs).
+normalises its own share, as in every DDP setup on CPUs). The distillation, whose methods step
+several modules through several optimisers, averages its gradients the same way with one
+all-reduce per step (:func:`average_gradients`).
 
 Everything else runs on the first process (rank 0): files are written by it alone
 (:func:`nas_prune._io.atomic_write_bytes`), latency is measured while the others wait at a
@@ -20,12 +22,12 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Iterable, TypeVar
 
 import torch
 from torch import nn
 
-__all__ = ["World", "barrier", "broadcast_object", "init_from_env", "is_main", "shard", "world", "wrap",
+__all__ = ["World", "average_gradients", "barrier", "broadcast_object", "init_from_env", "is_main", "shard", "world", "wrap",
            "BARRIER_TIMEOUT"]
 
 #: How long a process waits for the others at a barrier: the search and the latency stages run on
@@ -147,3 +149,26 @@ def shard(batch_size: int, w: World | None = None) -> slice:
                             f"give --batch-size a multiple of {w.size}")
     per = batch_size // w.size
     return slice(w.rank * per, (w.rank + 1) * per)
+
+
+def average_gradients(params: Iterable[torch.Tensor]) -> None:
+    """Average the gradients of ``params`` over the processes (one all-reduce of one flat buffer).
+
+    What DDP does inside its backward pass, for training loops that step several modules through
+    several optimisers (the distillation methods): call it between ``backward()`` and ``step()``.
+    Every process must hold gradients for the same parameters.
+    """
+    w = world()
+    if not w.active:
+        return
+    import torch.distributed as dist
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = _flatten_dense_tensors(grads)
+    dist.all_reduce(flat)
+    flat /= w.size
+    for g, mean in zip(grads, _unflatten_dense_tensors(flat, grads)):
+        g.copy_(mean)

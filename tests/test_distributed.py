@@ -53,7 +53,33 @@ def _pnet(out: Path) -> dict[str, torch.Tensor]:
     return pnet.state_dict()
 
 
-STAGES = {"teacher": _teacher, "pnet": _pnet}
+def _distill(out: Path) -> dict[str, torch.Tensor]:
+    from nas_prune.distill import DistillConfig, distill
+    from nas_prune.space import ChannelSpace
+    from nas_prune.training import set_seed
+
+    space = ChannelSpace.from_name("tests.test_distributed:plain_cnn", input_size=16, num_classes=10)
+    set_seed(1)
+    teacher = plain_cnn()
+    distill(space, space.uniform(0.5), teacher, _data(), method="kd", init="scratch", epochs=1, seed=0,
+            out_dir=out, config=DistillConfig(batch_size=BATCH), measure_latency=False)
+    if not (out / "model.pt").exists():
+        return {}  # ranks other than 0 write nothing
+    from nas_prune.export import load_checkpoint
+
+    return load_checkpoint(out / "model.pt")["state_dict"]
+
+
+STAGES = {"teacher": _teacher, "pnet": _pnet, "distill": _distill}
+
+
+def _count_student_batches(module: nn.Module, args: tuple) -> None:
+    """A global forward pre-hook: the batch size of every training-mode first convolution."""
+    if module.training and isinstance(module, nn.Conv2d) and module.in_channels == 3:
+        _FORWARDS.append(int(args[0].shape[0]))
+
+
+_FORWARDS: list[int] = []
 
 
 def _worker(rank: int, world: int, stage: str, tmp: str) -> None:
@@ -73,8 +99,10 @@ def _worker(rank: int, world: int, stage: str, tmp: str) -> None:
             yield x, y
 
     training.batches = spy
+    nn.modules.module.register_module_forward_pre_hook(_count_student_batches)
     try:
         state = STAGES[stage](Path(tmp) / f"rank{rank}")
+        seen = _FORWARDS if stage == "distill" else seen  # the distillation reads its batches itself
         torch.save({"state": state, "seen": torch.tensor(seen)}, Path(tmp) / f"{stage}-rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -94,7 +122,7 @@ def test_two_processes_take_the_steps_of_one(stage, tmp_path, monkeypatch):
     saved = [torch.load(tmp_path / f"{stage}-rank{r}.pt", weights_only=True) for r in range(2)]
     for s in saved:  # each process read half of every batch of the 4 steps
         assert s["seen"].tolist() == [BATCH // 2] * (TRAIN // BATCH)
-    states = [s["state"] for s in saved]
+    states = [s["state"] for s in saved if s["state"]]  # the distillation: rank 0's model.pt
     assert states[0].keys() == ref.keys()
     for k, v in ref.items():
         for st in states:

@@ -28,6 +28,7 @@ from nas_prune.distill._kd import HintonKD
 from nas_prune.distill._latency import load_table, measure_pair
 from nas_prune.distill._methods import DistillMethod, get_method
 from nas_prune.distill._schedule import default_epochs
+from nas_prune.distributed import average_gradients, is_main, shard, world
 from nas_prune.errors import NasPruneError
 from nas_prune.export import export_onnx, load_checkpoint, load_model, save_model, save_state_dict
 from nas_prune.progress import progress_bar
@@ -116,15 +117,17 @@ class _Run:
         file leaves its batch, so the teacher runs on the batch instead of a cache).
         """
         data = self.train_data
+        w = world()  # under torchrun: this process's share of every batch (the gradients are averaged)
         if isinstance(data, ImageFiles):
-            index_lists = [b.tolist() for b in index_batches]
+            index_lists = [b[shard(len(b), w)].tolist() for b in index_batches]
             for x, y in data.batches(self.cfg.batch_size, seed=seed, index_batches=index_lists):
                 yield None, to_device(x, self.device), to_device(y, self.device)
             return
         g = torch.Generator().manual_seed(seed)
         for idx in index_batches:
-            x, y = _take(data, idx, self.device, g)
-            yield idx, x, y
+            x, y = _take(data, idx, self.device, g)  # the whole batch (its augmentation as one process draws it)
+            rows = shard(len(idx), w)
+            yield idx[rows], x[rows], y[rows]
 
     @torch.no_grad()
     def teacher_outputs(self, x: torch.Tensor, idx: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -166,6 +169,7 @@ class _Run:
             raise FloatingPointError(f"distill ({self.method}): loss is {loss.item()}; lower the learning rate")
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients(p for group in opt.param_groups for p in group["params"])  # torchrun: over processes
         opt.step()
         if schedule:
             self.sched.step()
@@ -352,6 +356,8 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
         student.load_state_dict(best["state_dict"])
         kept.update(epoch=int(best["epoch"]), rule="best validation accuracy")
 
+    if not is_main():  # under torchrun rank 0 exports, evaluates and times the result alone
+        return {"history": history, "kept": kept}
     student.eval().cpu()  # exports, metrics and latency on the CPU, as the tables are
     teacher.cpu()
     preprocess = getattr(data_bundle, "preprocess", None)  # what a deployment must feed the network

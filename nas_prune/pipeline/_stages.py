@@ -259,9 +259,11 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
                           table=out / "table_calibrated.json", budget_ms=budget_res["budget_ms"], threads=cfg.threads,
                           device=cfg.device,
                           config=DistillConfig(batch_size=cfg.distill_batch_size) if cfg.distill_batch_size else None)
+        if not is_main():
+            return {}
         return {"accuracy": metrics["student"]["test_accuracy"], "speedup": metrics["speedup"]}
 
-    cache.run("distill", stage_distill, outputs=("distill/metrics.json", "distill/model.onnx"))
+    cache.run("distill", stage_distill, outputs=("distill/metrics.json", "distill/model.onnx"), everyone=True)
     metrics = read_json(out / "distill" / "metrics.json", what="distillation metrics")
 
     # 9. latency check: the final network against the teacher (the budget's verdict), and predicted

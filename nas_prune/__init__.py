@@ -1,8 +1,9 @@
 """nas-prune: hardware-aware channel-pruning NAS for Optuna and NNI.
 
-The pipeline, one subpackage per stage::
+One call runs the whole job (:func:`nas_prune.prune`); its stages, in the order ``nas-prune run`` runs them::
 
-    space -> gates -> pruningnet -> latency -> search -> distill -> report
+    space -> teacher -> latency table -> calibration -> budget -> gates -> pruningnet -> search
+          -> finalists -> distill -> check -> report
 
 Names are imported lazily so that light entry points (the on-device latency runner, which has
 only numpy and onnxruntime) never import torch.
@@ -16,6 +17,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "prune": "nas_prune.api",
+    "PruneResult": "nas_prune.api",
+    "run_pipeline": "nas_prune.pipeline",
+    "RunConfig": "nas_prune.pipeline",
+    "ArchitectureObjective": "nas_prune.search",
+    "LatencyBudget": "nas_prune.search",
     "ChannelSpace": "nas_prune.space",
     "Architecture": "nas_prune.space",
     "materialize": "nas_prune.space",

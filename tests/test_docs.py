@@ -14,7 +14,8 @@ from nas_prune.report._screenshot import find_chromium, screenshot
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ["data", "space", "teacher", "pretrained", "gates", "pruningnet", "latency", "search", "distill",
-            "report", "pipeline", "export", "budget", "files", "training", "models", "errors", "device"]
+            "report", "pipeline", "export", "budget", "files", "training", "models", "errors", "device", "api",
+            "distributed"]
 
 
 def test_every_public_subpackage_has_an_api_page():

@@ -65,7 +65,8 @@ def pareto_figure(trials: Sequence[Mapping[str, Any]], *, budget_ms: float | Non
                         marker=_STAR)
     if budget_ms is not None:
         fig.add_vline(x=budget_ms, line=dict(color="black", dash="dash"),
-                      annotation_text=f"budget {budget_ms:.3f} ms", annotation_position="top left")
+                      annotation_text=f"budget {budget_ms:.3f} ms (latency table's clock)",
+                      annotation_position="top left")
     if teacher and teacher.get("latency_ms"):
         fig.add_vline(x=teacher["latency_ms"], line=dict(color="#888", dash="dot"),
                       annotation_text="unpruned", annotation_position="bottom right")

@@ -149,3 +149,31 @@ def test_over_budget_trials_without_accuracy_are_drawn_apart(tmp_path, tiny_spac
     assert list(unscored.x) == [0.3, 0.25]
     front = next(t for t in fig.data if t.name == "Pareto front")
     assert list(front.x) == [0.1]
+
+
+def test_the_headline_is_the_measured_ratio_and_every_ms_card_is_on_the_final_checks_clock(tmp_path, tiny_space):
+    """The default run once showed 'budget 0.395 ms' beside 'final latency 0.395 ms' from two clocks."""
+    import json
+
+    from nas_prune.report._build import _cards
+
+    run = fake_run(tmp_path, tiny_space)
+    summary = json.loads((run / "summary.json").read_text())
+    summary.update(budget="0.5x", latency_ratio=0.419, latency_ratio_interval=[0.413, 0.426], limit_ratio=0.5,
+                   latency_ratio_rounds=30, budget_ms=0.395)  # budget_ms: set when the teacher timed 0.79 ms
+    summary["teacher"]["measured_latency_ms"] = 0.95  # the final check's teacher: the machine ran slower then
+    summary["final"]["measured_latency_ms"] = 0.398
+    summary["search"]["predicted_ms"] = 0.36
+    summary["final"]["predicted_latency_ms"] = 0.438  # the same network, rescaled to the final check's clock
+    summary["teacher_predicted_latency_ms"] = 0.8
+    cards = _cards(summary, summary["teacher"], summary["final"])
+    assert cards[0] == ("latency vs teacher, measured (95% interval)", "0.419x [0.413, 0.426]", "ok")
+    assert cards[1] == ("budget", "0.500x the teacher (0.5x)", "")
+    ms = [v for _, v, _ in cards if "ms" in v]
+    assert ms == ["0.950 ms / 0.398 ms, budget 0.475 ms"]  # 0.5 x 0.95: the budget at the same teacher timing
+    write_json(run / "summary.json", summary)
+    html = write_report(run).read_text()
+    assert "0.395" not in "".join(v for _, v, _ in cards)  # the budget on the search's clock: no card
+    assert "budget 0.395 ms (latency table's clock)" in html  # ... only the scatter, whose axis is on that clock
+    row = html[html.index("predicted latency (ms), latency table&#x27;s clock"):][:200]
+    assert "0.8000" in row and "0.3600" in row and "0.4380" not in row  # the teacher's and the pick's, one clock

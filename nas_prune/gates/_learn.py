@@ -232,7 +232,7 @@ def _learn_one(space: ChannelSpace, data: DataBundle, *, ratio: float, seed: int
     n_gates, total = int(hooks.flat().numel()), epochs * steps
     # under torchrun, DDP averages the gates' gradients; each process reads its share of every batch
     gated = wrap(_Gated(model, hooks))
-    w = world() if gated is not model and world().active else None
+    w = world() if world().active else None
     with hooks:
         for epoch in range(start_epoch, epochs):
             model.train()  # batch norm in train mode; the weights have no gradient and no optimiser

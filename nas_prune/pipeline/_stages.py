@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from nas_prune._io import atomic_write_bytes, read_json, write_json
-from nas_prune.distributed import init_from_env, is_main
+from nas_prune.distributed import init_from_env, is_main, world
 from nas_prune.errors import NasPruneError
 from nas_prune.pipeline._cache import StageCache
 from nas_prune.pipeline._check import latency_verdict, measure_final
@@ -329,6 +329,10 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
     }
     summary["finish"] = {"method": cfg.method, "init": cfg.init, "data_free": not _reads_train(cfg.method)}
     summary["data_use"] = _data_use(cfg)
+    w = world()  # the training processes (torchrun): batch_size is the global batch, batch_size / processes each
+    summary["training_processes"] = {"processes": w.size, "batch_size": cfg.batch_size,
+                                     "per_process_batch": (cfg.batch_size or 0) // w.size,
+                                     "backend": torch.distributed.get_backend() if w.active else None}
     write_json(out / "summary.json", summary)
     if is_main():
         from nas_prune.report import write_report

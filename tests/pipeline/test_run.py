@@ -78,6 +78,7 @@ def test_run_tiny_end_to_end(tmp_path):
     assert summary["final"]["predicted_latency_ms"] > 0
     assert summary["final"]["params"] <= summary["teacher"]["params"]
     assert summary["budget_ms"] == 1.0 and summary["feasible"] is True
+    assert summary["training_processes"] == {"processes": 1, "batch_size": 64, "per_process_batch": 64, "backend": None}
     # feasible follows the final measurement (ratio to the teacher, interleaved), not the table
     final_check = json.loads((out / "final_check.json").read_text())
     assert summary["feasible"] is final_check["meets"] and summary["latency_ratio"] == final_check["ratio"]

@@ -44,6 +44,8 @@ def test_run_with_two_processes_writes_the_run_of_one(tmp_path):
     assert r.stderr.count("▶ pruningnet") == 1  # rank 0 speaks for both
     config = json.loads((out / "config.json").read_text())
     assert config["batch_size"] == 64  # the global batch: 32 per process
+    assert summary["training_processes"] == {"processes": 2, "batch_size": 64, "per_process_batch": 32,
+                                             "backend": "gloo"}
 
 
 def _rank(launcher: psutil.Process, rank: int) -> psutil.Process | None:

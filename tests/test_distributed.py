@@ -148,3 +148,18 @@ def test_a_batch_that_does_not_split_is_one_line():
     assert shard(8, World(1, 2, 1)) == slice(4, 8)
     with pytest.raises(NasPruneError, match="multiple of 3"):
         shard(8, World(0, 3, 0))
+
+
+def test_image_folder_shares_decode_only_their_images_augmented_as_one_process(tmp_path):
+    from nas_prune.data import ImageFiles, batches, load_data
+    from tests.data.test_files import _folder
+
+    data = load_data(f"imagefolder:{_folder(tmp_path)}", input_size=16, workers=0)  # augment: standard
+    full = list(batches(data.train, 8, shuffle=True, seed=5, drop_last=True))
+    before = ImageFiles.decodes
+    parts = [list(batches(data.train, 8, shuffle=True, seed=5, drop_last=True, world=World(rank, 2, rank)))
+             for rank in range(2)]
+    assert ImageFiles.decodes - before == sum(len(y) for x, y in full)  # each image decoded by one process
+    for i, (x, y) in enumerate(full):  # the same crops and flips as one process draws
+        torch.testing.assert_close(torch.cat([parts[0][i][0], parts[1][i][0]]), x)
+        assert torch.equal(torch.cat([parts[0][i][1], parts[1][i][1]]), y)

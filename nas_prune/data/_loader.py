@@ -70,7 +70,7 @@ def _sharded(dataset: Dataset, batch_size: int, world: World, *, shuffle: bool, 
         sampler = _SeededBatches(len(dataset), batch_size, drop_last)
         sampler.set_epoch(shuffle, seed, None)
         mine = [b[rows] for b in sampler.orders()][:max_batches]
-        yield from dataset.batches(rows.stop - rows.start, index_batches=mine, normalize=normalize)
+        yield from dataset.batches(rows.stop - rows.start, seed=seed, index_batches=mine, normalize=normalize)
         return
     for x, y in batches(dataset, batch_size, shuffle=shuffle, seed=seed, drop_last=True, max_batches=max_batches,
                         normalize=normalize):

@@ -102,3 +102,42 @@ def test_the_checker_sees_violations(tmp_path, monkeypatch):
         ("nas_prune.search._nni", "imports a private module of nas_prune.search"),
     ]
     assert [m for _, m, _ in _violations(script)] == ["nas_prune._io"]
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Modules ``path`` imports when it runs (module level and inside functions), not under ``TYPE_CHECKING``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(n) for child in node.body for n in ast.walk(child))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_no_import_cycle_between_the_modules_of_a_package():
+    """Within each package, its private modules import each other in one direction only (issue 31)."""
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts): p for p in (ROOT / "nas_prune").rglob("*.py")
+               if p.name != "__init__.py"}
+    graph = {m: {i for i in _runtime_imports(p) if i in modules and i.rpartition(".")[0] == m.rpartition(".")[0]}
+             for m, p in modules.items()}
+    cycles = []
+
+    def visit(m: str, path: list[str]) -> None:
+        for n in graph[m]:
+            if n in path:
+                cycles.append(" -> ".join(path[path.index(n):] + [n]))
+            elif len(path) < 12:
+                visit(n, path + [n])
+
+    for m in graph:
+        visit(m, [m])
+    assert not cycles, "import cycles inside a package:\n" + "\n".join(sorted(set(cycles)))

@@ -26,7 +26,7 @@ from nas_prune.distill._correlation import CorrelationCongruence
 from nas_prune.distill._dafl import DAFLLoss
 from nas_prune.distill._features import penultimate_features
 from nas_prune.distill._generator import DAFLGenerator
-from nas_prune.distill._sampler import ClassUniformBatchSampler
+from nas_prune.distill._sampler import ClassUniformBatchSampler, dataset_labels
 from nas_prune.errors import NasPruneError
 
 if TYPE_CHECKING:
@@ -157,10 +157,8 @@ class CCKDMethod(DistillMethod):
                                                 gamma=cfg.cc_gamma, order=cfg.cc_order, seed=run.seed)
 
     def index_batches(self, run: _Run, epoch: int) -> Iterator[torch.Tensor]:
-        from nas_prune.distill._run import _labels
-
         cfg = run.cfg
-        sampler = ClassUniformBatchSampler(_labels(run.data.train).cpu(), batch_size=cfg.batch_size,
+        sampler = ClassUniformBatchSampler(dataset_labels(run.data.train).cpu(), batch_size=cfg.batch_size,
                                            per_class=cfg.per_class, seed=run.seed * 1000 + epoch)
         for b in sampler:
             yield torch.tensor(b)

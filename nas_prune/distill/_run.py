@@ -50,13 +50,6 @@ def _take(dataset: Dataset, idx: torch.Tensor, device: torch.device,
             to_device(torch.as_tensor([int(y) for _, y in items]), device))
 
 
-def _labels(dataset: Dataset) -> torch.Tensor:
-    labels = getattr(dataset, "labels", None)
-    if isinstance(labels, torch.Tensor):
-        return labels.long()
-    return torch.cat([y for _, y in batches(dataset, 512)]).long()
-
-
 @dataclass
 class _TeacherCache:
     logits: torch.Tensor | None

@@ -11,8 +11,19 @@ from __future__ import annotations
 from typing import Iterator
 
 import torch
+from torch.utils.data import Dataset
 
-__all__ = ["ClassUniformBatchSampler"]
+__all__ = ["ClassUniformBatchSampler", "dataset_labels"]
+
+
+def dataset_labels(dataset: Dataset) -> torch.Tensor:
+    """Every label of ``dataset`` (its ``labels`` tensor when it has one; else read through its batches)."""
+    labels = getattr(dataset, "labels", None)
+    if isinstance(labels, torch.Tensor):
+        return labels.long()
+    from nas_prune.data import batches
+
+    return torch.cat([y for _, y in batches(dataset, 512)]).long()
 
 
 class ClassUniformBatchSampler:

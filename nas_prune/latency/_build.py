@@ -188,7 +188,7 @@ def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: 
                    advance=advance)
     meta["load_average_end"] = machine_info(device_name)["load_average"]
     meta["build_seconds"] = round(spent_before + time.time() - started, 1)
-    from nas_prune.latency._calibrate import calibration_record
+    from nas_prune.latency._record import calibration_record
 
     meta["calibration"] = calibration_record("built", settings.to_json())
     table = table_from_records(space_id=space.id, structure=structure_from_space(space), settings=settings,
@@ -253,7 +253,7 @@ def import_results(path: str | os.PathLike[str], *, space: Any | None = None,
         for r in records:
             if not all(isinstance(r.get(k), (int, float)) for k in ("rel", "ref_round_ms")) or not isinstance(r.get("channels"), dict):
                 raise ValueError("a record lacks rel, ref_round_ms or channels")
-        from nas_prune.latency._calibrate import calibration_record
+        from nas_prune.latency._record import calibration_record
 
         here = calibration_record("built", settings.to_json())
         # results from this very machine are its own table; from a phone or board they are that

@@ -39,6 +39,7 @@ import numpy as np
 from nas_prune.device import TIMING_PROTOCOL, TimingSettings, machine_key, uses_worker
 from nas_prune.errors import NasPruneError
 from nas_prune.latency._adapt import fit_correction
+from nas_prune.latency._record import _now, _ort_version, calibration_record
 from nas_prune.latency._scores import scores
 from nas_prune.latency._table import LatencyTable
 
@@ -77,10 +78,6 @@ SLOW_REFERENCE = 1.15
 Log = Callable[[str], None]
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
 def _minutes_since(record: Mapping[str, Any]) -> float:
     """Minutes since a calibration record's date (infinite when it has none)."""
     try:
@@ -88,22 +85,6 @@ def _minutes_since(record: Mapping[str, Any]) -> float:
     except (KeyError, ValueError):
         return math.inf
     return (datetime.datetime.now(datetime.timezone.utc) - then).total_seconds() / 60
-
-
-def _ort_version() -> str:
-    import onnxruntime
-
-    return str(onnxruntime.__version__)
-
-
-def calibration_record(kind: str, settings: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
-    """What ``meta["calibration"]`` holds: the decision, this machine, onnxruntime, provider and date."""
-    import socket
-
-    return {"kind": kind, "machine": machine_key(), "host": socket.gethostname(), "onnxruntime": _ort_version(),
-            "provider": str(settings.get("provider", "cpu")),
-            "provider_options": dict(settings.get("provider_options") or {}), "timing_protocol": TIMING_PROTOCOL,
-            "date": _now(), **extra}
 
 
 def foreign_reason(table: LatencyTable, *, max_age_days: float = MAX_AGE_DAYS) -> str | None:

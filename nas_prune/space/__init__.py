@@ -12,7 +12,8 @@ from nas_prune.space._graph import build_dependency_graph, is_out_channel_fn, ou
 from nas_prune.space._materialize import channel_groups, l1_importance, materialize, pruned_indices
 from nas_prune.space._shipped import shipped_space, shipped_spaces, shipped_spaces_dir
 from nas_prune.space._space import SPACE_FORMAT, SPACE_VERSION, ChannelSpace
-from nas_prune.space._verify import TRACE_SECONDS, trace_time_limit, verify_space
+from nas_prune.space._trace import TRACE_SECONDS, trace_time_limit
+from nas_prune.space._verify import verify_space
 
 __all__ = [
     "Architecture",

@@ -115,7 +115,7 @@ class ChannelSpace:
             return cls.from_model(
                 model, example, model_spec=spec, num_classes=num_classes, round_to=round_to, min_ratio=min_ratio
             )
-        from nas_prune.space._verify import trace_time_limit
+        from nas_prune.space._trace import trace_time_limit
 
         with trace_time_limit(trace_seconds, spec):
             return cls.from_model(

@@ -4,7 +4,7 @@ Torch-Pruning's dependency graph follows most CNNs (every torchvision classifier
 some wire channels in ways a channel group cannot express: GhostNet concatenates a primary and a
 "cheap" branch and then slices the result, CSPNet splits a tensor's channels in two. Their spaces
 are derived without complaint and then break when an architecture is materialised. And tracing
-some graphs (timm's ReXNet) runs for minutes. :func:`trace_time_limit` bounds the tracing and
+some graphs (timm's ReXNet) runs for minutes. :func:`~nas_prune.space.trace_time_limit` bounds the tracing and
 :func:`verify_space` materialises the narrowest and a random architecture of a fresh space and
 runs them, so ``nas-prune space`` and ``nas-prune run`` refuse such a model in one line, with its
 name, before any training.
@@ -12,47 +12,15 @@ name, before any training.
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
-from typing import Iterator
-
 import torch
 
 from nas_prune.errors import UnsupportedModelError
 from nas_prune.space._arch import Architecture
 from nas_prune.space._materialize import materialize
 from nas_prune.space._space import ChannelSpace
+from nas_prune.space._trace import TRACE_SECONDS, trace_time_limit
 
 __all__ = ["TRACE_SECONDS", "trace_time_limit", "verify_space"]
-
-#: Longest a model's dependency graph may take to trace (resnet50 at 224 px: about 10 s here).
-TRACE_SECONDS = 180
-
-
-@contextlib.contextmanager
-def trace_time_limit(seconds: float | None, model: str) -> Iterator[None]:
-    """Raise :class:`UnsupportedModelError` naming ``model`` when the block runs over ``seconds``.
-
-    Uses ``SIGALRM``, so it only limits the main thread of a Unix process (elsewhere: no limit).
-    """
-    usable = seconds and hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
-    if not usable:
-        yield
-        return
-
-    def on_alarm(signum: int, frame: object) -> None:
-        raise UnsupportedModelError(
-            f"model {model}: tracing its channel dependencies took over {seconds:g} s, so nas-prune cannot derive "
-            "its search space in reasonable time: use another model (nas-prune models lists the tested ones)")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, float(seconds))  # type: ignore[arg-type]
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def verify_space(space: ChannelSpace, *, seed: int = 0) -> None:

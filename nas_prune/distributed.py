@@ -13,8 +13,9 @@ several modules through several optimisers, averages its gradients the same way 
 all-reduce per step (:func:`average_gradients`).
 
 Everything else runs on the first process (rank 0): files are written by it alone
-(:func:`nas_prune._io.atomic_write_bytes`), latency is measured while the others wait at a
-barrier, the search runs there. Outside ``torchrun`` every function here is a no-op for one process.
+(:func:`nas_prune._io.atomic_write_bytes`), latency is measured while the others wait for its
+result (:func:`broadcast_object`), the search runs there. Outside ``torchrun`` every function here
+is a no-op for one process.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from typing import Any, Iterable, TypeVar
 import torch
 from torch import nn
 
-__all__ = ["World", "average_gradients", "barrier", "broadcast_object", "init_from_env", "is_main", "shard", "world", "wrap",
+__all__ = ["World", "average_gradients", "broadcast_object", "init_from_env", "is_main", "shard", "world", "wrap",
            "BARRIER_TIMEOUT"]
 
-#: How long a process waits for the others at a barrier: the search and the latency stages run on
+#: How long a process waits for the others in a collective: the search and the latency stages run on
 #: rank 0 alone while the other ranks wait (hours on a large search).
 BARRIER_TIMEOUT = datetime.timedelta(hours=48)
 
@@ -97,14 +98,6 @@ def init_from_env(device: str = "auto") -> World:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if cuda else "gloo", timeout=BARRIER_TIMEOUT)
     return world()
-
-
-def barrier() -> None:
-    """Wait until every process gets here (nothing with one process)."""
-    if world().active:
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 def broadcast_object(obj: T) -> T:

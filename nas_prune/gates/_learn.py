@@ -232,12 +232,11 @@ def _learn_one(space: ChannelSpace, data: DataBundle, *, ratio: float, seed: int
     n_gates, total = int(hooks.flat().numel()), epochs * steps
     # under torchrun, DDP averages the gates' gradients; each process reads its share of every batch
     gated = wrap(_Gated(model, hooks))
-    w = world() if world().active else None
     with hooks:
         for epoch in range(start_epoch, epochs):
             model.train()  # batch norm in train mode; the weights have no gradient and no optimiser
             for i, (x, y) in enumerate(batches(data.train, batch_size, shuffle=True, seed=seed * 1000 + epoch,
-                                               drop_last=True, world=w)):
+                                               drop_last=True, world=world())):
                 x, y = to_device(x, device), to_device(y, device)
                 flat = hooks.flat()
                 with autocast(device, amp):

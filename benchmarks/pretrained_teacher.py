@@ -125,6 +125,7 @@ def main() -> None:
                        "python": platform.python_version()}
     for name in a.case or list(CASES):
         row = run_case(name, CASES[name], a.work)
+        row["machine"] = data["machine"]
         data["rows"][name] = row
         a.out.write_text(json.dumps(data, indent=2) + "\n")
         print(json.dumps(row, indent=2))

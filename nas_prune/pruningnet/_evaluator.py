@@ -141,7 +141,7 @@ class PruningNetEvaluator:
         """The candidate's BatchNorm statistics (pass them to :meth:`PruningNet.export`)."""
         return self._stats(self.pnet.generate(arch))
 
-    def _stats(self, bound) -> BNStats:  # noqa: ANN001 (a PruningNet._Bound)
+    def _stats(self, bound) -> BNStats:  # noqa: ANN001 (a pruningnet._layers.Bound)
         if self.recal:
             with autocast(self.device, self.amp):
                 return self.pnet.recalibrate(bound, (self._input(x) for x in self.recal))

@@ -8,21 +8,19 @@ loose parameter is bound, for the duration of a call, to a tensor cropped to the
 channels (:class:`~nas_prune.pruningnet._channels.ChannelIndex`). A candidate's forward therefore
 costs what the pruned network costs and equals the forward of :meth:`PruningNet.export`.
 
-What a PruningNet does with a layer depends on its :class:`LayerKind`, through one table
-(:data:`_HANDLERS`): how the layer's tensors are taken from the base model when the PruningNet is
-built, and how they are generated or cropped for a candidate. Every tensor a candidate needs
-(encodings, kept-channel indices, BatchNorm statistics) lives on the PruningNet's device: move it
-with ``pnet.to(device)`` and feed inputs from there.
+What a PruningNet does with a layer depends on its kind, through one table
+(:data:`~nas_prune.pruningnet._layers.HANDLERS`, in its own module): how the layer's tensors are
+taken from the base model when the PruningNet is built, and how they are generated or cropped for a
+candidate. Every tensor a candidate needs (encodings, kept-channel indices, BatchNorm statistics)
+lives on the PruningNet's device: move it with ``pnet.to(device)`` and feed inputs from there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -30,58 +28,19 @@ from torch import nn
 from nas_prune.data import Preprocess
 from nas_prune.errors import InvalidFileError, NasPruneError, SpaceMismatchError
 from nas_prune.export import load_checkpoint, save_state_dict
-from nas_prune.pruningnet._channels import ChannelIndex, KeptChannels, check_orders
-from nas_prune.pruningnet._generators import get_generator, make_generator
+from nas_prune.pruningnet._channels import ChannelIndex, check_orders
+from nas_prune.pruningnet._generators import get_generator
+from nas_prune.pruningnet._layers import HANDLERS, Bound, LayerKind, flat_key
 from nas_prune.space import Architecture, ChannelSpace, materialize
 from nas_prune.training import model_device
 
-__all__ = ["BNStats", "LayerKind", "PNET_FORMAT", "PNET_VERSION", "PruningNet"]
+__all__ = ["BNStats", "PNET_FORMAT", "PNET_VERSION", "PruningNet"]
 
 PNET_FORMAT = "nas-prune/pruningnet"
 PNET_VERSION = 1
 
 BNStats = dict[str, tuple[torch.Tensor, torch.Tensor]]
 _BN = nn.modules.batchnorm._BatchNorm
-_CONV = nn.modules.conv._ConvNd
-
-
-def _key(name: str) -> str:
-    return name.replace(".", "__")
-
-
-def _resolve(model: nn.Module, name: str) -> tuple[nn.Module, str]:
-    path = name.split(".")
-    module = model
-    for p in path[:-1]:
-        module = getattr(module, p)
-    return module, path[-1]
-
-
-class LayerKind(str, Enum):
-    """The kinds of layer in a space's table (``space.layers[name].kind``) that a PruningNet handles."""
-
-    CONV = "conv"  # weight generated from the encoding, cropped on both channel dimensions
-    LINEAR = "linear"  # same
-    NORM = "norm"  # shared affine parameters, cropped; BatchNorm statistics per candidate
-    PARAM = "param"  # a loose parameter (e.g. a class token), shared and cropped
-
-    @classmethod
-    def of(cls, kind: str) -> "LayerKind | None":
-        """The kind named ``kind``, or ``None`` for a layer a PruningNet leaves alone."""
-        try:
-            return cls(kind)
-        except ValueError:
-            return None
-
-
-class _Bound:
-    """A candidate's cropped tensors, ready to be bound to the base model's modules."""
-
-    def __init__(self, channels: dict[str, int], kept: KeptChannels) -> None:
-        self.channels = channels
-        self.kept = kept
-        self.attrs: dict[tuple[str, str], Any] = {}  # (module name, attribute) -> value
-        self.bn_sizes: dict[str, int] = {}
 
 
 class PruningNet(nn.Module):
@@ -144,7 +103,7 @@ class PruningNet(nn.Module):
         self._layers: list[tuple[str, LayerKind]] = []  # (name, kind) in table order
         for name, info in space.layers.items():
             kind = LayerKind.of(info.kind)
-            if kind is not None and _HANDLERS[kind].adopt(self, name, info, modules, base):
+            if kind is not None and HANDLERS[kind].adopt(self, name, info, modules, base):
                 self._layers.append((name, kind))
         self.base = base
         self._modules_by_name = dict(base.named_modules())
@@ -160,7 +119,7 @@ class PruningNet(nn.Module):
         return model_device(self)
 
     def _gene_inputs(self, name: str) -> torch.Tensor:
-        return getattr(self.gene_inputs, _key(name))
+        return getattr(self.gene_inputs, flat_key(name))
 
     def check_space(self, space: ChannelSpace) -> None:
         """Raise :class:`SpaceMismatchError` unless ``space`` is the space this PruningNet was built for."""
@@ -185,20 +144,20 @@ class PruningNet(nn.Module):
     def full_weights(self, arch: Architecture | Mapping[str, int]) -> dict[str, torch.Tensor]:
         """Generated full-size weight of every conv and linear layer for ``arch`` (before cropping)."""
         enc = self.encoding(arch)
-        return {name: self.generators[_key(name)](enc[self._gene_inputs(name)])
-                for name, kind in self._layers if _HANDLERS[kind].generated}
+        return {name: self.generators[flat_key(name)](enc[self._gene_inputs(name)])
+                for name, kind in self._layers if HANDLERS[kind].generated}
 
-    def generate(self, arch: Architecture | Mapping[str, int]) -> _Bound:
+    def generate(self, arch: Architecture | Mapping[str, int]) -> Bound:
         """Generate and crop every tensor of ``arch`` (differentiable; call under ``no_grad`` to score)."""
         channels = self._channels(arch)
-        bound = _Bound(channels, self.index.kept(channels, self.orders, device=self.device))
+        bound = Bound(channels, self.index.kept(channels, self.orders, device=self.device))
         enc = self.encoding(channels)
         for name, kind in self._layers:
-            _HANDLERS[kind].crop(self, name, bound, enc)
+            HANDLERS[kind].crop(self, name, bound, enc)
         return bound
 
     @contextlib.contextmanager
-    def bind(self, bound: _Bound, bn_stats: BNStats | None = None) -> Iterator[None]:
+    def bind(self, bound: Bound, bn_stats: BNStats | None = None) -> Iterator[None]:
         """Bind ``bound``'s tensors (and BN statistics, if any) to the base model for a block."""
         saved: list[tuple[nn.Module, str, Any]] = []
         try:
@@ -219,7 +178,7 @@ class PruningNet(nn.Module):
             for module, attr, value in reversed(saved):
                 setattr(module, attr, value)
 
-    def choice_stats(self, bound: _Bound) -> BNStats:
+    def choice_stats(self, bound: Bound) -> BNStats:
         """Views of the per-choice BN statistics of a candidate (empty without ``per_choice_bn``).
 
         Views, so that a train-mode forward bound to them updates the stored statistics in place.
@@ -230,8 +189,8 @@ class PruningNet(nn.Module):
             gene = self.space.genes[gi]
             row = gene.choices.index(bound.channels[gene.name])
             size = bound.bn_sizes[name]
-            stats[name] = (getattr(self.choice_bn, _key(name) + "__mean")[row, :size],
-                           getattr(self.choice_bn, _key(name) + "__var")[row, :size])
+            stats[name] = (getattr(self.choice_bn, flat_key(name) + "__mean")[row, :size],
+                           getattr(self.choice_bn, flat_key(name) + "__var")[row, :size])
         return stats
 
     def forward(self, x: torch.Tensor, arch: Architecture | Mapping[str, int],
@@ -248,7 +207,7 @@ class PruningNet(nn.Module):
             return self.base(x)
 
     @torch.no_grad()
-    def recalibrate(self, bound: _Bound, batches: Iterable[torch.Tensor]) -> BNStats:
+    def recalibrate(self, bound: Bound, batches: Iterable[torch.Tensor]) -> BNStats:
         """BatchNorm statistics of a candidate: reset, run ``batches`` in train mode, average.
 
         MetaPruning scores a candidate only after this (the shared statistics of a PruningNet fit
@@ -370,125 +329,3 @@ class PruningNet(nn.Module):
         """
         ckpt = load_checkpoint(path, what="PruningNet checkpoint")
         return cls.from_checkpoint(ckpt, path, space)
-
-
-# ---------------------------------------------------------------------- layer kinds
-#: ``adopt(pnet, name, info, modules, base)``: at build, take the layer's tensors from the base model
-#: into the PruningNet; ``False`` leaves the layer alone.
-_Adopt = Callable[[PruningNet, str, Any, dict[str, nn.Module], nn.Module], bool]
-#: ``crop(pnet, name, bound, encoding)``: per candidate, the layer's generated or cropped tensors.
-_Crop = Callable[[PruningNet, str, _Bound, torch.Tensor], None]
-
-
-@dataclass(frozen=True)
-class _Handler:
-    """What a PruningNet does with the layers of one :class:`LayerKind`."""
-
-    adopt: _Adopt
-    crop: _Crop
-    generated: bool = False  # its weight comes from a generator (:meth:`PruningNet.full_weights`)
-
-
-def _adopt_weighted(pnet: PruningNet, name: str, info: Any, modules: dict[str, nn.Module], base: nn.Module) -> bool:
-    module: Any = modules[name]  # a conv or linear layer
-    outs, ins = pnet.index.genes_of(name)
-    inputs = list(dict.fromkeys(outs + ins)) or [len(pnet.space.genes)]  # the last entry: a constant 1
-    # Not persistent: rebuilt from the space, but moved with the PruningNet (indexing on its device).
-    pnet.gene_inputs.register_buffer(_key(name), torch.as_tensor(inputs, dtype=torch.long), persistent=False)
-    pnet.generators[_key(name)] = make_generator(
-        str(pnet.config["generator"]), module.weight.detach(), len(inputs),
-        hidden=int(pnet.config["hidden"]), rank=int(pnet.config["rank"]))
-    del module.weight
-    if module.bias is not None:
-        pnet.shared[_key(name + ".bias")] = nn.Parameter(module.bias.detach().clone())
-    del module.bias
-    module.bias = None
-    return True
-
-
-def _crop_weighted(pnet: PruningNet, name: str, bound: _Bound, enc: torch.Tensor) -> None:
-    module = pnet._modules_by_name[name]
-    ko, ki = bound.kept.get((name, "out")), bound.kept.get((name, "in"))
-    w = pnet.generators[_key(name)](enc[pnet._gene_inputs(name)])
-    if ko is not None:
-        w = w.index_select(0, ko)
-    if isinstance(module, _CONV) and module.groups > 1:
-        info = pnet.space.layers[name]
-        if info.depthwise:
-            bound.attrs[(name, "groups")] = w.shape[0]
-        elif ki is not None:  # grouped: every group keeps the same local input channels
-            w = w.index_select(1, torch.unique(ki % (info.in_ch // module.groups)))
-    elif ki is not None:
-        w = w.index_select(1, ki)
-    bound.attrs[(name, "weight")] = w
-    key = _key(name + ".bias")
-    bias = pnet.shared[key] if key in pnet.shared else None
-    if bias is not None and ko is not None:
-        bias = bias.index_select(0, ko)
-    bound.attrs[(name, "bias")] = bias
-
-
-def _adopt_norm(pnet: PruningNet, name: str, info: Any, modules: dict[str, nn.Module], base: nn.Module) -> bool:
-    module = modules.get(name)
-    if module is None:
-        return False
-    for attr in ("weight", "bias"):
-        p = getattr(module, attr, None)
-        if isinstance(p, nn.Parameter):
-            pnet.shared[_key(f"{name}.{attr}")] = nn.Parameter(p.detach().clone())
-            delattr(module, attr)
-            setattr(module, attr, None)
-    if isinstance(module, _BN) and module.track_running_stats:
-        del module.running_mean, module.running_var
-        module.running_mean = module.running_var = None
-        outs = pnet.index.genes_of(name)[0]
-        if pnet.per_choice_bn and len(outs) == 1:
-            n_choices = len(pnet.space.genes[outs[0]].choices)
-            pnet._choice_gene[name] = outs[0]
-            pnet.choice_bn.register_buffer(_key(name) + "__mean", torch.zeros(n_choices, info.out_ch))
-            pnet.choice_bn.register_buffer(_key(name) + "__var", torch.ones(n_choices, info.out_ch))
-    return True
-
-
-def _crop_norm(pnet: PruningNet, name: str, bound: _Bound, enc: torch.Tensor) -> None:
-    module = pnet._modules_by_name[name]
-    ko = bound.kept.get((name, "out"))
-    size = pnet.space.layers[name].out_ch if ko is None else len(ko)
-    for attr in ("weight", "bias"):
-        k = _key(f"{name}.{attr}")
-        if k in pnet.shared:
-            p = pnet.shared[k]
-            bound.attrs[(name, attr)] = p if ko is None else p.index_select(0, ko)
-    if isinstance(module, nn.LayerNorm):
-        bound.attrs[(name, "normalized_shape")] = (size,)
-    if isinstance(module, _BN):
-        bound.bn_sizes[name] = size
-
-
-def _adopt_param(pnet: PruningNet, name: str, info: Any, modules: dict[str, nn.Module], base: nn.Module) -> bool:
-    parent, attr = _resolve(base, name)
-    p = getattr(parent, attr)
-    pnet.shared[_key(name)] = nn.Parameter(p.detach().clone())
-    delattr(parent, attr)
-    setattr(parent, attr, None)
-    return True
-
-
-def _crop_param(pnet: PruningNet, name: str, bound: _Bound, enc: torch.Tensor) -> None:
-    p = pnet.shared[_key(name)]
-    ko = bound.kept.get((name, "out"))
-    if ko is not None:
-        p = p.index_select(pnet.index.param_dims.get(name, 0), ko)
-    parent, attr = name.rsplit(".", 1)
-    bound.attrs[(parent, attr)] = p
-
-
-_WEIGHTED = _Handler(_adopt_weighted, _crop_weighted, generated=True)
-
-#: One handler per layer kind: a new kind is one enum member and one entry here.
-_HANDLERS: dict[LayerKind, _Handler] = {
-    LayerKind.CONV: _WEIGHTED,
-    LayerKind.LINEAR: _WEIGHTED,
-    LayerKind.NORM: _Handler(_adopt_norm, _crop_norm),
-    LayerKind.PARAM: _Handler(_adopt_param, _crop_param),
-}

@@ -8,7 +8,7 @@ from torch import nn
 
 from nas_prune.errors import NasPruneError
 from nas_prune.pruningnet import GENERATORS, PruningNet, generator_names, get_generator, register_generator
-from nas_prune.pruningnet._net import _HANDLERS, LayerKind
+from nas_prune.pruningnet._layers import HANDLERS, LayerKind
 from tests.conftest import run_main
 
 
@@ -62,11 +62,11 @@ def test_generator_names_are_checked_in_one_line(tiny_space, toy_generator, caps
 
 
 def test_every_layer_kind_has_a_handler_and_others_are_left_alone(tiny_space):
-    assert set(_HANDLERS) == set(LayerKind)
+    assert set(HANDLERS) == set(LayerKind)
     assert LayerKind.of("conv") is LayerKind.CONV and LayerKind.of("attention") is None
     pnet = PruningNet(tiny_space)
     kinds = {name: kind for name, kind in pnet._layers}
     assert {kinds[n] for n in kinds} == {LayerKind.CONV, LayerKind.LINEAR, LayerKind.NORM}
-    generated = {n for n, k in kinds.items() if _HANDLERS[k].generated}
+    generated = {n for n, k in kinds.items() if HANDLERS[k].generated}
     assert set(pnet.full_weights(tiny_space.full())) == generated == {n for n, k in kinds.items()
                                                                       if k in (LayerKind.CONV, LayerKind.LINEAR)}

@@ -31,12 +31,12 @@ from nas_prune.latency._calibrate import (
     calibration_label,
     check_table,
     foreign_reason,
-    measure_relative,
 )
 from nas_prune.latency._fit import FitResult, fit_additive
 from nas_prune.latency._measure import arch_onnx_bytes, measure_interleaved, measure_latency, to_onnx_bytes
 from nas_prune.latency._nets import NetFactory
 from nas_prune.latency._ratio import QUIET_TOL, measure_ratios
+from nas_prune.latency._relative import measure_relative
 from nas_prune.latency._residual import KernelResidual, fit_residual
 from nas_prune.latency._retarget import retarget_table
 from nas_prune.latency._scores import scores

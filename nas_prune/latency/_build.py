@@ -112,6 +112,60 @@ def refit_table(table: LatencyTable) -> LatencyTable:
                         structure=table.structure, model=model, entries=table.entries)
 
 
+class _PartialFile:
+    """``TABLE.partial.json``: a build's records so far, saved after every group so that a killed build resumes.
+
+    Attributes:
+        path: The file (``None``: the build saves nothing).
+        key: What a resumed build must share with the one that wrote the file (format, space,
+            settings, seed, reference).
+        meta: The table's metadata, saved with the records.
+        records: The networks measured so far.
+        started: When this run of the build started (``time.time()``).
+        spent_before: Seconds that earlier runs of the same build spent.
+    """
+
+    def __init__(self, output: str | os.PathLike[str] | None, key: Mapping[str, Any], meta: dict[str, Any]) -> None:
+        self.path = Path(str(output) + ".partial.json") if output is not None else None
+        self.key = dict(key)
+        self.meta = meta
+        self.records: list[dict[str, Any]] = []
+        self.started, self.spent_before = time.time(), 0.0
+
+    def resume(self, ids: set[str]) -> None:
+        """Take over the records of networks ``ids`` from an earlier run's file, if there is one.
+
+        Raises:
+            InvalidFileError: The file was started with other options.
+        """
+        if self.path is None or not self.path.exists():
+            return
+        old = read_json(self.path, what="partial latency table")
+        if not isinstance(old, dict) or any(old.get(k) != v for k, v in self.key.items()) or not isinstance(old.get("records"), list):
+            raise InvalidFileError(
+                f"partial latency table {self.path} was started with other options (space, settings or seed): "
+                "re-run with the same options to resume, or delete it to start over"
+            )
+        self.records = [r for r in old["records"] if r.get("id") in ids]
+        self.spent_before = float(old.get("seconds", 0.0))
+        self.meta["resumed"] = True
+
+    def seconds(self) -> float:
+        """Seconds the build has spent, earlier runs included."""
+        return self.spent_before + time.time() - self.started
+
+    def add(self, new: list[dict[str, Any]]) -> None:
+        """Append a measured group and save the file."""
+        self.records.extend(new)
+        if self.path is not None:
+            write_json(self.path, {**self.key, "meta": self.meta, "records": self.records, "seconds": self.seconds()})
+
+    def remove(self) -> None:
+        """Delete the file (the table is saved)."""
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
 def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: str | os.PathLike[str] | None = None,
                 nets: int | None = None, seed: int = 0, device_name: str | None = None, rounds: int | None = None,
                 runs_per_round: int = 20, warmup: int = 10, opt_level: str = "all", batch: int = 1,
@@ -150,53 +204,36 @@ def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: 
                               provider_options=dict(provider_options or {}))
     n = nets if nets is not None else default_nets(space)
     designs = design_archs(space, n, seed)
-    plan_nets = [{"id": f"n{i:04d}", "file": f"n{i:04d}", "channels": d} for i, d in enumerate(designs)]
+    plan_nets: list[dict[str, Any]] = [{"id": f"n{i:04d}", "file": f"n{i:04d}", "channels": d} for i, d in enumerate(designs)]
     # designs[:k] are the same for every n >= k, so a resumed run may ask for more or fewer networks
     ref_channels = dict(space.uniform(reference_ratio).channels)
     key = {"format": PARTIAL_FORMAT, "space": space.id, "settings": settings.to_json(), "seed": seed,
            "reference": ref_channels}
-    partial = Path(str(output) + ".partial.json") if output is not None else None
-    records: list[dict[str, Any]] = []
-    meta = machine_info(device_name)
-    started, spent_before = time.time(), 0.0
-    if partial is not None and partial.exists():
-        old = read_json(partial, what="partial latency table")
-        if not isinstance(old, dict) or any(old.get(k) != v for k, v in key.items()) or not isinstance(old.get("records"), list):
-            raise InvalidFileError(
-                f"partial latency table {partial} was started with other options (space, settings or seed): "
-                "re-run with the same options to resume, or delete it to start over"
-            )
-        records = [r for r in old["records"] if r.get("id") in {p["id"] for p in plan_nets}]
-        spent_before = float(old.get("seconds", 0.0))
-        meta["resumed"] = True
+    partial = _PartialFile(output, key, machine_info(device_name))
+    partial.resume({p["id"] for p in plan_nets})
+    meta = partial.meta
     factory = NetFactory(space)
     meta["nets_method"] = factory.method
 
     def load(file: str) -> bytes:
         return factory.onnx(ref_channels) if file == "reference" else factory.onnx(designs[int(file[1:])])
 
-    def on_group(new: list[dict[str, Any]]) -> None:
-        records.extend(new)
-        if partial is not None:
-            write_json(partial, {**key, "meta": meta, "records": records,
-                                 "seconds": spent_before + time.time() - started})
-
-    done = {r["id"] for r in records}
+    done = {r["id"] for r in partial.records}
     with progress_bar(f"profiling {space.id} ({provider}, {threads} thr)", total=n) as advance:
         advance(len(done))
-        run_groups(load, "reference", plan_nets, settings, group_size=group_size, done=done, on_group=on_group,
+        run_groups(load, "reference", plan_nets, settings, group_size=group_size, done=done, on_group=partial.add,
                    advance=advance)
     meta["load_average_end"] = machine_info(device_name)["load_average"]
-    meta["build_seconds"] = round(spent_before + time.time() - started, 1)
+    meta["build_seconds"] = round(partial.seconds(), 1)
     from nas_prune.latency._record import calibration_record
 
     meta["calibration"] = calibration_record("built", settings.to_json())
     table = table_from_records(space_id=space.id, structure=structure_from_space(space), settings=settings,
-                               meta=meta, records=records, input_shape=space.input_shape,
+                               meta=meta, records=partial.records, input_shape=space.input_shape,
                                reference_channels=ref_channels)
     if output is not None:
         table.save(output)
-        partial.unlink(missing_ok=True)  # type: ignore[union-attr]
+        partial.remove()
     return table
 
 

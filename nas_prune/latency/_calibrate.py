@@ -9,7 +9,8 @@ second VM of the same CPU string). So before a table is trusted:
    machine (:func:`nas_prune.device.machine_key`: host name, machine id and boot id), this
    onnxruntime version and the table's own provider options, and is at most ``MAX_AGE_DAYS`` old.
 2. A foreign table is **checked** (:func:`check_table`, about 5-30 s): the reference and
-   ``CHECK_NETS`` random networks timed interleaved with the table's own protocol.
+   ``CHECK_NETS`` random networks timed interleaved with the table's own protocol
+   (:func:`~nas_prune.latency._relative.measure_relative`).
 3. If the check is off beyond the thresholds it is **adapted** (:func:`adapt_table`): up to
    ``ADAPT_NETS`` networks measured in at most ``ADAPT_SECONDS`` and a correction of the table's own
    per-layer model fitted to them (:mod:`nas_prune.latency._adapt`; few-shot, as HELP, Lee et al.
@@ -40,12 +41,13 @@ from nas_prune.device import TIMING_PROTOCOL, TimingSettings, machine_key, uses_
 from nas_prune.errors import NasPruneError
 from nas_prune.latency._adapt import fit_correction
 from nas_prune.latency._record import _now, _ort_version, calibration_record
+from nas_prune.latency._relative import load_average, measure_relative
 from nas_prune.latency._scores import scores
 from nas_prune.latency._table import LatencyTable
 
 __all__ = ["CHECK_NETS", "ADAPT_NETS", "ADAPT_SECONDS", "ADAPT_ROUNDS", "MAX_AGE_DAYS", "RECHECK_MINUTES", "calibration_record", "foreign_reason",
-           "check_table", "adapt_table", "calibrate", "calibrated_table", "calibration_label", "measure_relative",
-           "cache_dir", "table_digest"]
+           "check_table", "adapt_table", "calibrate", "calibrated_table", "calibration_label", "cache_dir",
+           "table_digest"]
 
 CHECK_NETS = 12
 #: At most this many networks; the time limit binds first on the development VMs (at 1 thread ~300
@@ -70,10 +72,6 @@ FIT_MEDIAN = 0.05
 #: under load the measurement itself repeats to ~70-90 % within +-10 % (test-retest, REFERENCE.md
 #: section 8), and a rebuilt table measured in the same noise would be no better than the adapted one.
 REBUILD_BELOW = 0.75
-#: A measured group is re-timed when its median per-round ratio spread is over this (quiet: 1-2.5 %) ...
-NOISY_GROUP = 0.05
-#: ... or its reference ran this much slower than in the groups before it.
-SLOW_REFERENCE = 1.15
 
 Log = Callable[[str], None]
 
@@ -126,73 +124,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NAS_PRUNE_CACHE") or Path.home() / ".cache" / "nas-prune") / "calibrations"
 
 
-def _load() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (OSError, AttributeError):
-        return []
-
-
-def measure_relative(table: LatencyTable, space: Any, archs: Sequence[Mapping[str, int]], *, factory: Any = None,
-                     max_seconds: float | None = None, group_size: int = 8, rounds: int | None = None,
-                     id_prefix: str = "c", retries: int = 2) -> list[dict[str, Any]]:
-    """Time ``archs`` in groups interleaved with the table's reference network, with the table's settings.
-
-    A group caught by a burst of other work is measured again (up to ``retries`` times, the least
-    noisy attempt kept): one whose median spread of per-round ratios (``rel_iqr / rel``) is over
-    ``NOISY_GROUP``, or whose reference ran more than ``SLOW_REFERENCE`` times slower than in the
-    groups before. On the loaded 2-vCPU VM such a group moved 7 of 60 networks by 13-30 % between two
-    measurements minutes apart while the others repeated to 1 % (``benchmarks/latency_adapt.py``).
-
-    Returns one record per measured network (``channels``, ``rel``, ``round_ms``, ``ref_round_ms``, ...,
-    ``group_noise``, ``group_attempts``, ``load_average`` after its group); with ``max_seconds`` it
-    stops after the group that passes it.
-    """
-    from nas_prune.device import run_groups
-    from nas_prune.latency._nets import NetFactory
-
-    table.check_space(space)
-    s = dict(table.settings)
-    if rounds is not None:
-        s["rounds"] = int(rounds)
-    settings = TimingSettings.from_json(s)
-    factory = factory or NetFactory(space)
-    ref = table.reference_channels
-    nets = [{"id": f"{id_prefix}{i:04d}", "file": str(i), "channels": dict(a)} for i, a in enumerate(archs)]
-
-    def load(file: str) -> bytes:
-        if file == "reference":
-            return factory.onnx(ref) if ref else factory.full_onnx
-        return factory.onnx(nets[int(file)]["channels"])
-
-    records: list[dict[str, Any]] = []
-    refs: list[float] = []
-    start = time.perf_counter()
-    last = 0.0  # seconds the last group took: a group that would end past max_seconds is not started
-    for i in range(0, len(nets), group_size):
-        if max_seconds is not None and records and time.perf_counter() - start + last > max_seconds:
-            break
-        t_group = time.perf_counter()
-        best: tuple[float, list[dict[str, Any]]] | None = None
-        for attempt in range(1 + retries):
-            group: list[dict[str, Any]] = []
-            run_groups(load, "reference", nets[i:i + group_size], settings, group_size=group_size, done={},
-                       on_group=group.extend)
-            noise = float(np.median([r["rel_iqr"] / r["rel"] for r in group]))
-            ref_ms = group[0]["ref_round_ms"]
-            slow = len(refs) >= 2 and ref_ms > SLOW_REFERENCE * float(np.median(refs))
-            if best is None or noise < best[0]:
-                best = (noise, [{**r, "group_noise": noise, "group_attempts": attempt + 1} for r in group])
-            if noise <= NOISY_GROUP and not slow:
-                break
-        assert best is not None
-        last = time.perf_counter() - t_group
-        refs.append(best[1][0]["ref_round_ms"])
-        load_now = _load()
-        records += [{**r, "load_average": load_now} for r in best[1]]
-    return records
-
-
 def _check_figures(table: LatencyTable, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     y = np.array([r["rel"] for r in records])
     pred = np.array([table.relative(r["channels"]) for r in records])
@@ -207,13 +138,13 @@ def check_table(table: LatencyTable, space: Any, *, n: int = CHECK_NETS, seed: i
                 factory: Any = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Time the reference and ``n`` random networks interleaved; compare with the table (``fits``)."""
     t0 = time.perf_counter()
-    load_start = _load()
+    load_start = load_average()
     rng = random.Random(seed)
     archs = [dict(space.sample(rng).channels) for _ in range(n)]
     records = measure_relative(table, space, archs, factory=factory)
     figs = _check_figures(table, records)
     figs.update({"seconds": round(time.perf_counter() - t0, 1), "load_average_start": load_start,
-                 "load_average_end": _load()})
+                 "load_average_end": load_average()})
     return figs, records
 
 

@@ -104,11 +104,6 @@ def validate_table(table: LatencyTable, space: Any, *, n: int = 50, seed: int = 
         ``keep_networks`` also ``networks``: every network's channels, measured and reference
         milliseconds (what :func:`rescore` scores another table on).
     """
-    import onnxruntime
-
-    from nas_prune.device import machine_key
-    from nas_prune.latency._measure import arch_onnx_bytes
-
     table.check_space(space)
     t0 = time.time()
     rng = random.Random(seed)
@@ -120,25 +115,8 @@ def validate_table(table: LatencyTable, space: Any, *, n: int = 50, seed: int = 
     from nas_prune.latency._nets import NetFactory
 
     factory = NetFactory(space, fast=not exact)
-    nets = [{"id": f"v{i:04d}", "file": f"v{i:04d}", "channels": dict(a.channels)} for i, a in enumerate(archs)]
-
-    def load(file: str) -> bytes:
-        if file == "reference":
-            ref = table.reference_channels
-            return factory.onnx(ref) if ref else factory.full_onnx
-        if exact:
-            return arch_onnx_bytes(space, archs[int(file[1:])], factory.base)
-        return factory.onnx(archs[int(file[1:])])
-
-    records: list[dict[str, Any]] = []
-    load_start = list(os.getloadavg())
-    load_during: list[list[float]] = []
-
-    def on_group(group: list[dict[str, Any]]) -> None:
-        records.extend(group)
-        load_during.append([round(x, 2) for x in os.getloadavg()])
-
-    run_groups(load, "reference", nets, settings, group_size=group_size, done={}, on_group=on_group)
+    records, load_start, load_during = _time_networks(table, space, archs, settings, factory, exact=exact,
+                                                      group_size=group_size)
     networks = [{"channels": dict(a.channels), "measured_ms": float(r["round_ms"]), "reference_ms": float(r["ref_round_ms"])}
                 for a, r in zip(archs, records)]
     meas = np.array([r["measured_ms"] for r in networks])
@@ -158,10 +136,62 @@ def validate_table(table: LatencyTable, space: Any, *, n: int = 50, seed: int = 
         "table_date": table.meta.get("date"), "load_average_start": load_start,
         "load_average_end": list(os.getloadavg()), "load_average_during": load_during,
         "load_1min_max": max((l[0] for l in load_during), default=None), "seconds": round(time.time() - t0, 1),
+        **_provenance(table),
+    })
+    return out
+
+
+def _time_networks(table: LatencyTable, space: Any, archs: list[Any], settings: TimingSettings, factory: Any, *,
+                   exact: bool, group_size: int) -> tuple[list[dict[str, Any]], list[float], list[list[float]]]:
+    """Time ``archs`` end to end in groups interleaved with the table's reference network.
+
+    Args:
+        table: The table whose reference network is timed with them.
+        space: The table's space.
+        archs: The architectures to time.
+        settings: The timing settings.
+        factory: The :class:`~nas_prune.latency._nets.NetFactory` of ``space``.
+        exact: Materialize and export every network with torch instead of slicing the full network's ONNX.
+        group_size: Networks per interleaved group.
+
+    Returns:
+        The networks' records in the order of ``archs``, the load average before the measurement
+        and the load average after every group.
+    """
+    from nas_prune.latency._measure import arch_onnx_bytes
+
+    nets = [{"id": f"v{i:04d}", "file": f"v{i:04d}", "channels": dict(a.channels)} for i, a in enumerate(archs)]
+
+    def load(file: str) -> bytes:
+        if file == "reference":
+            ref = table.reference_channels
+            return factory.onnx(ref) if ref else factory.full_onnx
+        if exact:
+            return arch_onnx_bytes(space, archs[int(file[1:])], factory.base)
+        return factory.onnx(archs[int(file[1:])])
+
+    records: list[dict[str, Any]] = []
+    load_start = list(os.getloadavg())
+    load_during: list[list[float]] = []
+
+    def on_group(group: list[dict[str, Any]]) -> None:
+        records.extend(group)
+        load_during.append([round(x, 2) for x in os.getloadavg()])
+
+    run_groups(load, "reference", nets, settings, group_size=group_size, done={}, on_group=on_group)
+    return records, load_start, load_during
+
+
+def _provenance(table: LatencyTable) -> dict[str, Any]:
+    """A validation's ``calibration`` (the table's kind), ``validated_on`` (this machine) and ``built_on``."""
+    import onnxruntime
+
+    from nas_prune.device import machine_key
+
+    return {
         "calibration": (table.meta.get("calibration") or {}).get("kind"),
         "validated_on": {"host": socket.gethostname(), "machine_key": machine_key(),
                          "onnxruntime": onnxruntime.__version__},
         "built_on": {"device": table.meta.get("device"), "machine_key": table.meta.get("machine_key"),
                      "onnxruntime": table.meta.get("onnxruntime"), "date": table.meta.get("date")},
-    })
-    return out
+    }

@@ -19,13 +19,14 @@ from nas_prune.distill._dafl import DAFLLoss, DAFLTerms
 from nas_prune.distill._dafl_bn import DAFLBNMethod
 from nas_prune.distill._features import classifier_layer, penultimate_features
 from nas_prune.distill._generator import DAFLGenerator
-from nas_prune.distill._init import INIT_CHOICES, InitKind, get_init_kind, init_help, init_names, init_student, register_init
 from nas_prune.distill._kd import HintonKD, soft_kl
 from nas_prune.distill._latency import measure_pair
 from nas_prune.distill._methods import DistillMethod, get_method, method_help, method_names, register_method
-from nas_prune.distill._run import METRICS_FORMAT, distill
+from nas_prune.distill._metrics import METRICS_FORMAT
+from nas_prune.distill._run import distill
 from nas_prune.distill._sampler import ClassUniformBatchSampler
 from nas_prune.distill._schedule import DATA_FREE_STEPS, IMAGES_SEEN, MAX_EPOCHS, MIN_EPOCHS, default_epochs
+from nas_prune.distill._student_init import INIT_CHOICES, InitKind, get_init_kind, init_help, init_names, init_student, register_init
 
 #: The built-in methods (:func:`method_names` also lists methods registered later).
 METHODS = method_names()

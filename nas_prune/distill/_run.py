@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
-import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -19,15 +19,14 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from nas_prune._io import write_json
 from nas_prune.data import DataBundle, ImageArrays, ImageFiles, batches, unaugmented
 from nas_prune.distill._config import DistillConfig
 from nas_prune.distill._features import classifier_layer, penultimate_features
-from nas_prune.distill._init import get_init_kind, init_student
 from nas_prune.distill._kd import HintonKD
-from nas_prune.distill._latency import load_table, measure_pair
 from nas_prune.distill._methods import DistillMethod, get_method
+from nas_prune.distill._metrics import write_metrics
 from nas_prune.distill._schedule import default_epochs
+from nas_prune.distill._student_init import get_init_kind, init_student
 from nas_prune.distributed import average_gradients, is_main, shard, world
 from nas_prune.errors import NasPruneError
 from nas_prune.export import export_onnx, load_checkpoint, load_model, save_model, save_state_dict
@@ -35,9 +34,8 @@ from nas_prune.progress import progress_bar
 from nas_prune.space import Architecture, ChannelSpace
 from nas_prune.training import autocast, dataset_on, evaluate, model_device, resolve_device, to_device
 
-__all__ = ["distill", "METRICS_FORMAT"]
+__all__ = ["distill"]
 
-METRICS_FORMAT = "nas-prune/distill-metrics"
 _CHECKPOINT = "checkpoint.pt"
 
 
@@ -252,29 +250,45 @@ def distill(
     Raises:
         NasPruneError: bad method/init, a checkpoint of another run in ``out_dir``, bad files.
     """
-    reads_train_data = get_method(method).reads_train_data  # unknown names fail here, before any work
-    get_init_kind(init)
     cfg = config or DistillConfig()
-    if epochs is None:  # a data-free method must not even ask for the training split's size
-        epochs = default_epochs(method, len(data_bundle.train) if reads_train_data else 0, cfg)  # type: ignore[arg-type]
-    if epochs < 1:
-        raise NasPruneError(f"epochs={epochs}: need at least one epoch")
+    epochs = _checked_epochs(method, init, epochs, data_bundle, cfg)  # unknown names fail here, before any work
     dev = resolve_device(device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     channels = space.validate(arch)
     if not isinstance(teacher, nn.Module):
         teacher = load_model(space, teacher, what="teacher checkpoint")
-    teacher = teacher.eval()
+    with _frozen_on_cpu(teacher.eval()) as frozen:
+        return _distill(space, channels, frozen, data_bundle, method=method, init=init, epochs=epochs, seed=seed,
+                        out=out, cfg=cfg, table=table, budget_ms=budget_ms, threads=threads,
+                        measure_latency=measure_latency, on_epoch=on_epoch, device=dev, amp=amp)
+
+
+def _checked_epochs(method: str, init: str, epochs: int | None, data_bundle: DataBundle, cfg: DistillConfig) -> int:
+    """The run's epochs (``None``: :func:`default_epochs`), once ``method`` and ``init`` are known to be registered.
+
+    Raises:
+        NasPruneError: an unknown method or init kind, or fewer than one epoch.
+    """
+    reads_train_data = get_method(method).reads_train_data
+    get_init_kind(init)
+    if epochs is None:  # a data-free method must not even ask for the training split's size
+        epochs = default_epochs(method, len(data_bundle.train) if reads_train_data else 0, cfg)  # type: ignore[arg-type]
+    if epochs < 1:
+        raise NasPruneError(f"epochs={epochs}: need at least one epoch")
+    return epochs
+
+
+@contextmanager
+def _frozen_on_cpu(teacher: nn.Module) -> Iterator[nn.Module]:
+    """``teacher`` on the CPU with its parameters frozen; afterwards trainable again and back on its device."""
     home = model_device(teacher)  # the caller's teacher goes back where it was
     teacher.cpu()  # the student is initialised from it on the CPU
     trainable = [p for p in teacher.parameters() if p.requires_grad]
     for p in trainable:  # frozen while distilling (DAFL backpropagates through it to the generator)
         p.requires_grad_(False)
     try:
-        return _distill(space, channels, teacher, data_bundle, method=method, init=init, epochs=epochs, seed=seed,
-                        out=out, cfg=cfg, table=table, budget_ms=budget_ms, threads=threads,
-                        measure_latency=measure_latency, on_epoch=on_epoch, device=dev, amp=amp)
+        yield teacher
     finally:
         for p in trainable:
             p.requires_grad_(True)
@@ -304,25 +318,8 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
     key = _run_key(space, channels, method, init, epochs, seed, cfg)
 
     ckpt_path = out / _CHECKPOINT
-    start, history, seconds = 0, [], 0.0
+    start, history, seconds, best = _resume(ckpt_path, run, key)
     select = cfg.keep_best and run.impl.reads_train_data  # data-free methods never select on labels
-    best: dict[str, Any] = {"epoch": 0, "improved": 0, "val_accuracy": -1.0, "state_dict": None}
-    if ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path, what="distillation checkpoint")
-        if ckpt.get("run") != key:
-            raise NasPruneError(
-                f"{ckpt_path} belongs to another distillation run (different arch, method, init, epochs, seed "
-                "or settings): use another output folder or delete it"
-            )
-        try:
-            run.load_state(ckpt)
-        except (KeyError, TypeError, ValueError, RuntimeError):
-            raise NasPruneError(f"{ckpt_path} does not fit this run's modules (written by another version of "
-                                "nas-prune?): delete it to start this distillation over") from None
-        start, history, seconds = int(ckpt["epoch"]), list(ckpt["history"]), float(ckpt.get("seconds", 0.0))
-        if isinstance(ckpt.get("best"), dict):
-            best = ckpt["best"]
-
     stopped = _patience_ran_out(history, best, cfg) if select else False
     for epoch in range(start, epochs):
         if stopped:
@@ -360,9 +357,36 @@ def _distill(space: ChannelSpace, channels: dict[str, int], teacher: nn.Module, 
     Architecture(space.id, channels).save(out / "arch.json")
     export_onnx(student, space.example_input(), out / "model.onnx", metadata=meta)
     export_onnx(teacher, space.example_input(), out / "teacher.onnx", metadata=meta)
-    return _write_metrics(space, arch=Architecture(space.id, channels), student=student, teacher=teacher,
-                          data=data_bundle, out=out, key=key, history=history, seconds=seconds, table=table,
-                          budget_ms=budget_ms, threads=threads, measure_latency=measure_latency, kept=kept)
+    return write_metrics(space, arch=Architecture(space.id, channels), student=student, teacher=teacher,
+                         data=data_bundle, out=out, key=key, history=history, seconds=seconds, table=table,
+                         budget_ms=budget_ms, threads=threads, measure_latency=measure_latency, kept=kept)
+
+
+def _resume(ckpt_path: Path, run: _Run, key: dict[str, Any]
+            ) -> tuple[int, list[dict[str, Any]], float, dict[str, Any]]:
+    """``(epochs done, history, seconds, best epoch)`` of the checkpoint at ``ckpt_path`` (loaded into ``run``), if any.
+
+    Raises:
+        NasPruneError: the checkpoint belongs to another run or does not fit this run's modules.
+    """
+    best: dict[str, Any] = {"epoch": 0, "improved": 0, "val_accuracy": -1.0, "state_dict": None}
+    if not ckpt_path.exists():
+        return 0, [], 0.0, best
+    ckpt = load_checkpoint(ckpt_path, what="distillation checkpoint")
+    if ckpt.get("run") != key:
+        raise NasPruneError(
+            f"{ckpt_path} belongs to another distillation run (different arch, method, init, epochs, seed "
+            "or settings): use another output folder or delete it"
+        )
+    try:
+        run.load_state(ckpt)
+    except (KeyError, TypeError, ValueError, RuntimeError):
+        raise NasPruneError(f"{ckpt_path} does not fit this run's modules (written by another version of "
+                            "nas-prune?): delete it to start this distillation over") from None
+    start, history, seconds = int(ckpt["epoch"]), list(ckpt["history"]), float(ckpt.get("seconds", 0.0))
+    if isinstance(ckpt.get("best"), dict):
+        best = ckpt["best"]
+    return start, history, seconds, best
 
 
 def _val_accuracy(student: nn.Module, val: Dataset, amp: bool) -> float:
@@ -373,62 +397,3 @@ def _val_accuracy(student: nn.Module, val: Dataset, amp: bool) -> float:
 def _patience_ran_out(history: list[dict[str, Any]], best: dict[str, Any], cfg: DistillConfig) -> bool:
     """Whether ``cfg.patience`` epochs have passed since the validation accuracy last rose."""
     return cfg.patience is not None and bool(history) and len(history) - int(best["improved"]) >= cfg.patience
-
-
-_TEACHER_ACCURACY: "weakref.WeakKeyDictionary[nn.Module, dict[int, float]]" = weakref.WeakKeyDictionary()
-
-
-def _teacher_accuracy(teacher: nn.Module, test: Dataset) -> float:
-    """Test accuracy of the (frozen) teacher, computed once per teacher and test split."""
-    memo = _TEACHER_ACCURACY.setdefault(teacher, {})
-    if id(test) not in memo:
-        memo[id(test)] = evaluate(teacher, test)
-    return memo[id(test)]
-
-
-def _write_metrics(space: ChannelSpace, *, arch: Architecture, student: nn.Module, teacher: nn.Module,
-                   data: DataBundle, out: Path, key: dict[str, Any], history: list[dict[str, Any]], seconds: float,
-                   table: Any, budget_ms: float | None, threads: int, measure_latency: bool,
-                   kept: dict[str, Any] | None = None) -> dict[str, Any]:
-    s_count, t_count = space.count(arch), space.count(space.full())
-    tab = load_table(table, space) if table is not None else None
-    if tab is not None:
-        tab.check_space(space)
-    metrics: dict[str, Any] = {
-        "format": METRICS_FORMAT, "version": 1, "data": data.name, **key,
-        "train_seconds": seconds, "history": history, "kept": kept,
-        "student": {"test_accuracy": evaluate(student, data.test), "val_accuracy": evaluate(student, data.val), **s_count},
-        "teacher": {"test_accuracy": _teacher_accuracy(teacher, data.test),
-                    "val_accuracy": _teacher_accuracy(teacher, data.val), **t_count},
-        "latency": None, "speedup": None, "predicted_ms": None, "budget_ms": budget_ms, "budget_holds": None,
-    }
-    stat = "median_ms"
-    if measure_latency:
-        lat = measure_pair({"teacher": out / "teacher.onnx", "student": out / "model.onnx"}, space.input_shape,
-                           threads=threads, table=tab)
-        # The table predicts (and the search budgets) its own statistic: per-round low percentile.
-        stat = "round_ms" if "round_ms" in lat["student"] else "median_ms"
-        metrics["latency"] = {"statistic": stat, **lat}
-        for who in ("student", "teacher"):
-            metrics[who]["latency_ms"] = lat[who][stat]
-            metrics[who]["median_ms"] = lat[who]["median_ms"]
-            metrics[who]["iqr_ms"] = lat[who]["iqr_ms"]
-        metrics["speedup"] = lat["teacher"][stat] / lat["student"][stat]
-        metrics["speedup_median"] = lat["teacher"]["median_ms"] / lat["student"]["median_ms"]
-    if tab is not None:
-        from nas_prune.latency import calibration_label
-
-        metrics["predicted_ms"] = float(tab.predict(arch))  # on the calibration's clock (search, latency predict)
-        metrics["calibration"] = calibration_label(tab)
-        if measure_latency:  # rescaled to the table's reference network timed just now (machine drift)
-            metrics["predicted_ms_now"] = float(tab.predict(arch, reference_ms=tab.measure_reference(space)))
-    if budget_ms is not None:
-        if metrics["latency"] is not None:
-            # a budget in ms is on the table's clock; the machine's speed drifts, the ratio does not
-            limit = budget_ms / float(tab.predict(space.full())) if tab is not None else None
-            metrics["budget_holds"] = bool(1 / metrics["speedup"] <= limit) if limit is not None \
-                else bool(metrics["student"]["latency_ms"] <= budget_ms)
-        if metrics["predicted_ms"] is not None:
-            metrics["budget_holds_predicted"] = bool(metrics["predicted_ms"] <= budget_ms)
-    write_json(out / "metrics.json", metrics)
-    return metrics

@@ -138,12 +138,7 @@ def learn_gates(
         NasPruneError: a ratio outside (0, 1), a checkpoint written with other settings, or
             ``device`` unknown or absent here.
     """
-    ratios = [float(r) for r in ratios]
-    seeds = [int(s) for s in seeds]
-    if not ratios or any(not 0 < r < 1 for r in ratios):
-        raise NasPruneError(f"ratios {ratios}: every target ratio must lie in (0, 1), e.g. 0.3,0.5,0.7")
-    if not seeds:
-        raise NasPruneError("no seeds given: pass at least one seed")
+    ratios, seeds = _checked_targets(ratios, seeds)
     data_bundle = to_bundle(data_bundle)
     check_num_classes(space, data_bundle)  # before any training, in one line
     dev = resolve_device(device)
@@ -154,14 +149,7 @@ def learn_gates(
     gamma = default_gamma(data_bundle.num_classes) if gamma is None else float(gamma)
     fp = _fingerprint(space, data_bundle.name, ratios, seeds, epochs, gamma, lr, batch_size, len(data_bundle.train))  # type: ignore[arg-type]
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    state: dict[str, Any] = {"done": [], "current": None}
-    if ckpt_path is not None and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, what="gates checkpoint")
-        if state.get("fingerprint") != fp:
-            raise NasPruneError(
-                f"gates checkpoint {ckpt_path} was written with other settings: delete it or rerun with the same "
-                "space, data, ratios, seeds, epochs, gamma, lr and batch size"
-            )
+    state = _load_progress(ckpt_path, fp)
     done = [GateRun.from_json(r) for r in state.get("done", [])]
     widths: dict[str, int] = {}
     on_device = dataclasses.replace(data_bundle, train=dataset_on(data_bundle.train, dev),
@@ -172,11 +160,9 @@ def learn_gates(
             for seed in seeds:
                 if any(r.ratio == ratio and r.seed == seed for r in done):
                     continue
-                current = state.get("current")
-                resume = current if current and current["ratio"] == ratio and current["seed"] == seed else None
                 run, widths = _learn_one(space, on_device, ratio=ratio, seed=seed, epochs=epochs, gamma=gamma,
-                                         lr=lr, batch_size=batch_size, resume=resume, advance=advance,
-                                         save=_saver(ckpt_path, fp, done), device=dev, amp=amp)
+                                         lr=lr, batch_size=batch_size, resume=_current_run(state, ratio, seed),
+                                         advance=advance, save=_saver(ckpt_path, fp, done), device=dev, amp=amp)
                 done.append(run)
                 state["current"] = None
                 if ckpt_path is not None:
@@ -186,6 +172,44 @@ def learn_gates(
     settings = {"gamma": gamma, "lr": lr, "epochs": epochs, "batch_size": batch_size,
                 "data": data_bundle.name, "n_train": len(data_bundle.train)}  # type: ignore[arg-type]
     return Gates(space.id, widths, tuple(done), settings)
+
+
+def _checked_targets(ratios: Iterable[float], seeds: Iterable[int]) -> tuple[list[float], list[int]]:
+    """``ratios`` and ``seeds`` as lists, each ratio in (0, 1) and at least one of each.
+
+    Raises:
+        NasPruneError: no ratio, a ratio outside (0, 1), or no seed.
+    """
+    ratios = [float(r) for r in ratios]
+    seeds = [int(s) for s in seeds]
+    if not ratios or any(not 0 < r < 1 for r in ratios):
+        raise NasPruneError(f"ratios {ratios}: every target ratio must lie in (0, 1), e.g. 0.3,0.5,0.7")
+    if not seeds:
+        raise NasPruneError("no seeds given: pass at least one seed")
+    return ratios, seeds
+
+
+def _load_progress(ckpt_path: Path | None, fp: dict[str, Any]) -> dict[str, Any]:
+    """The work a checkpoint holds (``done`` runs, the ``current`` one); nothing done without one.
+
+    Raises:
+        NasPruneError: the checkpoint was written with settings other than ``fp``.
+    """
+    state: dict[str, Any] = {"done": [], "current": None}
+    if ckpt_path is not None and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path, what="gates checkpoint")
+        if state.get("fingerprint") != fp:
+            raise NasPruneError(
+                f"gates checkpoint {ckpt_path} was written with other settings: delete it or rerun with the same "
+                "space, data, ratios, seeds, epochs, gamma, lr and batch size"
+            )
+    return state
+
+
+def _current_run(state: dict[str, Any], ratio: float, seed: int) -> dict[str, Any] | None:
+    """The checkpointed state of the unfinished run (``ratio``, ``seed``) to resume, if it is that one."""
+    current = state.get("current")
+    return current if current and current["ratio"] == ratio and current["seed"] == seed else None
 
 
 def _saver(path: Path | None, fp: dict[str, Any], done: list[GateRun]) -> Any:

@@ -12,9 +12,13 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from nas_prune.errors import NasPruneError
+
+if TYPE_CHECKING:
+    from nas_prune.search._budget import LatencyBudget
+    from nas_prune.space import ChannelSpace
 
 __all__ = ["NNI_PORT_WARNING", "check_port", "launch_nni_experiment", "resume_nni_experiment", "stop_experiment", "collect_results"]
 
@@ -96,11 +100,9 @@ def launch_nni_experiment(
     Returns:
         The result written to ``output``, or ``None`` when detached.
     """
-    from nas_prune._io import write_json
     from nas_prune.search._budget import LatencyBudget, check_budget_texts
-    from nas_prune.search._load import load_gates, load_tables
+    from nas_prune.search._load import load_tables
     from nas_prune.search._study import check_budgets_reachable
-    from nas_prune.search.nni_trial import write_trial_config
     from nas_prune.space import ChannelSpace
 
     if trials < 1 or concurrency < 1:
@@ -112,25 +114,71 @@ def launch_nni_experiment(
     loaded = load_tables(tables, space, calibration=calibration, log=echo)
     lb = LatencyBudget.for_tables(loaded, list(budgets), reference=space.full())
     check_budgets_reachable(space, lb)
-    if gates is not None:
-        search_space = load_gates(gates, space).nni_search_space(space)
-    else:
-        search_space = space.nni_search_space()
+    search_space = _search_space(space, gates)
     if not Path(pnet).is_file():
         raise NasPruneError(f"PruningNet {pnet} does not exist: train one with 'nas-prune pruningnet train'")
     output = Path(output).resolve()
     run_dir = output.with_name(output.name + ".nni")
+    cfg_path = _write_run_dir(run_dir, output=output, space_file=space_file, pnet=pnet, tables=loaded, budgets=lb,
+                              search_space=search_space, data=data, prior=gates is not None,
+                              recal_batches=recal_batches, val_batches=val_batches, batch_size=batch_size)
+    config = _experiment_config(exp_api, space_id=space.id, run_dir=run_dir, cfg_path=cfg_path,
+                                search_space=search_space, tuner=tuner, trials=trials, concurrency=concurrency)
+    experiment = exp_api.Experiment(config, id=experiment_id)
+    return _run(experiment, port=port, detach=detach, keep=keep, output=output, echo=echo, poll_seconds=poll_seconds,
+                start=lambda mode: experiment.start(port, run_mode=mode), on_start=on_start)
+
+
+def _search_space(space: ChannelSpace, gates: str | Path | None) -> dict[str, Any]:
+    """NNI's search space of ``space``, shaped by the prior of ``gates`` when given."""
+    from nas_prune.search._load import load_gates
+
+    if gates is not None:
+        return load_gates(gates, space).nni_search_space(space)
+    return space.nni_search_space()
+
+
+def _write_run_dir(run_dir: Path, *, output: Path, space_file: str | Path, pnet: str | Path, tables: Sequence[Any],
+                   budgets: Sequence[LatencyBudget], search_space: dict[str, Any], data: str, prior: bool,
+                   recal_batches: int, val_batches: int | None, batch_size: int) -> Path:
+    """Write the run directory: the calibrated tables, the trial config, the search space and the run file.
+
+    Args:
+        run_dir: The run directory (``<output>.nni``), created if missing.
+        output: Where the result will be written (recorded in the run file for a resume).
+        space_file: The channel space's file.
+        pnet: The PruningNet checkpoint the trials score with.
+        tables: The calibrated latency tables, saved into ``run_dir`` for the trials.
+        budgets: One latency budget per table.
+        search_space: NNI's search space.
+        data: The trials' data set.
+        prior: Whether the search space follows the gates' prior.
+        recal_batches: Batches recalibrating batch norm in each trial.
+        val_batches: Validation batches per trial (``None``: all).
+        batch_size: The trials' batch size.
+
+    Returns:
+        The trial config's path.
+    """
+    from nas_prune._io import write_json
+    from nas_prune.search.nni_trial import write_trial_config
+
     run_dir.mkdir(parents=True, exist_ok=True)
-    tables = [t.save(run_dir / f"table{i}_calibrated.json") for i, t in enumerate(loaded)]
-    cfg_path = write_trial_config(run_dir / "trial_config.json", space=space_file, pnet=pnet, tables=tables,
-                                  budgets_ms=[b.budget_ms for b in lb], names=[b.name for b in lb], data=data,
-                                  prior=gates is not None, recal_batches=recal_batches, val_batches=val_batches,
+    saved = [t.save(run_dir / f"table{i}_calibrated.json") for i, t in enumerate(tables)]
+    cfg_path = write_trial_config(run_dir / "trial_config.json", space=space_file, pnet=pnet, tables=saved,
+                                  budgets_ms=[b.budget_ms for b in budgets], names=[b.name for b in budgets], data=data,
+                                  prior=prior, recal_batches=recal_batches, val_batches=val_batches,
                                   batch_size=batch_size)
     write_json(run_dir / "search_space.json", search_space)
     write_json(run_dir / RUN_FILE, {"output": str(output), "space": str(Path(space_file).resolve())})
+    return cfg_path
 
+
+def _experiment_config(exp_api: Any, *, space_id: str, run_dir: Path, cfg_path: Path, search_space: dict[str, Any],
+                       tuner: str, trials: int, concurrency: int) -> Any:
+    """NNI's local experiment config: every trial runs :mod:`nas_prune.search.nni_trial` on ``cfg_path``."""
     config = exp_api.ExperimentConfig("local")
-    config.experiment_name = f"nas-prune {space.id}"
+    config.experiment_name = f"nas-prune {space_id}"
     config.trial_command = f"{shlex.quote(sys.executable)} -m nas_prune.search.nni_trial --config {shlex.quote(str(cfg_path))}"
     config.trial_code_directory = str(run_dir)
     config.search_space = search_space
@@ -139,9 +187,7 @@ def launch_nni_experiment(
     config.max_trial_number = trials
     config.trial_concurrency = concurrency
     config.experiment_working_directory = str(run_dir / "experiments")
-    experiment = exp_api.Experiment(config, id=experiment_id)
-    return _run(experiment, port=port, detach=detach, keep=keep, output=output, echo=echo, poll_seconds=poll_seconds,
-                start=lambda mode: experiment.start(port, run_mode=mode), on_start=on_start)
+    return config
 
 
 def resume_nni_experiment(

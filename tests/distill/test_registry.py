@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-import nas_prune.distill._init as init_module
 import nas_prune.distill._methods as methods_module
+import nas_prune.distill._student_init as init_module
 from nas_prune.distill import (
     DistillConfig,
     DistillMethod,

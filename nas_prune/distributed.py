@@ -77,7 +77,7 @@ def is_main() -> bool:
     return world().main
 
 
-def init_from_env(device: str = "auto") -> World:
+def init_from_env(device: str | torch.device = "auto") -> World:
     """Join the process group ``torchrun`` describes in the environment; once, and only under it.
 
     Args:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas_prune.data import DataBundle
 from nas_prune.errors import InvalidFileError, NasPruneError
 from nas_prune.export import load_checkpoint, save_model, save_state_dict
 from nas_prune.space import ChannelSpace
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["train_teacher", "prepare_teacher", "FINETUNE_LR", "SCRATCH_LR", "transfer_epochs", "ChanceLevelError",
            "check_above_chance", "chance_floor"]
@@ -75,7 +78,7 @@ def train_teacher(space: ChannelSpace, data: str | DataBundle, output: Path, *, 
 
 def prepare_teacher(space: ChannelSpace, data: str | DataBundle, output: Path, *, weights: Path | None = None,
                     epochs: int | None = None, batch_size: int = 64, lr: float | None = None,
-                    train_subset: int | None = None, seed: int = 0, device: str = "cpu",
+                    train_subset: int | None = None, seed: int = 0, device: str | torch.device = "cpu",
                     check_chance: bool = True) -> dict[str, Any]:
     """Make the run's teacher at ``output`` (a nas-prune checkpoint) from trained weights or from scratch.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager
@@ -53,7 +54,9 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     text = (spec or "auto").strip().lower()
     from nas_prune.distributed import world
 
-    local = world().local_rank  # under torchrun, each process its own GPU
+    # under torchrun, each process its own GPU (LOCAL_RANK before the process group is joined)
+    w = world()
+    local = w.local_rank if w.active else int(os.environ.get("LOCAL_RANK", "0"))
     if text == "auto":
         return torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
     if text == "cpu":
@@ -125,7 +128,7 @@ class TrainConfig:
     seed: int = 0
     label: str = "train"
     history: list[dict[str, float]] = field(default_factory=list)
-    device: str = "cpu"  # see resolve_device; "auto" uses CUDA when present
+    device: str | torch.device = "cpu"  # see resolve_device; "auto" uses CUDA when present
     amp: bool = True  # bfloat16 autocast on CUDA (ignored on the CPU)
 
 

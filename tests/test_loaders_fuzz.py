@@ -110,7 +110,7 @@ def _stage_record(path: Path) -> None:
 def _run_config(path: Path) -> None:
     """``DIR/config.json`` of a run directory: a mismatch or damage is a typed error."""
     from nas_prune.pipeline import RunConfig
-    from nas_prune.pipeline._stages import _check_config
+    from nas_prune.pipeline._run import _check_config
 
     (path.parent / "config.json").write_bytes(path.read_bytes())
     _check_config(RunConfig(out=path.parent), path.parent)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from nas_prune.budget import LatencyLimit
 from nas_prune.data import Preprocess
@@ -74,13 +77,17 @@ class RunConfig:
     pick_margin: float = 0.04  # the finalists' pick must measure this fraction under the budget (see _finalists)
     calibration: str = "auto"
     overrides: dict[str, Any] = field(default_factory=dict)
-    preprocess: Preprocess = field(init=False, repr=False)  # parsed from mean/std/resize/weights in __post_init__
+    # Parsed once, in __post_init__, from the fields above: every stage reads these objects, never the strings.
+    preprocess: Preprocess = field(init=False, repr=False)  # from mean/std/resize/weights
+    limit: LatencyLimit = field(init=False, repr=False)  # from budget
+    torch_device: torch.device = field(init=False, repr=False)  # from device ("auto" resolved here, once)
 
     def __post_init__(self) -> None:
         from nas_prune.training import resolve_device
 
-        _ = self.budget_spec  # parsed now: a typo fails before the run directory holds a config.json
-        resolve_device(self.device)
+        # parsed now: a typo fails before the run directory holds a config.json
+        self.limit = LatencyLimit.parse(self.budget, reference="the teacher's measured latency")
+        self.torch_device = resolve_device(self.device)
         if self.calibration not in ("auto", "refresh", "off"):
             raise NasPruneError(f"calibration {self.calibration!r}: use auto, refresh or off")
         if not 0.0 <= self.pick_margin < 0.5:
@@ -176,11 +183,13 @@ class RunConfig:
 
     @property
     def budget_spec(self) -> LatencyLimit:
-        """The budget: a fraction of the teacher's latency measured at the start (``0.5x``) or milliseconds."""
-        return LatencyLimit.parse(self.budget, reference="the teacher's measured latency")
+        """The budget as parsed (:attr:`limit`); kept for code written before ``limit`` existed."""
+        return self.limit
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        """The settings as given (``config.json``), with the parsed preprocessing; parsed objects left out."""
+        d = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)
+             if f.name not in ("preprocess", "limit", "torch_device")}
         d["out"] = str(self.out)
         d["table"] = str(self.table) if self.table else None
         d["ratios"] = list(self.ratios)

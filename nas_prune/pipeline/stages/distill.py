@@ -1,0 +1,55 @@
+"""Stage ``distill``: the picked architecture finished from the teacher (KD, CCKD or data-free DAFL), exported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nas_prune.distributed import is_main
+from nas_prune.pipeline._config import RunConfig
+from nas_prune.pipeline._context import RunContext, Stage
+
+__all__ = ["STAGE", "reads_train"]
+
+
+def reads_train(method: str) -> bool:
+    """Whether the finishing ``method`` reads the training split (false for data-free ones, e.g. ``dafl``)."""
+    from nas_prune.distill import get_method
+
+    return get_method(method).reads_train_data
+
+
+def _data_use(cfg: RunConfig) -> str:
+    """The finish reads the training split unless its method is data-free.
+
+    Data-free (:attr:`~nas_prune.distill.DistillMethod.reads_train_data` false, e.g. ``dafl``): no
+    training image is read by the finish, its PruningNet or gates initialisation is not
+    BatchNorm-recalibrated on them, and the validation and test splits only evaluate it.
+    """
+    if not reads_train(cfg.method):
+        return ("no training image (data-free method): generated images only; validation split for the "
+                "per-epoch accuracy, test split for the final accuracy")
+    return ("training split (training, BatchNorm recalibration of a generated init), validation per epoch, test at "
+            "the end")
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
+    """Distil ``arch.json`` from the teacher into ``distill/`` (``model.pt``, ``model.onnx``, ``metrics.json``)."""
+    from nas_prune.distill import DistillConfig, default_epochs, distill
+
+    cfg, out = ctx.cfg, ctx.out
+    epochs = cfg.distill_epochs or default_epochs(cfg.method, ctx.train_images)
+    ctx.log(f"distill: {cfg.method}, {epochs} epochs of {ctx.train_images:,} training images "
+            "(--distill-epochs to change)")
+    init = {"pnet": f"pnet:{out / 'pnet.pt'}", "gates": f"gates:{out / 'gates.json'}"}.get(cfg.init, cfg.init)
+    metrics = distill(ctx.space, ctx.arch, out / "teacher.pt", ctx.data, method=cfg.method, init=init,
+                      epochs=cfg.distill_epochs, seed=cfg.seed, out_dir=out / "distill",
+                      table=out / "table_calibrated.json", budget_ms=ctx.budget_ms, threads=cfg.threads,
+                      device=ctx.device,
+                      config=DistillConfig(batch_size=cfg.distill_batch_size) if cfg.distill_batch_size else None)
+    if not is_main():
+        return {}
+    return {"accuracy": metrics["student"]["test_accuracy"], "speedup": metrics["speedup"]}
+
+
+STAGE = Stage("distill", "finish: distillation from the teacher", run, needs=("finalists",),
+              outputs=("distill/metrics.json", "distill/model.onnx"), reads=_data_use, everyone=True)

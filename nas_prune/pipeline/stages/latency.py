@@ -1,0 +1,41 @@
+"""Stage ``latency``: the run's latency table (given, shipped for this space, or profiled here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nas_prune._io import atomic_write_bytes
+from nas_prune.pipeline._context import RunContext, Stage
+
+__all__ = ["STAGE"]
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
+    """Write ``table.json``: ``--table``, else a shipped table (retargeted to other classes), else profiled."""
+    from nas_prune.latency import LatencyTable, build_table, find_shipped_table, retarget_table, shipped_tables_dir
+
+    cfg, space, out = ctx.cfg, ctx.space, ctx.out
+    if cfg.table is not None:
+        table = LatencyTable.load(cfg.table)
+        table.check_space(space)
+        atomic_write_bytes(out / "table.json", Path(cfg.table).read_bytes())
+        return {"source": str(cfg.table)}
+    shipped = None if cfg.profile else find_shipped_table(space.id, cfg.threads, retarget_to=space)
+    if shipped is not None:
+        source = f"shipped:{shipped.relative_to(shipped_tables_dir()).as_posix()}"
+        shipped_table = LatencyTable.load(shipped)
+        if shipped_table.space_id == space.id:
+            atomic_write_bytes(out / "table.json", shipped.read_bytes())
+            return {"source": source}
+        ctx.log(f"latency table {source} is for {shipped_table.space_id}: used for {space.id} "
+                "(other classes; checked on this machine next)")
+        retarget_table(shipped_table, space).save(out / "table.json")
+        return {"source": source, "retargeted_from": shipped_table.space_id}
+    ctx.log(f"profiling a latency table for {space.id} at {cfg.threads} thread(s) (saves as it goes)")
+    build_table(space, threads=cfg.threads, output=out / "table.json")
+    return {"source": "profiled"}
+
+
+STAGE = Stage("latency", "latency table", run, needs=("space",), outputs=("table.json",),
+              reads="none (timed on random inputs)")

@@ -23,7 +23,7 @@ export OMP_NUM_THREADS=1 NAS_PRUNE_PROGRESS=${NAS_PRUNE_PROGRESS:-1}
 # the folder names the machine, as latency_tables/devvm-amd-epyc-2vcpu does (override with DIR=...)
 SLUG=$("$PY" -c "
 import os, re
-from nas_prune.device import machine_info
+from nas_prune.on_device import machine_info
 m = machine_info()
 cpu = re.sub(r'\(r\)|\(tm\)|processor|cpu|@.*', '', m['cpu_model'].lower())
 cpu = '-'.join(w for w in re.split(r'[^a-z0-9]+', cpu) if w)[:24] or 'cpu'

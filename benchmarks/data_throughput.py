@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT / "examples" / "image_folder"))
 from fashion_mnist_jpeg import write_jpeg_folder  # noqa: E402
 
 from nas_prune.data import batches, default_workers, load_data  # noqa: E402
-from nas_prune.device import machine_info  # noqa: E402
 from nas_prune.files import write_json  # noqa: E402
+from nas_prune.on_device import machine_info  # noqa: E402
 
 MEAN, STD = [0.286] * 3, [0.353] * 3
 

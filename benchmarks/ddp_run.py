@@ -28,8 +28,8 @@ def main() -> None:
     ap.add_argument("--budget", default="0.5x")
     ap.add_argument("-o", "--output", default="benchmarks/results/ddp_run.json")
     args = ap.parse_args()
-    from nas_prune.device import machine_info
     from nas_prune.files import write_json
+    from nas_prune.on_device import machine_info
 
     rows = {}
     for nproc in (1, 2):

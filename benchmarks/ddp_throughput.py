@@ -77,8 +77,8 @@ def main() -> None:
     if args.worker:
         _train(args)
         return
-    from nas_prune.device import machine_info
     from nas_prune.files import write_json
+    from nas_prune.on_device import machine_info
 
     runs: dict[str, list[dict]] = {"1": [], "2": []}
     load_before = os.getloadavg()

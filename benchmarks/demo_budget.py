@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nas_prune.device import machine_info
+from nas_prune.on_device import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 #: v1: finalists and final check in one session pair each; v2: blocks of fresh sessions (measure_ratios sessions);

@@ -39,10 +39,10 @@ import onnxruntime
 import torch
 
 from nas_prune.data import load_data
-from nas_prune.device import machine_info
 from nas_prune.distill import DistillConfig, distill, measure_pair
 from nas_prune.export import export_onnx, load_checkpoint, load_model
 from nas_prune.files import read_json, write_json
+from nas_prune.on_device import machine_info
 from nas_prune.pipeline import PRESETS
 from nas_prune.space import ChannelSpace, materialize
 from nas_prune.teacher import train_teacher

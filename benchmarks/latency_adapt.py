@@ -31,15 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from nas_prune.device import machine_key
 from nas_prune.latency import ADAPT_NETS, ADAPT_SECONDS, LatencyTable, adapt_table, bootstrap_intervals, measure_relative, scores, spearman
+from nas_prune.on_device import machine_key
 from nas_prune.space import ChannelSpace
 
 ROOT = Path(__file__).resolve().parents[1]
 #: v1: groups as measured; v2: noisy groups re-measured (``measure_relative(retries=2)``), regrouped retest;
 #: v3: v2 + up to 120 adaptation networks within the 60 s and the "layers" ridge the same for every term
 #: v4: v3 with the time limit strict (no group started that would end past it)
-#: v5: v4 with more than one thread timed in the shared-pool worker (nas_prune.device._worker)
+#: v5: v4 with more than one thread timed in the shared-pool worker (nas_prune.on_device._worker)
 #: v6: v5 with up to 400 adaptation networks (the 60 s bind first)
 #: v7: v6 with the kernel residual on top of the additive correction (nas_prune.latency._residual)
 #: v8: v7 with the adaptation's networks timed in 30 rounds at every thread count (ADAPT_ROUNDS)

@@ -6,7 +6,7 @@ ratio to the reference in the same round), each group twice in each mode, the mo
 (per-session, shared, per-session, shared, ...) so that the machine's drift falls on both alike:
 
 * ``per_session``: every onnxruntime session with its own intra-op pool, in this process (protocol 1);
-* ``shared``: the worker process whose sessions share one pool (:mod:`nas_prune.device._worker`).
+* ``shared``: the worker process whose sessions share one pool (:mod:`nas_prune.on_device._worker`).
 
 Reported per mode: the per-round spread (median over networks of ``rel_iqr / rel``), the test-retest
 error of ``rel`` (same networks, new sessions), seconds per group and the reference's per-round
@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from nas_prune.device import TimingSettings, machine_key, relative_records, time_models
 from nas_prune.latency import NetFactory, measure_latency
+from nas_prune.on_device import TimingSettings, machine_key, relative_records, time_models
 from nas_prune.space import ChannelSpace
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nas_prune.device import machine_info
+from nas_prune.on_device import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "user_model"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The torch-free device bundle on a 64-bit ARM userland, emulated on this x86 machine, end to end:
-# export a bundle, run `python -m nas_prune.device run` on aarch64 Python + numpy + onnxruntime
+# export a bundle, run `python -m nas_prune.on_device run` on aarch64 Python + numpy + onnxruntime
 # under qemu-user, `nas-prune profile import` the results and fit a table labelled as emulated.
 #
 #   examples/aarch64_emulated.sh setup        # once: qemu-user-static, an arm64 Debian userland, the wheels
@@ -89,15 +89,15 @@ run() {
     esac
   done
   setup
-  mkdir -p "$out/device/nas_prune/device"
+  mkdir -p "$out/device/nas_prune/on_device"
   local t0 t1 t2 t3; t0=$(date +%s)
   NAS_PRUNE_PROGRESS=0 "$PY" -m nas_prune profile bundle --space "$space" --nets "$nets" --rounds "$rounds" \
     --runs-per-round 10 --warmup 3 -o "$out/bundle.zip"
   t1=$(date +%s)
   # the device gets only the runner's files (as on a phone), and its Python has numpy and onnxruntime, no torch
   cp nas_prune/__init__.py nas_prune/errors.py nas_prune/_io.py "$out/device/nas_prune/"
-  cp nas_prune/device/*.py "$out/device/nas_prune/device/"
-  (cd "$out/device" && NAS_PRUNE_EMULATED=qemu-aarch64 emulated_python -m nas_prune.device run ../bundle.zip \
+  cp nas_prune/on_device/*.py "$out/device/nas_prune/on_device/"
+  (cd "$out/device" && NAS_PRUNE_EMULATED=qemu-aarch64 emulated_python -m nas_prune.on_device run ../bundle.zip \
     --threads 1 --device-name "qemu-aarch64-$CPU" -o ../results.json)
   t2=$(date +%s)
   "$PY" -m nas_prune profile import "$out/results.json" --space "$space" --emulated qemu-aarch64 \

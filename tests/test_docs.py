@@ -14,7 +14,7 @@ from nas_prune.report._screenshot import find_chromium, screenshot
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ["data", "space", "teacher", "pretrained", "gates", "pruningnet", "latency", "search", "distill",
-            "report", "pipeline", "export", "budget", "files", "training", "models", "errors", "device", "api",
+            "report", "pipeline", "export", "budget", "files", "training", "models", "errors", "on_device", "api",
             "distributed"]
 
 
@@ -27,7 +27,8 @@ def test_every_public_subpackage_has_an_api_page():
     public = sorted(p.name for p in (ROOT / "nas_prune").iterdir()
                     if not p.name.startswith("_") and (p.suffix == ".py" or (p / "__init__.py").exists()))
     documented = {f"{n}.py" for n in PACKAGES} | set(PACKAGES)
-    assert [p for p in public if p not in documented and p not in ("cli", "progress.py")] == []
+    deprecated = ("device",)  # aliases kept for one release (nas_prune.device -> nas_prune.on_device)
+    assert [p for p in public if p not in documented and p not in ("cli", "progress.py", *deprecated)] == []
 
 
 @pytest.mark.slow
@@ -45,3 +46,14 @@ def test_the_site_builds_strictly_and_renders(tmp_path):
         pytest.skip("Debian's chromium is not installed: the page is built but not rendered")
     png = screenshot(site / "index.html", tmp_path / "home.png", height=1200)
     assert png.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_the_stage_order_is_told_one_way():
+    """The docs' diagram and stage table, and the package docstring, are the registry's (``pipeline.stages``)."""
+    import nas_prune
+    from nas_prune.pipeline.stages import diagram, markdown_table
+
+    stages = (ROOT / "docs" / "stages.md").read_text()
+    assert f"`{diagram()}`" in stages, f"docs/stages.md: the diagram is now\n{diagram()}"
+    assert markdown_table() in stages, f"docs/stages.md: the stage table is now\n{markdown_table()}"
+    assert diagram() in (nas_prune.__doc__ or "")

@@ -89,15 +89,15 @@ def test_the_checker_sees_violations(tmp_path, monkeypatch):
     pkg = tmp_path / "nas_prune" / "gates"
     pkg.mkdir(parents=True)
     bad = pkg / "_x.py"
-    bad.write_text("from nas_prune.cli._train import train\nimport nas_prune.search._nni\nfrom nas_prune.gates import _y\n"
+    bad.write_text("from nas_prune.cli._teacher import train\nimport nas_prune.search._nni\nfrom nas_prune.gates import _y\n"
                    "from nas_prune.gates._z import q\nfrom nas_prune import _io\nfrom nas_prune.pipeline import run_pipeline\n")
     script = tmp_path / "benchmarks" / "b.py"
     script.parent.mkdir()
     script.write_text("from nas_prune import _io\nfrom nas_prune.distill import distill\n")
     monkeypatch.setattr(me, "ROOT", tmp_path)
     assert sorted((m, why) for _, m, why in _violations(bad)) == [
-        ("nas_prune.cli._train", "imports a private module of nas_prune.cli"),
-        ("nas_prune.cli._train", "imports the command line from below it"),
+        ("nas_prune.cli._teacher", "imports a private module of nas_prune.cli"),
+        ("nas_prune.cli._teacher", "imports the command line from below it"),
         ("nas_prune.pipeline", "imports the pipeline from a stage"),
         ("nas_prune.search._nni", "imports a private module of nas_prune.search"),
     ]

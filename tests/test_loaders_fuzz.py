@@ -84,8 +84,8 @@ def test_shaped_json_never_escapes(tmp_path, module, name, fmt, data):
 # --- the other files nas-prune reads -------------------------------------------------------------
 
 def _device_results(path: Path) -> None:
-    from nas_prune.device._runner import load_results
     from nas_prune.latency import import_results
+    from nas_prune.on_device._runner import load_results
 
     load_results(path)
     import_results(path)  # the results become a table: every record is checked there
@@ -126,7 +126,7 @@ def _run_summary(path: Path) -> None:
 
 def _bundle_plan(path: Path) -> None:
     """``plan.json`` inside a device bundle, read by the on-device runner."""
-    from nas_prune.device.__main__ import main
+    from nas_prune.on_device.__main__ import main
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -150,7 +150,7 @@ FILE_LOADERS = {
 def _format_of(kind: str) -> str:
     """The real format tag of a file kind (so shaped documents pass the first check)."""
     if kind == "device-results":
-        from nas_prune.device._runner import RESULTS_FORMAT
+        from nas_prune.on_device._runner import RESULTS_FORMAT
 
         return RESULTS_FORMAT
     if kind == "nni-trial-config":
@@ -158,7 +158,7 @@ def _format_of(kind: str) -> str:
 
         return TRIAL_CONFIG_FORMAT
     if kind == "bundle-plan":
-        from nas_prune.device._runner import BUNDLE_FORMAT
+        from nas_prune.on_device._runner import BUNDLE_FORMAT
 
         return BUNDLE_FORMAT
     return FILE_LOADERS[kind][1]

@@ -27,7 +27,7 @@ app = typer.Typer(
 # Stage modules, in pipeline order; each defines ``register(app)``.
 _COMMAND_MODULES = (
     "nas_prune.cli._space",
-    "nas_prune.cli._train",
+    "nas_prune.cli._teacher",
     "nas_prune.cli._gates",
     "nas_prune.cli._pruningnet",
     "nas_prune.cli._latency",

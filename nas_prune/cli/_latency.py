@@ -8,8 +8,8 @@ from typing import Any, List, Optional
 
 import typer
 
-from nas_prune.device import PROVIDERS
 from nas_prune.errors import InvalidArchitectureError, NasPruneError
+from nas_prune.on_device import PROVIDERS
 
 __all__ = ["register"]
 
@@ -61,14 +61,14 @@ def profile_bundle(
     seed: int = typer.Option(0, help="Seed of the random designs."),
     output: Path = typer.Option(..., "-o", "--output", help="bundle.zip to write."),
 ) -> None:
-    """Write ONNX models and a plan to time on a device with 'python -m nas_prune.device run'."""
+    """Write ONNX models and a plan to time on a device with 'python -m nas_prune.on_device run'."""
     from nas_prune.latency import write_bundle
     from nas_prune.space import ChannelSpace
 
     sp = ChannelSpace.load(space_file)
     write_bundle(sp, output, nets=nets, seed=seed, threads=threads, rounds=rounds, runs_per_round=runs_per_round,
                  warmup=warmup)
-    typer.echo(f"{output}: bundle for {sp.id}; on the device run: python -m nas_prune.device run {output.name} "
+    typer.echo(f"{output}: bundle for {sp.id}; on the device run: python -m nas_prune.on_device run {output.name} "
                f"--threads {threads} -o results.json")
 
 

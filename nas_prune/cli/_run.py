@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -91,15 +91,27 @@ def run(
                     n_trials=n_trials, distill_epochs=distill_epochs, train_subset=train_subset, validate_n=validate_n,
                     batch_size=batch_size, distill_batch_size=batch_size,
                     augment=augment, workers=workers, strict_data=strict_data, device=device, finalists=finalists, pick_margin=pick_margin, calibration=calibration)
+    _launch_if_several(nproc)
+    summary = run_pipeline(cfg)
+    if not is_main():
+        return  # rank 0 prints the result
+    typer.echo(json.dumps(_result(summary, out), indent=2))
+
+
+def _launch_if_several(nproc: int) -> None:
+    """With ``--nproc`` over 1 (and not under torchrun yet): run the command under torchrun and exit with its code.
+
+    Called once the settings are valid (:class:`RunConfig` checked them)."""
     if nproc < 1:
         raise NasPruneError(f"--nproc {nproc}: give 1 or more processes")
     if nproc > 1 and "WORLD_SIZE" not in os.environ:  # the settings are valid: launch the processes
         raise typer.Exit(launch(nproc, "run"))
-    summary = run_pipeline(cfg)
-    if not is_main():
-        return  # rank 0 prints the result
+
+
+def _result(summary: dict[str, Any], out: Path) -> dict[str, Any]:
+    """What ``nas-prune run`` prints: the verdict, the accuracies and latencies, where the report is."""
     t, f = summary["teacher"], summary["final"]
-    typer.echo(json.dumps({
+    return {
         "teacher_accuracy": t["accuracy"], "final_accuracy": f["accuracy"],
         "teacher_ms": t["measured_latency_ms"], "final_ms": f["measured_latency_ms"],
         "budget_ms": summary["budget_ms"], "latency_ratio": summary["latency_ratio"],
@@ -107,7 +119,7 @@ def run(
         "feasible": summary["feasible"], "speedup": summary["speedup"],
         "calibration": summary["calibration"]["label"],
         "report": str(out / "report.html"), "stage_seconds": summary["stage_seconds"],
-    }, indent=2))
+    }
 
 
 def launch(nproc: int, command: str) -> int:

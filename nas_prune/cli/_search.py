@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
 from nas_prune.errors import NasPruneError
 from nas_prune.search import DEFAULT_SAMPLER, NNI_PORT_WARNING, sampler_help
+
+if TYPE_CHECKING:
+    from nas_prune.search import LatencyBudget
+    from nas_prune.space import ChannelSpace
 
 __all__ = ["register"]
 
@@ -60,22 +64,14 @@ def search(
                               echo=typer.echo, calibration=calibration,
                               on_start=lambda: typer.echo(NNI_PORT_WARNING.format(port=port), err=True))
         return
-    if backend != "optuna":
-        raise NasPruneError(f"--backend {backend!r} is not known: use optuna or nni")
-    if n_trials < 1:
-        raise NasPruneError("--n-trials must be at least 1")
-    from nas_prune.search import check_sampler
-
-    check_sampler(sampler)
+    _check_optuna_settings(backend, n_trials, sampler)
     from nas_prune._io import write_json
     from nas_prune.progress import progress_bar
-    from nas_prune.search import LatencyBudget, default_storage, load_evaluator, load_gates, load_tables, redact, run_search
+    from nas_prune.search import default_storage, load_evaluator, load_gates, redact, run_search
     from nas_prune.space import ChannelSpace
 
     sp = ChannelSpace.load(space_file)
-    budgets = LatencyBudget.for_tables(
-        load_tables(table, sp, calibration=calibration, log=lambda m: typer.echo(m, err=True)), budget,
-        reference=sp.full())
+    budgets = _budgets(sp, table, budget, calibration)
     gate_obj = load_gates(gates, sp) if gates else None
     url = storage or default_storage(output)
     name = study_name or f"search-{sp.id}"
@@ -91,6 +87,31 @@ def search(
             heartbeat_interval=heartbeat, on_progress=advance, log=lambda m: typer.echo(m, err=True),
         )
     write_json(output, result)
+    _echo_best(result, output, multi_objective)
+
+
+def _check_optuna_settings(backend: str, n_trials: int, sampler: str) -> None:
+    """Refuse an unknown backend, no trials or an unknown sampler before anything is loaded."""
+    if backend != "optuna":
+        raise NasPruneError(f"--backend {backend!r} is not known: use optuna or nni")
+    if n_trials < 1:
+        raise NasPruneError("--n-trials must be at least 1")
+    from nas_prune.search import check_sampler
+
+    check_sampler(sampler)
+
+
+def _budgets(sp: ChannelSpace, tables: List[Path], budgets: List[str], calibration: str) -> list[LatencyBudget]:
+    """One :class:`LatencyBudget` per latency table (calibrated as ``--calibration`` says)."""
+    from nas_prune.search import LatencyBudget, load_tables
+
+    return LatencyBudget.for_tables(
+        load_tables(tables, sp, calibration=calibration, log=lambda m: typer.echo(m, err=True)), budgets,
+        reference=sp.full())
+
+
+def _echo_best(result: dict[str, Any], output: Path, multi_objective: bool) -> None:
+    """Print the best architecture found (and the Pareto front's size)."""
     best = result["best"]
     lat = ", ".join(f"{k} {v:.4g} ms" for k, v in best["latency_ms"].items())
     typer.echo(f"best: trial {best['trial']}, accuracy {best['accuracy']:.4f}, {lat}, {best['flops']} FLOPs "

@@ -1,57 +1,16 @@
-"""On-device latency runner: needs only Python, numpy and onnxruntime (never torch).
+"""Deprecated alias of :mod:`nas_prune.on_device` (the torch-free latency runner), kept for one release.
 
-Usage on the device (copy ``nas_prune/__init__.py``, ``nas_prune/errors.py``, ``nas_prune/_io.py``
-and ``nas_prune/device/`` there, or install nas-prune without dependencies)::
-
-    python -m nas_prune.device run bundle.zip --threads 1 -o results.json
+The package was renamed because ``--device`` is the torch training device while this package is the
+runner that times networks on the *target* device. Import :mod:`nas_prune.on_device` instead; this
+alias warns once and will be removed in the next release.
 """
 
 from __future__ import annotations
 
-from nas_prune.device._info import cpu_model_from, emulation, machine_info, machine_key
-from nas_prune.device._runner import (
-    BUNDLE_FORMAT,
-    FORMAT_VERSION,
-    RESULTS_FORMAT,
-    load_results,
-    read_plan,
-    run_bundle,
-    run_groups,
-    safe_extract,
-)
-from nas_prune.device._timing import (
-    PROVIDERS,
-    SessionRunner,
-    TimingSettings,
-    make_session,
-    relative_records,
-    summarize,
-    time_interleaved,
-)
-from nas_prune.device._worker import TIMING_PROTOCOL, close_workers, time_models, uses_worker
+import warnings
 
-__all__ = [
-    "BUNDLE_FORMAT",
-    "FORMAT_VERSION",
-    "PROVIDERS",
-    "RESULTS_FORMAT",
-    "SessionRunner",
-    "TIMING_PROTOCOL",
-    "TimingSettings",
-    "close_workers",
-    "cpu_model_from",
-    "emulation",
-    "load_results",
-    "machine_info",
-    "machine_key",
-    "make_session",
-    "read_plan",
-    "relative_records",
-    "run_bundle",
-    "run_groups",
-    "safe_extract",
-    "summarize",
-    "time_interleaved",
-    "time_models",
-    "uses_worker",
-]
+from nas_prune.on_device import *  # noqa: F403 (the alias re-exports every public name)
+from nas_prune.on_device import __all__  # noqa: F401
+
+warnings.warn("nas_prune.device is renamed nas_prune.on_device (the on-device latency runner); this alias will be "
+              "removed in the next release: import nas_prune.on_device", DeprecationWarning, stacklevel=2)

@@ -2,7 +2,7 @@
 
 ``build_table`` times the networks on this machine and saves every finished group to
 ``TABLE.partial.json`` (atomically), so a killed run resumes where it stopped. ``write_bundle`` and
-``import_results`` do the same through the on-device runner (:mod:`nas_prune.device`).
+``import_results`` do the same through the on-device runner (:mod:`nas_prune.on_device`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from nas_prune._io import atomic_write_bytes, read_json, write_json
-from nas_prune.device import BUNDLE_FORMAT, FORMAT_VERSION, TimingSettings, load_results, machine_info, run_groups
 from nas_prune.errors import InvalidFileError, NasPruneError
 from nas_prune.latency._fit import fit_additive
 from nas_prune.latency._structure import FEATURES_PER_LAYER, structure_from_space
 from nas_prune.latency._table import LatencyTable
+from nas_prune.on_device import BUNDLE_FORMAT, FORMAT_VERSION, TimingSettings, load_results, machine_info, run_groups
 
 __all__ = ["design_archs", "default_nets", "default_rounds", "build_table", "write_bundle", "import_results",
            "table_from_records", "refit_table"]
@@ -240,7 +240,7 @@ def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: 
 def write_bundle(space: Any, path: str | os.PathLike[str], *, nets: int | None = None, seed: int = 0,
                  threads: int = 1, rounds: int = 30, runs_per_round: int = 20, warmup: int = 10,
                  opt_level: str = "all", group_size: int = 8, reference_ratio: float = 0.5) -> Path:
-    """Write a bundle (ONNX models + ``plan.json``) for ``python -m nas_prune.device run`` on a device."""
+    """Write a bundle (ONNX models + ``plan.json``) for ``python -m nas_prune.on_device run`` on a device."""
     import json
 
     from nas_prune.latency._nets import NetFactory
@@ -269,7 +269,7 @@ def write_bundle(space: Any, path: str | os.PathLike[str], *, nets: int | None =
 
 def import_results(path: str | os.PathLike[str], *, space: Any | None = None,
                    emulated: str | None = None) -> LatencyTable:
-    """Build a table from the results of ``python -m nas_prune.device run`` (checked against ``space``).
+    """Build a table from the results of ``python -m nas_prune.on_device run`` (checked against ``space``).
 
     Args:
         path: The results file.

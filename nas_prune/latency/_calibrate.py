@@ -6,7 +6,7 @@ the figures (REFERENCE.md section 8: a shipped table went from 100 % to 70-97 % 
 second VM of the same CPU string). So before a table is trusted:
 
 1. :func:`foreign_reason` says whether it was calibrated *here*: its calibration record names this
-   machine (:func:`nas_prune.device.machine_key`: host name, machine id and boot id), this
+   machine (:func:`nas_prune.on_device.machine_key`: host name, machine id and boot id), this
    onnxruntime version and the table's own provider options, and is at most ``MAX_AGE_DAYS`` old.
 2. A foreign table is **checked** (:func:`check_table`, about 5-30 s): the reference and
    ``CHECK_NETS`` random networks timed interleaved with the table's own protocol
@@ -37,13 +37,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from nas_prune.device import TIMING_PROTOCOL, TimingSettings, machine_key, uses_worker
 from nas_prune.errors import NasPruneError
 from nas_prune.latency._adapt import fit_correction
 from nas_prune.latency._record import _now, _ort_version, calibration_record
 from nas_prune.latency._relative import load_average, measure_relative
 from nas_prune.latency._scores import scores
 from nas_prune.latency._table import LatencyTable
+from nas_prune.on_device import TIMING_PROTOCOL, TimingSettings, machine_key, uses_worker
 
 __all__ = ["CHECK_NETS", "ADAPT_NETS", "ADAPT_SECONDS", "ADAPT_ROUNDS", "MAX_AGE_DAYS", "RECHECK_MINUTES", "calibration_record", "foreign_reason",
            "check_table", "adapt_table", "calibrate", "calibrated_table", "calibration_label", "cache_dir",

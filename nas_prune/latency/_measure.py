@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from nas_prune.device import SessionRunner, TimingSettings, make_session, relative_records, summarize, time_models
 from nas_prune.errors import InvalidFileError
+from nas_prune.on_device import SessionRunner, TimingSettings, make_session, relative_records, summarize, time_models
 
 __all__ = ["measure_latency", "measure_interleaved", "to_onnx_bytes", "arch_onnx_bytes"]
 

@@ -1,7 +1,7 @@
 """Does a network meet a latency budget *here*? Its ratio to the teacher, measured until the noise allows a verdict.
 
 A table's prediction picks candidates; the verdict on the budget is a measurement. Each candidate
-is timed interleaved with the teacher (the drift-proof protocol of :mod:`nas_prune.device._timing`:
+is timed interleaved with the teacher (the drift-proof protocol of :mod:`nas_prune.on_device._timing`:
 per-round low percentile, ratio in the same round), and the median per-round ratio is compared with
 the budget's ratio.
 
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 import numpy as np
 
 if TYPE_CHECKING:
-    from nas_prune.device import TimingSettings
+    from nas_prune.on_device import TimingSettings
 
 __all__ = ["measure_ratios", "QUIET_TOL"]
 
@@ -108,7 +108,7 @@ def _time_pass(timings: _Timings, onnx: Mapping[str, bytes], todo: list[str], ba
     Returns:
         The number of the next block.
     """
-    from nas_prune.device import TimingSettings, time_models
+    from nas_prune.on_device import TimingSettings, time_models
 
     q = base.percentile
     seeds = {n: i for i, n in enumerate(onnx)}
@@ -225,8 +225,8 @@ def measure_ratios(models: Mapping[str, Any], teacher: Any, input_shape: Any, se
         deviation of the ratios of the blocks judged on), ``quiet_blocks`` (how many of them were
         judged on), ``quiet_teacher_ms``, ``contended`` and ``load_average``.
     """
-    from nas_prune.device import TimingSettings
     from nas_prune.latency._measure import to_onnx_bytes
+    from nas_prune.on_device import TimingSettings
 
     base = TimingSettings.from_json({**settings, "rounds": rounds})
     sessions = max(1, int(sessions))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 from typing import Any, Mapping
 
-from nas_prune.device import TIMING_PROTOCOL, machine_key
+from nas_prune.on_device import TIMING_PROTOCOL, machine_key
 
 __all__ = ["calibration_record"]
 

@@ -13,8 +13,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from nas_prune.device import TimingSettings
 from nas_prune.latency._table import LatencyTable
+from nas_prune.on_device import TimingSettings
 
 __all__ = ["NOISY_GROUP", "SLOW_REFERENCE", "load_average", "measure_relative"]
 
@@ -59,8 +59,8 @@ def measure_relative(table: LatencyTable, space: Any, archs: Sequence[Mapping[st
         ``group_noise``, ``group_attempts``, ``load_average`` after its group); with ``max_seconds``
         it stops after the group that passes it.
     """
-    from nas_prune.device import run_groups
     from nas_prune.latency._nets import NetFactory
+    from nas_prune.on_device import run_groups
 
     table.check_space(space)
     s = dict(table.settings)

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from nas_prune.device import TimingSettings, run_groups
 from nas_prune.latency._table import LatencyTable
+from nas_prune.on_device import TimingSettings, run_groups
 
 __all__ = ["validate_table", "rescore", "predict_cpu_us", "bootstrap_intervals"]
 
@@ -186,7 +186,7 @@ def _provenance(table: LatencyTable) -> dict[str, Any]:
     """A validation's ``calibration`` (the table's kind), ``validated_on`` (this machine) and ``built_on``."""
     import onnxruntime
 
-    from nas_prune.device import machine_key
+    from nas_prune.on_device import machine_key
 
     return {
         "calibration": (table.meta.get("calibration") or {}).get("kind"),

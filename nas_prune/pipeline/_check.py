@@ -75,8 +75,8 @@ def recheck_run(run_dir: str | Path) -> dict[str, Any]:
     Raises:
         NasPruneError: ``run_dir`` is not a finished run (no ``summary.json`` or a file it needs).
     """
-    from nas_prune.device import machine_info
     from nas_prune.latency import LatencyTable
+    from nas_prune.on_device import machine_info
     from nas_prune.report import write_report
     from nas_prune.space import ChannelSpace
 

@@ -19,6 +19,7 @@ every measurement so far.
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -101,86 +102,167 @@ def finalists_stage(space: Any, out: Path, table: Any, limit: float, k: int, *, 
     (see :data:`PICK_MARGIN`). Rounds after the first only run when no candidate met it (see the
     module docstring).
     """
-    from nas_prune.latency import QUIET_TOL, arch_onnx_bytes, measure_ratios
-    from nas_prune.space import Architecture, scaled_to
-
     budget = limit
     limit = budget * (1.0 - margin)  # what the pick must measure under
+    against = f"{budget:.3g}x budget less the {margin:.0%} pick margin ({limit:.3g}x)"  # in the log lines
 
     trials = read_json(out / "trials.json", what="search trials")
     first = top_candidates(trials, k)
     if not first:
         return {"n": 0, "note": "no predicted-feasible trial to measure: the search's pick is kept"}
+    ratio = _predicted_ratio(space, table)
+    found = _measure_rounds(space, out, table, trials, first, k, ratio, limit, against, log)
+    i, met = pick_measured(found.cands, found.measured)
+    _write_pick(out, found, ratio, i)
+    log(_pick_message(found, i, met, against))
+    return _summary(found, i, met, budget, limit, margin)
+
+
+@dataclass
+class _Found:
+    """Every measured candidate so far, in rank order (round by round), and a row per round."""
+
+    cands: list[dict[str, Any]] = field(default_factory=list)  # the trials (or shrunk trials)
+    archs: list[Any] = field(default_factory=list)  # their architectures
+    measured: list[dict[str, Any]] = field(default_factory=list)  # their measure_ratios results
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, rnd: int, batch: Sequence[tuple[dict[str, Any], Any]], measured: list[dict[str, Any]]) -> None:
+        self.cands += [t for t, _ in batch]
+        self.archs += [a for _, a in batch]
+        self.measured += measured
+        self.rounds.append({"round": rnd, "n": len(batch), "met": sum(x["meets"] for x in measured)})
+
+
+def _predicted_ratio(space: Any, table: Any) -> Callable[[Any], float]:
+    """The table's predicted latency of an architecture over the unpruned network's."""
     full = table.relative(space.full())
 
     def ratio(a: Any) -> float:
         return float(table.relative(a) / full)
 
-    cands: list[dict[str, Any]] = []  # every measured candidate, in rank order (round by round)
-    archs: list[Any] = []
-    measured: list[dict[str, Any]] = []
-    rounds: list[dict[str, Any]] = []
-    batch = [(t, Architecture(space.id, dict(t["channels"]))) for t in first]
+    return ratio
+
+
+def _with_archs(space: Any, trials: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], Any]]:
+    from nas_prune.space import Architecture
+
+    return [(t, Architecture(space.id, dict(t["channels"]))) for t in trials]
+
+
+def _measure_rounds(space: Any, out: Path, table: Any, trials: Sequence[dict[str, Any]],
+                    first: Sequence[dict[str, Any]], k: int, ratio: Callable[[Any], float], limit: float,
+                    against: str, log: Callable[[str], None]) -> _Found:
+    """Measure ``first``, then, while none meets ``limit``, the next round's candidates (:func:`_next_batch`)."""
+    found = _Found()
+    batch = _with_archs(space, first)
     for rnd in range(1, MAX_ROUNDS + 1):
-        # each candidate alone with the teacher (the final check's protocol), in blocks of fresh
-        # sessions spread over the round, so that each interval covers the ratio's drift here
-        res = measure_ratios({f"c{j}": arch_onnx_bytes(space, a) for j, (_, a) in enumerate(batch)},
-                             out / "teacher.onnx", space.input_shape, table.settings, limit=limit,
-                             sessions=SESSIONS, pairs=True, quiet_tol=QUIET_TOL)
-        m = [res[f"c{j}"] for j in range(len(batch))]
-        cands += [t for t, _ in batch]
-        archs += [a for _, a in batch]
-        measured += m
-        rounds.append({"round": rnd, "n": len(batch), "met": sum(x["meets"] for x in m)})
-        if any(x["meets"] for x in measured) or rnd == MAX_ROUNDS:
+        found.add(rnd, batch, _measure(space, out, table, batch, limit))
+        if any(x["meets"] for x in found.measured) or rnd == MAX_ROUNDS:
             break
-        predicted, got = [ratio(a) for a in archs], [x["ratio"] for x in measured]
-        bias, target = table_bias(predicted, got), corrected_target(limit, predicted, got)
-        rounds[-1]["next_target_ratio"] = target
-        seen = {_key(a.channels) for a in archs}
-        under = [t for t in trials if t.get("channels") and _key(t["channels"]) not in seen
-                 and ratio(Architecture(space.id, dict(t["channels"]))) <= target]
-        nxt = top_candidates([{**t, "feasible": True} for t in under], k)
-        if nxt:
-            batch = [(t, Architecture(space.id, dict(t["channels"]))) for t in nxt]
-            how = f"{len(nxt)} trial(s) under it"
-        else:
-            batch = []
-            for t, a in zip(cands[:k], archs[:k]):
-                if ratio(a) <= target:
-                    continue  # already under the target: shrinking gives it back
-                shape = {g.name: a.channels[g.name] / g.width for g in space.searchable_genes}
-                s = scaled_to(space, ratio, target, shape, nearest=False)
-                if _key(s.channels) not in seen:
-                    seen.add(_key(s.channels))
-                    batch.append(({**t, "shrunk_from": t["number"]}, s))
-            how = f"no trial under it: {len(batch)} candidate(s) shrunk to it, shape kept"
-        log(f"finalists: none of {len(measured)} met the {budget:.3g}x budget less the {margin:.0%} pick margin "
-            f"({limit:.3g}x); the table under-predicts here "
-            f"(bias {bias:.3f}): round {rnd + 1} aims at predicted {target:.3f}x, {how}")
+        batch = _next_batch(space, trials, found, k, ratio, limit, rnd, against, log)
         if not batch:
             break
-    i, met = pick_measured(cands, measured)
+    return found
+
+
+def _measure(space: Any, out: Path, table: Any, batch: Sequence[tuple[dict[str, Any], Any]],
+             limit: float) -> list[dict[str, Any]]:
+    """Each candidate alone with the teacher (the final check's protocol), in blocks of fresh sessions
+    spread over the round, so that each interval covers the ratio's drift here."""
+    from nas_prune.latency import QUIET_TOL, arch_onnx_bytes, measure_ratios
+
+    res = measure_ratios({f"c{j}": arch_onnx_bytes(space, a) for j, (_, a) in enumerate(batch)},
+                         out / "teacher.onnx", space.input_shape, table.settings, limit=limit,
+                         sessions=SESSIONS, pairs=True, quiet_tol=QUIET_TOL)
+    return [res[f"c{j}"] for j in range(len(batch))]
+
+
+def _next_batch(space: Any, trials: Sequence[dict[str, Any]], found: _Found, k: int,
+                ratio: Callable[[Any], float], limit: float, rnd: int, against: str,
+                log: Callable[[str], None]) -> list[tuple[dict[str, Any], Any]]:
+    """The candidates of round ``rnd + 1``, aimed at the bias-corrected target (noted in the last round's row).
+
+    The most accurate unmeasured trials under the target; where there is none, the first ``k``
+    candidates shrunk to it (:func:`_shrunk`).
+    """
+    predicted, got = [ratio(a) for a in found.archs], [x["ratio"] for x in found.measured]
+    bias, target = table_bias(predicted, got), corrected_target(limit, predicted, got)
+    found.rounds[-1]["next_target_ratio"] = target
+    seen = {_key(a.channels) for a in found.archs}
+    batch = _trials_under(space, trials, seen, ratio, target, k)
+    if batch:
+        how = f"{len(batch)} trial(s) under it"
+    else:
+        batch = _shrunk(space, found, seen, ratio, target, k)
+        how = f"no trial under it: {len(batch)} candidate(s) shrunk to it, shape kept"
+    log(f"finalists: none of {len(found.measured)} met the {against}; the table under-predicts here "
+        f"(bias {bias:.3f}): round {rnd + 1} aims at predicted {target:.3f}x, {how}")
+    return batch
+
+
+def _trials_under(space: Any, trials: Sequence[dict[str, Any]], seen: set[tuple[tuple[str, int], ...]],
+                  ratio: Callable[[Any], float], target: float, k: int) -> list[tuple[dict[str, Any], Any]]:
+    """The ``k`` most accurate trials not measured yet that the table puts under ``target``."""
+    from nas_prune.space import Architecture
+
+    under = [t for t in trials if t.get("channels") and _key(t["channels"]) not in seen
+             and ratio(Architecture(space.id, dict(t["channels"]))) <= target]
+    return _with_archs(space, top_candidates([{**t, "feasible": True} for t in under], k))
+
+
+def _shrunk(space: Any, found: _Found, seen: set[tuple[tuple[str, int], ...]], ratio: Callable[[Any], float],
+            target: float, k: int) -> list[tuple[dict[str, Any], Any]]:
+    """The first ``k`` candidates over ``target`` shrunk to it, each gene's width fraction kept (new ones only)."""
+    from nas_prune.space import scaled_to
+
+    batch = []
+    for t, a in zip(found.cands[:k], found.archs[:k]):
+        if ratio(a) <= target:
+            continue  # already under the target: shrinking gives it back
+        shape = {g.name: a.channels[g.name] / g.width for g in space.searchable_genes}
+        s = scaled_to(space, ratio, target, shape, nearest=False)
+        if _key(s.channels) not in seen:
+            seen.add(_key(s.channels))
+            batch.append(({**t, "shrunk_from": t["number"]}, s))
+    return batch
+
+
+def _write_pick(out: Path, found: _Found, ratio: Callable[[Any], float], i: int) -> None:
+    """``finalists.json`` (a row per measured candidate, the pick marked) and the pick's ``arch.json``."""
     rows = [{"trial": t["number"], "accuracy": t["accuracy"], "predicted_ms": t["latency_ms"],
              "predicted_ratio": ratio(a), **({"shrunk_from": t["shrunk_from"]} if "shrunk_from" in t else {}),
              **x, "picked": j == i}
-            for j, (t, a, x) in enumerate(zip(cands, archs, measured))]
+            for j, (t, a, x) in enumerate(zip(found.cands, found.archs, found.measured))]
     write_json(out / "finalists.json", rows)
-    archs[i].save(out / "arch.json")
+    found.archs[i].save(out / "arch.json")
+
+
+def _shrunk_note(cand: dict[str, Any]) -> str:
+    return " (shrunk, shape kept)" if "shrunk_from" in cand else ""
+
+
+def _pick_message(found: _Found, i: int, met: bool, against: str) -> str:
+    measured, cand = found.measured, found.cands[i]
     over = sum(not x["meets"] for x in measured)
     undecided = sum(x["decided_by"] == "median" for x in measured)
-    shrunk = " (shrunk, shape kept)" if "shrunk_from" in cands[i] else ""
-    log(f"finalists: {len(cands)} measured against the teacher in {len(rounds)} round(s), {over} over the "
-        f"{budget:.3g}x budget less the {margin:.0%} pick margin ({limit:.3g}x)"
-        + (f", {undecided} decided on the median after {max(x['rounds'] for x in measured)} rounds "
-           "(noise wider than the margin)" if undecided else "")
-        + f"; picked #{i + 1} by accuracy (trial {cands[i]['number']}{shrunk}): measured {measured[i]['ratio']:.3f}x "
-          f"[{measured[i]['interval'][0]:.3f}, {measured[i]['interval'][1]:.3f}]"
-        + ("" if met else " -- NONE met the budget: the fastest is kept"))
-    return {"n": len(cands), "over_budget": over, "undecided": undecided, "picked_rank": i + 1,
-            "picked_trial": cands[i]["number"], "met": met, "measured_ratio": measured[i]["ratio"],
-            "interval": measured[i]["interval"], "accuracy": cands[i]["accuracy"], "limit": budget,
+    return (f"finalists: {len(found.cands)} measured against the teacher in {len(found.rounds)} round(s), {over} "
+            f"over the {against}"
+            + (f", {undecided} decided on the median after {max(x['rounds'] for x in measured)} rounds "
+               "(noise wider than the margin)" if undecided else "")
+            + f"; picked #{i + 1} by accuracy (trial {cand['number']}{_shrunk_note(cand)}): measured "
+              f"{measured[i]['ratio']:.3f}x [{measured[i]['interval'][0]:.3f}, {measured[i]['interval'][1]:.3f}]"
+            + ("" if met else " -- NONE met the budget: the fastest is kept"))
+
+
+def _summary(found: _Found, i: int, met: bool, budget: float, limit: float, margin: float) -> dict[str, Any]:
+    """The stage's record in the run's summary."""
+    measured, cand = found.measured, found.cands[i]
+    return {"n": len(found.cands), "over_budget": sum(not x["meets"] for x in measured),
+            "undecided": sum(x["decided_by"] == "median" for x in measured), "picked_rank": i + 1,
+            "picked_trial": cand["number"], "met": met, "measured_ratio": measured[i]["ratio"],
+            "interval": measured[i]["interval"], "accuracy": cand["accuracy"], "limit": budget,
             "pick_limit": limit, "margin": margin,
             "quiet_teacher_ms": min(x.get("quiet_teacher_ms", x.get("teacher_ms", 0.0)) for x in measured),
             "contended": sum(bool(x.get("contended")) for x in measured),
-            "rounds": rounds, **({"shrunk_from": cands[i]["shrunk_from"]} if shrunk else {})}
+            "rounds": found.rounds, **({"shrunk_from": cand["shrunk_from"]} if _shrunk_note(cand) else {})}

@@ -57,7 +57,7 @@ class LatencyBudget:
     @staticmethod
     def for_tables(
         tables: Sequence[LatencyPredictor],
-        budgets: Sequence[str | float],
+        budgets: Sequence[str | float | LatencyLimit],
         *,
         names: Sequence[str] | None = None,
         reference: Architecture | float | None = None,
@@ -89,7 +89,7 @@ class LatencyBudget:
             budgets = list(budgets) * len(tables)
         ms: list[float] = []
         for table, b in zip(tables, budgets):
-            limit = LatencyLimit.parse(b)
+            limit = b if isinstance(b, LatencyLimit) else LatencyLimit.parse(b)  # parsed already: taken as is
             if limit.relative and reference is None:
                 raise NasPruneError(f"budget {b!r} is relative but no reference was given: {RELATIVE_HINT}")
             if limit.relative:

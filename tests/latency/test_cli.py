@@ -105,7 +105,7 @@ def test_bundle_and_import_commands(capsys, tiny_space_file, tmp_path):
     code, out, _ = _cli(capsys, "profile", "bundle", "--space", str(tiny_space_file), "--nets", "8", "--rounds", "3",
                         "-o", str(bundle))
     assert code == 0 and bundle.is_file()
-    from nas_prune.device import run_bundle
+    from nas_prune.on_device import run_bundle
 
     run_bundle(bundle, tmp_path / "results.json", threads=1)
     code, out, err = _cli(capsys, "profile", "import", str(tmp_path / "results.json"), "--space", str(tiny_space_file),

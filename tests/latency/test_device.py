@@ -41,7 +41,7 @@ def _device_env(tmp_path: Path) -> dict[str, str]:
 
 
 def _run_device(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nas_prune.device", *args], cwd=tmp_path, env=_device_env(tmp_path),
+    return subprocess.run([sys.executable, "-m", "nas_prune.on_device", *args], cwd=tmp_path, env=_device_env(tmp_path),
                           capture_output=True, text=True, timeout=120)
 
 
@@ -58,13 +58,13 @@ def test_the_hook_really_blocks_torch(tmp_path):
     proc = subprocess.run([sys.executable, "-c", "import torch"], env=_device_env(tmp_path), capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode != 0 and "not installed on this device" in proc.stderr
-    where = subprocess.run([sys.executable, "-c", "import nas_prune.device as d; print(d.__file__)"], cwd=tmp_path,
+    where = subprocess.run([sys.executable, "-c", "import nas_prune.on_device as d; print(d.__file__)"], cwd=tmp_path,
                            env=_device_env(tmp_path), capture_output=True, text=True, timeout=60)
     assert "device_copy" in where.stdout, where.stderr  # the copy runs, not the full checkout
 
 
 def test_runner_imports_no_torch(tmp_path):
-    code = ("import sys, nas_prune.device, nas_prune.device.__main__; "
+    code = ("import sys, nas_prune.on_device, nas_prune.on_device.__main__; "
             "assert 'torch' not in sys.modules, 'torch imported'; print('ok')")
     proc = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(REPO)),
                           capture_output=True, text=True, timeout=60)

@@ -51,7 +51,7 @@ Hardware\t: Qualcomm Technologies, Inc SM8350
 
 
 def test_cpu_model_names_arm_boards_and_phones():
-    from nas_prune.device import cpu_model_from
+    from nas_prune.on_device import cpu_model_from
 
     assert cpu_model_from(RPI4) == "Raspberry Pi 4 Model B Rev 1.4 (Cortex-A72 x2)"
     assert cpu_model_from(PHONE) == "Qualcomm Technologies, Inc SM8350 (Cortex-A55 x2 + Cortex-A78 x1 + Cortex-X1 x1)"
@@ -60,7 +60,7 @@ def test_cpu_model_names_arm_boards_and_phones():
 
 
 def test_emulation_is_named_or_detected(monkeypatch):
-    from nas_prune.device import _info, machine_info
+    from nas_prune.on_device import _info, machine_info
 
     monkeypatch.delenv("NAS_PRUNE_EMULATED", raising=False)
     kernel = {"arch": "x86_64"}
@@ -102,11 +102,11 @@ def test_bundle_runs_on_emulated_aarch64_and_imports_as_emulated(tiny_space, tmp
 
     write_bundle(tiny_space, tmp_path / "bundle.zip", nets=6, rounds=2, runs_per_round=3, warmup=1, seed=1)
     device = _runner_copy(tmp_path)
-    code = ("import sys, platform, nas_prune.device, nas_prune.device.__main__; "
+    code = ("import sys, platform, nas_prune.on_device, nas_prune.on_device.__main__; "
             "print(platform.machine(), 'torch' in sys.modules)")
     where = _emulated(device, "-c", code)
     assert where.returncode == 0 and where.stdout.split() == ["aarch64", "False"], where.stderr
-    proc = _emulated(device, "-m", "nas_prune.device", "run", "../bundle.zip", "--threads", "1", "-o", "../results.json",
+    proc = _emulated(device, "-m", "nas_prune.on_device", "run", "../bundle.zip", "--threads", "1", "-o", "../results.json",
                      "--device-name", "qemu-a72")
     assert proc.returncode == 0, proc.stderr
     res = json.loads((tmp_path / "results.json").read_text())

@@ -26,8 +26,8 @@ tensorrt = pytest.mark.skipif("TensorrtExecutionProvider" not in _PROVIDERS or n
 @pytest.mark.gpu
 @cuda
 def test_cuda_io_binding_timing(tiny_space):
-    from nas_prune.device import SessionRunner, TimingSettings, make_session
     from nas_prune.latency import arch_onnx_bytes, measure_interleaved, measure_latency
+    from nas_prune.on_device import SessionRunner, TimingSettings, make_session
 
     onnx = arch_onnx_bytes(tiny_space, tiny_space.full())
     settings = TimingSettings(provider="cuda")

@@ -40,7 +40,7 @@ def test_noise_wider_than_the_margin_takes_more_rounds_and_says_so(onnx, tiny_sp
 
 
 def test_sessions_split_the_rounds_into_blocks_of_fresh_sessions(onnx, tiny_space, monkeypatch):
-    import nas_prune.device._worker as device
+    import nas_prune.on_device._worker as device
 
     made = []
     real = device.make_session
@@ -55,7 +55,7 @@ def test_sessions_split_the_rounds_into_blocks_of_fresh_sessions(onnx, tiny_spac
 
 
 def test_pairs_time_each_candidate_alone_with_the_teacher(onnx, tiny_space, monkeypatch):
-    import nas_prune.device._worker as device
+    import nas_prune.on_device._worker as device
 
     groups = []
     real = device.time_interleaved
@@ -82,7 +82,7 @@ def test_the_block_bootstrap_covers_drift_between_blocks():
 
 def _fake_timing(monkeypatch, blocks):
     """time_interleaved returning, per call, the next ``(teacher_s, candidate_s)`` for every round."""
-    import nas_prune.device._worker as device
+    import nas_prune.on_device._worker as device
 
     calls = iter(blocks)
 

@@ -140,6 +140,31 @@ class _NoTrainingImages(Dataset):
         raise AssertionError("the finish read a training image")
 
 
+def _count_parsing(monkeypatch) -> tuple[list[str], list[str]]:
+    """Spies on every parse of a budget string and every resolution of ``auto`` as a device, wherever imported."""
+    import nas_prune.training as training
+    from nas_prune.budget import LatencyLimit
+
+    parsed: list[str] = []
+    autos: list[str] = []
+    parse, resolve = LatencyLimit.parse.__func__, training.resolve_device  # type: ignore[attr-defined]
+
+    def counting_parse(cls, text, *args, **kwargs):
+        parsed.append(str(text))
+        return parse(cls, text, *args, **kwargs)
+
+    def counting_resolve(spec="auto"):
+        if spec is None or str(spec).strip().lower() == "auto":
+            autos.append("auto")
+        return resolve(spec)
+
+    monkeypatch.setattr(LatencyLimit, "parse", classmethod(counting_parse))
+    for name, module in list(sys.modules.items()):  # modules that imported the function by name
+        if name.startswith("nas_prune") and getattr(module, "resolve_device", None) is resolve:
+            monkeypatch.setattr(module, "resolve_device", counting_resolve)
+    return parsed, autos
+
+
 @pytest.mark.slow
 def test_run_with_dafl_finishes_without_training_images(tmp_path, monkeypatch):
     """``--method dafl``: the finish (PruningNet init included) gets a training split that fails on any use."""
@@ -157,10 +182,13 @@ def test_run_with_dafl_finishes_without_training_images(tmp_path, monkeypatch):
 
     monkeypatch.setattr(distill_pkg, "distill", guarded)
     monkeypatch.setenv("NAS_PRUNE_PROGRESS", "0")
+    parsed, autos = _count_parsing(monkeypatch)
     cfg = RunConfig(model="tests.conftest:tiny_resnet", input_size=16, teacher_epochs=2, gate_epochs=1, pnet_epochs=2,
                     n_trials=6, distill_epochs=2, profile=True, validate_n=2, budget="1ms", finalists=2,
-                    method="dafl", out=tmp_path / "run", device="cpu")
+                    method="dafl", out=tmp_path / "run", device="auto")
     summary = run_pipeline(cfg)
+    # settings are parsed once, at the edge: the budget string once, "auto" resolved once (RunConfig)
+    assert parsed == ["1ms"] and autos == ["auto"]
     assert seen == ["dafl"]
     assert summary["finish"] == {"method": "dafl", "init": "pnet", "data_free": True}
     assert summary["data_use"]["distill"].startswith("no training image")

@@ -31,7 +31,7 @@ def _copy_with(src, dst, name: str, data: bytes, *, replace: bool = False):  # n
     ("models/n0001.onnx", b"\x08\x07\x12\x04junk", True, "n0001.onnx"),
 ], ids=["parent", "nested-parent", "malformed-onnx"])
 def test_hostile_bundle_damages_nothing(capsys, tmp_path, real_bundle, member, data, replace, words):
-    from nas_prune.device.__main__ import main
+    from nas_prune.on_device.__main__ import main
 
     work = tmp_path / "device"
     work.mkdir()

@@ -24,7 +24,7 @@ from nas_prune.pipeline.stages import (
     teacher,
 )
 
-__all__ = ["STAGES", "diagram", "get_stage", "stage_names"]
+__all__ = ["STAGES", "diagram", "get_stage", "markdown_table", "stage_names"]
 
 #: Every stage of ``nas-prune run``, in the order it runs them (then the summary and the report).
 STAGES: tuple[Stage, ...] = (
@@ -62,6 +62,18 @@ def get_stage(name: str) -> Stage:
 def diagram() -> str:
     """The stage order as one line, as the docs and the package docstring show it."""
     return " -> ".join([*stage_names(), "report"])
+
+
+def markdown_table() -> str:
+    """The stages as a Markdown table (name, what it does, files it writes, data it reads): ``docs/stages.md``."""
+    from nas_prune.pipeline._config import RunConfig
+
+    cfg = RunConfig()  # the default run: what a stage reads may depend on a setting (the finish's method)
+    rows = ["| stage | what it does | writes | data it reads |", "|---|---|---|---|"]
+    for s in STAGES:
+        files = ", ".join(f"`{o}`" for o in s.outputs) or "-"
+        rows.append(f"| `{s.name}` | {s.title} | {files} | {s.data_use(cfg) if s.reads != 'none' else '-'} |")
+    return "\n".join(rows)
 
 
 def _check_order() -> None:

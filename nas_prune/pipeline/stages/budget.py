@@ -20,4 +20,4 @@ def run(ctx: RunContext) -> dict[str, Any]:
             "teacher_predicted_ms": table.predict(space.full())}
 
 
-STAGE = Stage("budget", "budget on the calibrated clock", run, needs=("teacher", "calibration"))
+STAGE = Stage("budget", "the teacher timed now; the budget on the calibrated clock", run, needs=("teacher", "calibration"))

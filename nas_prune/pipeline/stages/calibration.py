@@ -19,5 +19,5 @@ def run(ctx: RunContext) -> dict[str, Any]:
     return {"label": calibration_label(cal), **{k: v for k, v in meta.items() if k not in ("records", "candidates")}}
 
 
-STAGE = Stage("calibration", "calibration on this machine", run, needs=("space", "latency"),
+STAGE = Stage("calibration", "the table checked, adapted or rebuilt on this machine", run, needs=("space", "latency"),
               outputs=("table_calibrated.json",))

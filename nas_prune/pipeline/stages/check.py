@@ -46,5 +46,5 @@ def run(ctx: RunContext) -> dict[str, Any]:
             "final_meets": final["meets"]}
 
 
-STAGE = Stage("check", "final latency check (measured)", run, needs=("finalists", "distill"),
+STAGE = Stage("check", "the final network measured against the teacher: the verdict", run, needs=("finalists", "distill"),
               outputs=("latency_check.json", "final_check.json"), reads="none (latency only)")

@@ -51,5 +51,5 @@ def run(ctx: RunContext) -> dict[str, Any]:
     return {"accuracy": metrics["student"]["test_accuracy"], "speedup": metrics["speedup"]}
 
 
-STAGE = Stage("distill", "finish: distillation from the teacher", run, needs=("finalists",),
+STAGE = Stage("distill", "the pick distilled from the teacher (KD, CCKD, DAFL), exported to ONNX", run, needs=("finalists",),
               outputs=("distill/metrics.json", "distill/model.onnx"), reads=_data_use, everyone=True)

@@ -20,5 +20,5 @@ def run(ctx: RunContext) -> dict[str, Any]:
                            margin=ctx.cfg.pick_margin, log=ctx.log)
 
 
-STAGE = Stage("finalists", "finalists measured against the teacher", run, needs=("search",), outputs=("arch.json",),
+STAGE = Stage("finalists", "the most accurate candidates measured against the teacher: the pick", run, needs=("search",), outputs=("arch.json",),
               reads="none (latency only)")

@@ -45,5 +45,5 @@ def run(ctx: RunContext) -> dict[str, Any]:
     return {"ratios": list(gates.ratios), "runs": runs}
 
 
-STAGE = Stage("gates", "channel gates (Pruning from Scratch)", run, needs=("space",), outputs=("gates.json",),
+STAGE = Stage("gates", "channel gates on random weights (Pruning from Scratch): priors", run, needs=("space",), outputs=("gates.json",),
               reads="training split (training), validation split (accuracy)", everyone=True)

@@ -37,5 +37,5 @@ def run(ctx: RunContext) -> dict[str, Any]:
     return {"source": "profiled"}
 
 
-STAGE = Stage("latency", "latency table", run, needs=("space",), outputs=("table.json",),
+STAGE = Stage("latency", "the latency table: given, shipped for this space, or profiled here", run, needs=("space",), outputs=("table.json",),
               reads="none (timed on random inputs)")

@@ -42,5 +42,5 @@ def run(ctx: RunContext) -> dict[str, Any]:
             **pruningnet_check(pnet, ctx.space, ctx.data, seed=cfg.seed, device=ctx.device)}
 
 
-STAGE = Stage("pruningnet", "PruningNet (MetaPruning)", run, needs=("teacher", "gates"), outputs=("pnet.pt",),
+STAGE = Stage("pruningnet", "the PruningNet that scores any candidate (MetaPruning)", run, needs=("teacher", "gates"), outputs=("pnet.pt",),
               reads="training split (training, BatchNorm recalibration), validation split (check)", everyone=True)

@@ -28,11 +28,12 @@ def run(ctx: RunContext) -> dict[str, Any]:
 def _optuna_search(ctx: RunContext, table: Any) -> dict[str, Any]:
     from optuna.trial import TrialState
 
+    from nas_prune.budget import LatencyLimit
     from nas_prune.pruningnet import PruningNet, PruningNetEvaluator
     from nas_prune.search import ARCH_ATTR, LatencyBudget, run_search
 
     cfg, space, data, out = ctx.cfg, ctx.space, ctx.data, ctx.out
-    budgets = LatencyBudget.for_tables([table], [ctx.budget_ms], names=[table.name])
+    budgets = LatencyBudget.for_tables([table], [LatencyLimit(ctx.budget_ms, relative=False)], names=[table.name])
     storage = f"sqlite:///{(out / 'search.db').resolve()}"
     with progress_bar("search", total=ctx.n_trials) as advance:
         study, result = run_search(
@@ -86,6 +87,6 @@ def _finish(out: Path, result: dict[str, Any], trials: list[dict[str, Any]], pre
             "pnet_accuracy": result["best"]["accuracy"], "predicted_ms": predicted_ms}
 
 
-STAGE = Stage("search", "search (Optuna or NNI)", run, needs=("budget", "pruningnet"),
+STAGE = Stage("search", "an Optuna study or NNI experiment under the budget", run, needs=("budget", "pruningnet"),
               outputs=("arch.json", "trials.json"),
               reads="training split (BatchNorm recalibration per candidate), validation split (score)")

@@ -20,4 +20,4 @@ def run(ctx: RunContext) -> dict[str, Any]:
     return {"space_id": space.id, "genes": len(space.searchable_genes)}
 
 
-STAGE = Stage("space", "channel search space", run, outputs=("space.json",))
+STAGE = Stage("space", "the channel search space: one gene per group of coupled channels", run, outputs=("space.json",))

@@ -59,6 +59,6 @@ def run(ctx: RunContext) -> dict[str, Any]:
             "chance_floor": floor}
 
 
-STAGE = Stage("teacher", "teacher: trained weights evaluated, or trained here", run, needs=("space",),
+STAGE = Stage("teacher", "the user's trained weights evaluated (fine-tuned for new classes), or a teacher trained here", run, needs=("space",),
               outputs=("teacher.pt", "teacher.onnx"),
               reads="training split (training), validation per epoch, test at the end", everyone=True)

@@ -3,7 +3,7 @@
 A bundle (``nas-prune profile bundle``) is a zip of ONNX models and ``plan.json``. The runner
 extracts it safely (members whose paths would leave the target folder are refused: "zip slip"),
 times the networks in groups interleaved with the reference network exactly as the local
-profiler does (:mod:`nas_prune.device._timing`), and writes the results after every group, so an
+profiler does (:mod:`nas_prune.on_device._timing`), and writes the results after every group, so an
 interrupted run resumes where it stopped.
 """
 
@@ -18,10 +18,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Mapping
 
 from nas_prune._io import read_json, write_json
-from nas_prune.device._info import machine_info
-from nas_prune.device._timing import TimingSettings, relative_records
-from nas_prune.device._worker import time_models
 from nas_prune.errors import InvalidFileError, NasPruneError
+from nas_prune.on_device._info import machine_info
+from nas_prune.on_device._timing import TimingSettings, relative_records
+from nas_prune.on_device._worker import time_models
 
 __all__ = ["BUNDLE_FORMAT", "RESULTS_FORMAT", "FORMAT_VERSION", "safe_extract", "read_plan", "run_bundle",
            "run_groups", "load_results"]
@@ -184,6 +184,6 @@ def load_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not ok:
         raise InvalidFileError(
             f"results file {path} is not a nas-prune latency results file (format {RESULTS_FORMAT!r}): "
-            "write it with 'python -m nas_prune.device run'"
+            "write it with 'python -m nas_prune.on_device run'"
         )
     return json.loads(json.dumps(obj))

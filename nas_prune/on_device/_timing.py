@@ -125,7 +125,7 @@ def make_session(model: bytes | str | os.PathLike[str], settings: TimingSettings
     """An onnxruntime session with the settings' provider, threads and optimisation level.
 
     ``shared_pool``: use the process's global intra-op thread pool (set up by the timing worker,
-    :mod:`nas_prune.device._worker`) instead of a pool of the session's own.
+    :mod:`nas_prune.on_device._worker`) instead of a pool of the session's own.
 
     Raises:
         InvalidFileError: the model is not a loadable ONNX graph (one line, naming ``what``).

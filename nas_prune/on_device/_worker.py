@@ -2,7 +2,7 @@
 
 onnxruntime gives every session its own intra-op thread pool by default, and a pool's threads
 spin for a while after each run, waiting for more work. The interleaved protocol
-(:func:`nas_prune.device._timing.time_interleaved`) keeps nine or more sessions alive and switches
+(:func:`nas_prune.on_device._timing.time_interleaved`) keeps nine or more sessions alive and switches
 between them every few milliseconds, so at 2 threads on a 2-vCPU machine every network ran while
 the previous session's threads still spun on the other core. Measured on the development VM
 (``benchmarks/latency_threads.py``, resnet18-32, 8 random networks and the reference, 30 rounds):
@@ -31,8 +31,8 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from nas_prune.device._timing import SessionRunner, TimingSettings, make_session, time_interleaved
 from nas_prune.errors import InvalidFileError, NasPruneError
+from nas_prune.on_device._timing import SessionRunner, TimingSettings, make_session, time_interleaved
 
 __all__ = ["TIMING_PROTOCOL", "uses_worker", "time_models", "close_workers", "serve"]
 
@@ -95,7 +95,7 @@ class _Worker:
                 self.proc.kill()
 
 
-_MAIN = "import sys; from nas_prune.device._worker import serve; serve(int(sys.argv[1]), sys.stdin)"
+_MAIN = "import sys; from nas_prune.on_device._worker import serve; serve(int(sys.argv[1]), sys.stdin)"
 _WORKERS: dict[int, _Worker] = {}
 _LOCK = threading.Lock()
 
@@ -113,7 +113,7 @@ atexit.register(close_workers)
 
 def time_models(models: Mapping[str, Model], settings: TimingSettings, *, seeds: Mapping[str, int] | None = None,
                 whats: Mapping[str, str] | None = None, isolate: bool | None = None) -> dict[str, list[list[float]]]:
-    """Time ONNX models round-robin (:func:`~nas_prune.device._timing.time_interleaved`), in a worker if needed.
+    """Time ONNX models round-robin (:func:`~nas_prune.on_device._timing.time_interleaved`), in a worker if needed.
 
     Args:
         models: ``{name: ONNX bytes or path}``, in the order of the rounds.

@@ -22,7 +22,7 @@ def __getattr__(name: str) -> Any:
     # Deprecated: ``train_teacher`` lives in nas_prune.teacher (importing it from the CLI made the
     # pipeline depend on the command line). Remove once no caller imports it from here.
     if name == "train_teacher":
-        warnings.warn("nas_prune.cli._train.train_teacher moved: import it from nas_prune.teacher",
+        warnings.warn("nas_prune.cli._teacher.train_teacher moved: import it from nas_prune.teacher",
                       DeprecationWarning, stacklevel=2)
         return _train_teacher
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nas_prune.device import TimingSettings, _worker, close_workers, relative_records, time_models, uses_worker
 from nas_prune.errors import InvalidFileError
+from nas_prune.on_device import TimingSettings, _worker, close_workers, relative_records, time_models, uses_worker
 
 FAST = {"rounds": 3, "runs_per_round": 2, "warmup": 1}
 
@@ -75,7 +75,7 @@ def test_stray_output_of_the_worker_does_not_break_the_replies(onnx_models, tmp_
     model.write_bytes(onnx_models["ref"])
     request = json.dumps({"settings": TimingSettings(threads=2, **FAST).to_json(),
                           "models": [["ref", str(model), 0, "model 'ref'"]]})
-    code = ("import sys; from nas_prune.device import _worker; real = _worker.time_interleaved\n"
+    code = ("import sys; from nas_prune.on_device import _worker; real = _worker.time_interleaved\n"
             "def noisy(runners, settings):\n    print('EP Error: a notice on stdout')\n    return real(runners, settings)\n"
             "_worker.time_interleaved = noisy; _worker.serve(2, [sys.argv[1]])")
     proc = subprocess.run([sys.executable, "-c", code, request], capture_output=True, text=True, timeout=60)

@@ -45,7 +45,7 @@ figures: $(STAMP)
 
 # Regenerate the shipped search spaces (package data in nas_prune/space/spaces/, linked as search_spaces/).
 spaces: $(STAMP)
-	$(BIN)/python -m nas_prune.space.shipped nas_prune/space/spaces
+	$(BIN)/python -m nas_prune.space.regenerate nas_prune/space/spaces
 
 clean:
 	rm -rf $(VENV) runs site .pytest_cache

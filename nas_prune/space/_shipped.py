@@ -2,7 +2,7 @@
 
 ``<model>-<size>.json`` for every tested model at 32x32 (10 classes) and 224x224 (1000 classes),
 and the bare NNI search spaces ``nni/<model>-<size>.json``; ``make spaces`` regenerates them
-(:mod:`nas_prune.space.shipped`). A checkout also reaches them through the top-level
+(:mod:`nas_prune.space.regenerate`). A checkout also reaches them through the top-level
 ``search_spaces/`` link.
 """
 

@@ -24,3 +24,4 @@ def test_old_module_command_still_runs():
                        check=False)
     assert r.returncode == 0, r.stderr
     assert "nas_prune.on_device" in r.stdout  # the help names the new command
+

@@ -70,9 +70,10 @@ def run(
                                             "scored and the distillation trains: auto (CUDA when present) | cpu | "
                                             "cuda | cuda:N. Latency is measured as the table says."),
     finalists: int = typer.Option(8, help="Most accurate candidates measured against the teacher before the pick."),
-    pick_margin: float = typer.Option(0.04, help="The pick must measure this fraction under the budget (the ratio "
-                                      "drifts by a few %% between measurements minutes apart); the final verdict "
-                                      "is against the budget itself."),
+    pick_margin: float = typer.Option(0.04, help="The pick must measure at least this fraction under the budget (the "
+                                      "ratio drifts by a few %% between measurements minutes apart); more where the "
+                                      "run measures more drift (up to 12 %%). The final verdict is against the "
+                                      "budget itself."),
     calibration: str = typer.Option("auto", help="Latency table calibration: auto (check/adapt a table this "
                                     "machine did not calibrate) | refresh | off."),
     nproc: int = typer.Option(1, help="Training processes on this machine (one per GPU, or CPU processes): runs "

@@ -74,7 +74,7 @@ class RunConfig:
     validate_n: int = 8
     device: str = "auto"  # every training stage and PruningNet scoring: auto | cpu | cuda[:N] (latency: the table's)
     finalists: int = 8
-    pick_margin: float = 0.04  # the finalists' pick must measure this fraction under the budget (see _finalists)
+    pick_margin: float = 0.04  # the finalists' pick must measure at least this fraction under the budget (a floor: _finalists)
     calibration: str = "auto"
     overrides: dict[str, Any] = field(default_factory=dict)
     # Parsed once, in __post_init__, from the fields above: every stage reads these objects, never the strings.

@@ -17,8 +17,9 @@ def run(ctx: RunContext) -> dict[str, Any]:
     from nas_prune.pipeline._finalists import finalists_stage
 
     return finalists_stage(ctx.space, ctx.out, ctx.table, ctx.limit_ratio, ctx.cfg.finalists,
-                           margin=ctx.cfg.pick_margin, log=ctx.log)
+                           margin=ctx.cfg.pick_margin, teacher_ms=ctx.results["budget"]["teacher_ms"], log=ctx.log)
 
 
-STAGE = Stage("finalists", "the most accurate candidates measured against the teacher: the pick", run, needs=("search",), outputs=("arch.json",),
+STAGE = Stage("finalists", "the most accurate candidates measured against the teacher: the pick", run,
+              needs=("budget", "search"), outputs=("arch.json",),
               reads="none (latency only)")

@@ -9,34 +9,67 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from nas_prune._io import read_json, write_json
 from nas_prune.errors import NasPruneError
 from nas_prune.progress import console
 
-__all__ = ["FINAL_SESSIONS", "measure_final", "latency_verdict", "recheck_run"]
+__all__ = ["FINAL_SESSIONS", "SETTLE_TRIES", "SETTLE_WAIT_S", "measure_final", "latency_verdict", "recheck_run"]
 
 FINAL_SESSIONS = 6  # blocks of fresh sessions, a second apart, in the final check (measure_ratios)
+#: Checks at most when the machine is contended through a check whose interval does not clear the limit
+#: (issue 34: the same architecture measured 7.5 % apart in two checks 10 minutes apart, the second one
+#: contended), and the seconds waited before each new one.
+SETTLE_TRIES = 3
+SETTLE_WAIT_S = 30.0
+
+
+def _clears(final: Mapping[str, Any]) -> bool:
+    """Whether a check's whole interval is under the limit (no settling needed)."""
+    return bool(final["meets"]) and final["decided_by"] == "interval"
 
 
 def measure_final(out: Path, input_shape: Any, settings: dict[str, Any], limit: float,
-                  quiet_teacher_ms: float | None) -> dict[str, Any]:
+                  quiet_teacher_ms: float | None, *, settle_tries: int = SETTLE_TRIES,
+                  settle_wait_s: float = SETTLE_WAIT_S) -> dict[str, Any]:
     """Time ``out/distill/model.onnx`` against ``out/teacher.onnx``, interleaved, and write ``final_check.json``.
 
     Blocks of fresh sessions a second apart: the verdict's interval covers the ratio's drift here,
     judged on the blocks where the teacher ran at its quiet speed (``quiet_teacher_ms``: the
-    finalists' fastest, when known). Warns loudly when the whole check was contended.
+    finalists' fastest, when known).
+
+    A check that was contended (too few quiet blocks) and whose interval does not clear the limit
+    is not a verdict yet: it waits ``settle_wait_s`` and measures again, up to ``settle_tries``
+    checks in all; the verdict is the first uncontended check (else the last), and ``settle``
+    records every try. Warns loudly when every try was contended.
     """
     from nas_prune.latency import QUIET_TOL, measure_ratios
 
-    final = measure_ratios({"final": out / "distill" / "model.onnx"}, out / "teacher.onnx", input_shape, settings,
-                           limit=limit, sessions=FINAL_SESSIONS, pause_s=1.0, max_rounds=180, quiet_tol=QUIET_TOL,
-                           quiet_teacher_ms=quiet_teacher_ms)["final"]
+    def check(quiet: float | None) -> dict[str, Any]:
+        return measure_ratios({"final": out / "distill" / "model.onnx"}, out / "teacher.onnx", input_shape, settings,
+                              limit=limit, sessions=FINAL_SESSIONS, pause_s=1.0, max_rounds=180,
+                              quiet_tol=QUIET_TOL, quiet_teacher_ms=quiet)["final"]
+
+    tries = [check(quiet_teacher_ms)]
+    while tries[-1].get("contended") and not _clears(tries[-1]) and len(tries) < settle_tries:
+        last = tries[-1]
+        console.print(f"final check: contended (the teacher at {last['teacher_ms']:.3g} ms against "
+                      f"{last['quiet_teacher_ms']:.3g} ms quiet) and {last['ratio']:.3f}x "
+                      f"[{last['interval'][0]:.3f}, {last['interval'][1]:.3f}] does not clear {limit:.3g}x: "
+                      f"measuring again in {settle_wait_s:.0f} s ({len(tries) + 1} of {settle_tries})", markup=False)
+        time.sleep(settle_wait_s)
+        known = [q for q in (quiet_teacher_ms, last.get("quiet_teacher_ms")) if q]
+        tries.append(check(min(known) if known else None))
+    final = next((t for t in tries if not t.get("contended")), tries[-1])
+    final = {**final, "settle": {"tries": len(tries), "used": tries.index(final) + 1,
+                                 "ratios": [t["ratio"] for t in tries],
+                                 "contended": [bool(t.get("contended")) for t in tries]}}
     write_json(out / "final_check.json", final)
     if final.get("contended"):
         console.print(f"WARNING: the machine was contended through the final check (the teacher ran at "
-                      f"{final['teacher_ms']:.3g} ms against {final['quiet_teacher_ms']:.3g} ms quiet): the verdict "
+                      f"{final['teacher_ms']:.3g} ms against {final['quiet_teacher_ms']:.3g} ms quiet"
+                      + (f", in {len(tries)} checks" if len(tries) > 1 else "") + "): the verdict "
                       f"counts every block; run 'nas-prune check {out}' on a quieter machine to re-check",
                       style="bold red")
     return final
@@ -55,6 +88,8 @@ def latency_verdict(final_check: dict[str, Any]) -> dict[str, Any]:
         "latency_ratio_blocks": {"quiet": final_check.get("quiet_blocks"),
                                  "all": len(final_check.get("block_ratios") or []),
                                  "contended": final_check.get("contended")},
+        # checks taken before the verdict (a contended check that did not clear the limit is taken again)
+        "latency_checks": final_check.get("settle") or {"tries": 1, "used": 1},
         "feasible": bool(final_check["meets"]),
         "feasible_decided_by": final_check["decided_by"],
         "speedup": t_ms / s_ms,

@@ -76,6 +76,9 @@ def run(
                                       "budget itself."),
     calibration: str = typer.Option("auto", help="Latency table calibration: auto (check/adapt a table this "
                                     "machine did not calibrate) | refresh | off."),
+    repair: bool = typer.Option(True, "--repair/--no-repair", help="When the final network measures over the budget "
+                                "on a quiet machine: shrink it (shape kept), finish it briefly from its distilled "
+                                "weights and check again (default), or only warn."),
     nproc: int = typer.Option(1, help="Training processes on this machine (one per GPU, or CPU processes): runs "
                               "the command under torchrun --standalone --nproc-per-node N; the training stages "
                               "use DDP, the rest runs on the first process. Several machines: start torchrun "
@@ -91,7 +94,8 @@ def run(
                     seed=seed, teacher_epochs=teacher_epochs, gate_epochs=gate_epochs, gate_steps=gate_steps, pnet_epochs=pnet_epochs,
                     n_trials=n_trials, distill_epochs=distill_epochs, train_subset=train_subset, validate_n=validate_n,
                     batch_size=batch_size, distill_batch_size=batch_size,
-                    augment=augment, workers=workers, strict_data=strict_data, device=device, finalists=finalists, pick_margin=pick_margin, calibration=calibration)
+                    augment=augment, workers=workers, strict_data=strict_data, device=device, finalists=finalists, pick_margin=pick_margin, calibration=calibration,
+                    repair=repair)
     _launch_if_several(nproc)
     summary = run_pipeline(cfg)
     if not is_main():

@@ -162,5 +162,18 @@ def _pnet(space: ChannelSpace, arch: Architecture, teacher: nn.Module, arg: str,
     return pnet.export(arch, stats).train()
 
 
+@register_init("model", arg="PATH", summary="a nas-prune model checkpoint of this very architecture (e.g. a "
+               "finished student narrowed to a budget)")
+def _model(space: ChannelSpace, arch: Architecture, teacher: nn.Module, arg: str, *, seed: int,
+           recal: Iterable[torch.Tensor] | None) -> nn.Module:
+    from nas_prune.export import load_checkpoint, load_model
+
+    channels = load_checkpoint(Path(arg), what="student checkpoint").get("channels") or {}
+    if space.validate(Architecture(space.id, dict(channels))) != space.validate(arch):
+        raise NasPruneError(f"init 'model:{arg}' holds another architecture than the one to distil: save the "
+                            "student of this architecture (nas_prune.export.save_model) or use --init teacher")
+    return load_model(space, Path(arg), what="student checkpoint").train()
+
+
 #: The built-in kinds (:func:`init_help` also lists kinds registered later).
 INIT_CHOICES = init_help()

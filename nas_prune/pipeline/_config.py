@@ -76,6 +76,7 @@ class RunConfig:
     finalists: int = 8
     pick_margin: float = 0.04  # the finalists' pick must measure at least this fraction under the budget (a floor: _finalists)
     calibration: str = "auto"
+    repair: bool = True  # a quiet final check over the budget: shrink the pick, finish it briefly, check again
     overrides: dict[str, Any] = field(default_factory=dict)
     # Parsed once, in __post_init__, from the fields above: every stage reads these objects, never the strings.
     preprocess: Preprocess = field(init=False, repr=False)  # from mean/std/resize/weights

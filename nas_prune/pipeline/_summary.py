@@ -73,6 +73,8 @@ def build_summary(ctx: RunContext, stage_seconds: dict[str, float]) -> dict[str,
         "pruningnet_check": results["pruningnet"].get("uniform_check"),  # uniform widths: wider must score higher
         "search": results["search"],
         "finalists": results["finalists"],
+        # a final network over the budget on a quiet machine, shrunk and finished again (pipeline._repair)
+        "repairs": results["check"].get("repairs") or [],
         "table": results["latency"],
         "calibration": results["calibration"],
         "stage_seconds": stage_seconds,

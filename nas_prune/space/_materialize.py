@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import warnings
 from typing import Mapping, Sequence
@@ -17,7 +18,7 @@ from nas_prune.space._gene import Gene
 from nas_prune.space._graph import build_dependency_graph
 from nas_prune.space._space import ChannelSpace
 
-__all__ = ["materialize", "l1_importance", "channel_groups", "pruned_indices"]
+__all__ = ["materialize", "narrow", "l1_importance", "channel_groups", "pruned_indices"]
 
 Importance = Mapping[str, Sequence[int]]
 
@@ -126,6 +127,45 @@ def materialize(
         for g, idxs in plan:
             _root_group(DG, modules[g.name], idxs).prune(record_history=False)
     _check_shapes(pruned, space, channels)
+    return pruned
+
+
+def narrow(model: nn.Module, current: Architecture, arch: Architecture, *, space: ChannelSpace) -> nn.Module:
+    """A physically smaller copy of ``model``, already pruned to ``current``, pruned further to ``arch``.
+
+    What :func:`materialize` does to the unpruned network, from a pruned one (e.g. a finished
+    student shrunk to meet a budget): per gene, the channels with the smallest L1 magnitude over
+    their whole dependency group (Torch-Pruning) go.
+
+    Raises:
+        InvalidArchitectureError: either architecture is not a point of ``space``, or ``arch`` is
+            wider than ``current`` on some gene.
+    """
+    have, want = space.validate(current), space.validate(arch)
+    wider = [g for g in space.genes if want[g.name] > have[g.name]]
+    if wider:
+        raise InvalidArchitectureError(f"gene {wider[0].name!r}: {want[wider[0].name]} channels is wider than the "
+                                       f"model's {have[wider[0].name]}: a pruned model can only be narrowed")
+    pruned = copy.deepcopy(model).eval()
+    todo = [g for g in space.genes if want[g.name] < have[g.name]]
+    if not todo:
+        return pruned
+    DG = build_dependency_graph(pruned, space.example_input(), trace_context=space.trace_context)
+    modules = dict(pruned.named_modules())
+    imp = tp.importance.GroupMagnitudeImportance(p=1)
+    plan = []
+    for g in todo:
+        now = dataclasses.replace(g, width=have[g.name])  # the gene as the pruned model has it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scores = imp(_root_group(DG, modules[g.name], range(now.width)))
+        scores = torch.zeros(now.width) if scores is None else scores.detach()
+        plan.append((g, pruned_indices(now, want[g.name], None, scores, channel_groups(space, g))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for g, idxs in plan:
+            _root_group(DG, modules[g.name], idxs).prune(record_history=False)
+    _check_shapes(pruned, space, want)
     return pruned
 
 

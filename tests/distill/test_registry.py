@@ -37,8 +37,8 @@ def registries(monkeypatch):
 
 def test_builtin_names_are_registered():
     assert method_names()[:4] == ("kd", "cckd", "dafl", "none")
-    assert init_names()[:4] == ("scratch", "teacher", "gates", "pnet")
-    assert init_help() == "scratch | teacher | gates:PATH | pnet:PATH"
+    assert init_names()[:5] == ("scratch", "teacher", "gates", "pnet", "model")
+    assert init_help() == "scratch | teacher | gates:PATH | pnet:PATH | model:PATH"
     assert "dafl (data-free)" in method_help()
     assert "dafl-bn" in method_names() and not get_method("dafl-bn").reads_train_data
     with pytest.raises(NasPruneError, match="use one of scratch"):
@@ -103,3 +103,24 @@ def test_cli_choices_come_from_the_registries():
 
     out = CliRunner().invoke(app, ["distill", "--help"], terminal_width=400).output
     assert all(name in out for name in method_names()) and "pnet:PATH" in out
+
+
+def test_model_init_starts_from_a_saved_student_of_the_same_architecture(tiny_space, tmp_path):
+    import pytest
+    import torch
+
+    from nas_prune.distill import init_student
+    from nas_prune.errors import NasPruneError
+    from nas_prune.export import save_model
+    from nas_prune.space import materialize
+
+    teacher = tiny_space.build_model().eval()
+    arch = tiny_space.uniform(0.5)
+    student = materialize(teacher, arch, space=tiny_space)
+    path = save_model(student, tmp_path / "s.pt", space_id=tiny_space.id, arch=dict(arch.channels))
+    got = init_student(tiny_space, arch, teacher, f"model:{path}").eval()
+    x = tiny_space.example_input()
+    with torch.no_grad():
+        assert torch.allclose(got(x), student(x))
+    with pytest.raises(NasPruneError, match="another architecture"):
+        init_student(tiny_space, tiny_space.uniform(0.75), teacher, f"model:{path}")

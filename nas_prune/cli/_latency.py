@@ -8,6 +8,7 @@ from typing import Any, List, Optional
 
 import typer
 
+from nas_prune.cli import _common as opts
 from nas_prune.errors import InvalidArchitectureError, NasPruneError
 from nas_prune.on_device import PROVIDERS
 
@@ -60,14 +61,20 @@ def profile_bundle(
     warmup: int = typer.Option(10, help="Untimed runs of each network before the first round."),
     seed: int = typer.Option(0, help="Seed of the random designs."),
     output: Path = typer.Option(..., "-o", "--output", help="bundle.zip to write."),
+    mean: Optional[str] = opts.MEAN_OPTION,
+    std: Optional[str] = opts.STD_OPTION,
+    resize: Optional[int] = opts.RESIZE_OPTION,
 ) -> None:
     """Write ONNX models and a plan to time on a device with 'python -m nas_prune.on_device run'."""
+    from nas_prune.data import Preprocess
     from nas_prune.latency import write_bundle
     from nas_prune.space import ChannelSpace
 
     sp = ChannelSpace.load(space_file)
+    given = mean is not None or std is not None or resize is not None
+    preprocess = Preprocess.from_options(mean, std, resize).to_json() if given else None  # recorded, never timed
     write_bundle(sp, output, nets=nets, seed=seed, threads=threads, rounds=rounds, runs_per_round=runs_per_round,
-                 warmup=warmup)
+                 warmup=warmup, preprocess=preprocess)
     typer.echo(f"{output}: bundle for {sp.id}; on the device run: python -m nas_prune.on_device run {output.name} "
                f"--threads {threads} -o results.json")
 

@@ -239,8 +239,14 @@ def build_table(space: Any, *, provider: str = "cpu", threads: int = 1, output: 
 
 def write_bundle(space: Any, path: str | os.PathLike[str], *, nets: int | None = None, seed: int = 0,
                  threads: int = 1, rounds: int = 30, runs_per_round: int = 20, warmup: int = 10,
-                 opt_level: str = "all", group_size: int = 8, reference_ratio: float = 0.5) -> Path:
-    """Write a bundle (ONNX models + ``plan.json``) for ``python -m nas_prune.on_device run`` on a device."""
+                 opt_level: str = "all", group_size: int = 8, reference_ratio: float = 0.5,
+                 preprocess: Mapping[str, Any] | None = None) -> Path:
+    """Write a bundle (ONNX models + ``plan.json``) for ``python -m nas_prune.on_device run`` on a device.
+
+    ``preprocess`` (``Preprocess.to_json()``: the network's input mean, std and resize) travels in
+    the plan, the device's results and the imported table's ``meta``, so what the network expects
+    on the device is written beside its timings (it does not change them).
+    """
     import json
 
     from nas_prune.latency._nets import NetFactory
@@ -255,6 +261,8 @@ def write_bundle(space: Any, path: str | os.PathLike[str], *, nets: int | None =
             "structure": structure_from_space(space), "reference": "models/reference.onnx",
             "reference_channels": dict(space.uniform(reference_ratio).channels),
             "nets": [{"id": f"n{i:04d}", "file": f"models/n{i:04d}.onnx", "channels": d} for i, d in enumerate(designs)]}
+    if preprocess is not None:
+        plan["preprocess"] = dict(preprocess)
     factory = NetFactory(space)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf, progress_bar("writing bundle", total=n + 1) as advance:
@@ -306,6 +314,7 @@ def import_results(path: str | os.PathLike[str], *, space: Any | None = None,
             cal["emulated"] = meta["emulated"]
         return table_from_records(space_id=str(plan["space"]), structure=plan["structure"], settings=settings,
                                   meta={**meta, "source": "device runner", "complete": bool(res.get("complete")),
+                                        **({"preprocess": plan["preprocess"]} if plan.get("preprocess") else {}),
                                         "calibration": cal},
                                   records=records, input_shape=plan["input_shape"],
                                   reference_channels=plan.get("reference_channels"))

@@ -32,11 +32,11 @@ def _device_env(tmp_path: Path) -> dict[str, str]:
     (hook / "sitecustomize.py").write_text(_BLOCK_TORCH)
     pkg = tmp_path / "device_copy" / "nas_prune"
     if not pkg.exists():
-        (pkg / "device").mkdir(parents=True)
+        (pkg / "on_device").mkdir(parents=True)
         for name in ("__init__.py", "errors.py", "_io.py"):
             shutil.copy(REPO / "nas_prune" / name, pkg / name)
-        for src in (REPO / "nas_prune" / "device").glob("*.py"):
-            shutil.copy(src, pkg / "device" / src.name)
+        for src in (REPO / "nas_prune" / "on_device").glob("*.py"):
+            shutil.copy(src, pkg / "on_device" / src.name)
     return dict(os.environ, PYTHONPATH=f"{hook}{os.pathsep}{pkg.parent}", NAS_PRUNE_PROGRESS="0")
 
 
@@ -50,7 +50,8 @@ def bundle(tiny_space, tmp_path_factory):
     from nas_prune.latency import write_bundle
 
     path = tmp_path_factory.mktemp("bundle") / "bundle.zip"
-    write_bundle(tiny_space, path, nets=10, rounds=3, seed=1)
+    write_bundle(tiny_space, path, nets=10, rounds=3, seed=1,
+                 preprocess={"mean": [0.286], "std": [0.353], "resize": None, "source": "--mean/--std"})
     return path
 
 
@@ -87,6 +88,9 @@ def test_bundle_round_trip_without_torch(bundle, tiny_space, tmp_path):
     table.save(tmp_path / "table.json")
     loaded = LatencyTable.load(tmp_path / "table.json")
     assert loaded.space_id == tiny_space.id and loaded.meta["device"] == "phone"
+    # the network's preprocessing travels with the bundle, the device's results and the table (never timed)
+    assert plan["preprocess"]["mean"] == [0.286] and res["plan"]["preprocess"] == plan["preprocess"]
+    assert loaded.meta["preprocess"] == plan["preprocess"]
     assert loaded.predict(tiny_space.sample(0)) > 0
     # a second run of a finished results file re-times nothing and keeps every record
     again = _run_device(tmp_path, "run", str(bundle), "--threads", "1", "-o", "results.json")

@@ -79,11 +79,11 @@ def test_emulation_is_named_or_detected(monkeypatch):
 def _runner_copy(tmp_path: Path) -> Path:
     """What a phone gets: only the runner's files of nas_prune."""
     pkg = tmp_path / "device" / "nas_prune"
-    (pkg / "device").mkdir(parents=True)
+    (pkg / "on_device").mkdir(parents=True)
     for name in ("__init__.py", "errors.py", "_io.py"):
         shutil.copy(REPO / "nas_prune" / name, pkg / name)
-    for src in (REPO / "nas_prune" / "device").glob("*.py"):
-        shutil.copy(src, pkg / "device" / src.name)
+    for src in (REPO / "nas_prune" / "on_device").glob("*.py"):
+        shutil.copy(src, pkg / "on_device" / src.name)
     return pkg.parent
 
 

@@ -95,7 +95,8 @@ def test_when_no_finalist_meets_the_next_round_corrects_for_the_tables_bias(tmp_
     assert res["met"] is True and res["picked_trial"] == 8 and len(res["rounds"]) == 2
     assert 0.15 < res["rounds"][0]["next_target_ratio"] < 0.3
     assert Architecture.load(tmp_path / "arch.json").channels == dict(space.uniform(0.1).channels)
-    assert "under-predicts" in logs[0] and "1 trial(s) under it" in logs[0]
+    (corrected,) = [m for m in logs if "under-predicts" in m]  # (a line on the pick margin may come first)
+    assert "1 trial(s) under it" in corrected
 
 
 def test_without_a_trial_under_the_corrected_target_the_candidate_is_shrunk_shape_kept(tmp_path):
@@ -109,7 +110,7 @@ def test_without_a_trial_under_the_corrected_target_the_candidate_is_shrunk_shap
     base = dict(space.uniform(0.75).channels)
     assert len(rows) == len(res["rounds"]) >= 2
     assert rows[1]["predicted_ratio"] <= res["rounds"][0]["next_target_ratio"] < rows[0]["predicted_ratio"]
-    assert "shrunk to it, shape kept" in logs[0]
+    assert any("shrunk to it, shape kept" in m for m in logs)
     picked = [r for r in rows if r["picked"]]
     assert len(picked) == 1 and (res["met"] is picked[0]["meets"])
     assert all(v <= base[k] for k, v in Architecture.load(tmp_path / "arch.json").channels.items())

@@ -105,29 +105,7 @@ def materialize(
         InvalidArchitectureError: ``arch`` is not a point of ``space``.
     """
     channels = space.validate(arch)
-    pruned = copy.deepcopy(model).eval()
-    todo = [g for g in space.genes if channels[g.name] < g.width]
-    if not todo:
-        return pruned
-    DG = build_dependency_graph(pruned, space.example_input(), trace_context=space.trace_context)
-    modules = dict(pruned.named_modules())
-    imp = tp.importance.GroupMagnitudeImportance(p=1)
-    plan = []
-    for g in todo:  # importance is measured on the unpruned weights
-        order = importance.get(g.name) if importance else None
-        scores = None
-        if order is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                scores = imp(_root_group(DG, modules[g.name], range(g.width)))
-            scores = torch.zeros(g.width) if scores is None else scores.detach()
-        plan.append((g, pruned_indices(g, channels[g.name], order, scores, channel_groups(space, g))))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for g, idxs in plan:
-            _root_group(DG, modules[g.name], idxs).prune(record_history=False)
-    _check_shapes(pruned, space, channels)
-    return pruned
+    return _cut(copy.deepcopy(model).eval(), space, {g.name: g.width for g in space.genes}, channels, importance)
 
 
 def narrow(model: nn.Module, current: Architecture, arch: Architecture, *, space: ChannelSpace) -> nn.Module:
@@ -146,7 +124,12 @@ def narrow(model: nn.Module, current: Architecture, arch: Architecture, *, space
     if wider:
         raise InvalidArchitectureError(f"gene {wider[0].name!r}: {want[wider[0].name]} channels is wider than the "
                                        f"model's {have[wider[0].name]}: a pruned model can only be narrowed")
-    pruned = copy.deepcopy(model).eval()
+    return _cut(copy.deepcopy(model).eval(), space, have, want, None)
+
+
+def _cut(pruned: nn.Module, space: ChannelSpace, have: Mapping[str, int], want: Mapping[str, int],
+         importance: Importance | None) -> nn.Module:
+    """Prune ``pruned`` in place from ``have`` to ``want`` channels per gene (importance measured before any cut)."""
     todo = [g for g in space.genes if want[g.name] < have[g.name]]
     if not todo:
         return pruned
@@ -155,12 +138,15 @@ def narrow(model: nn.Module, current: Architecture, arch: Architecture, *, space
     imp = tp.importance.GroupMagnitudeImportance(p=1)
     plan = []
     for g in todo:
-        now = dataclasses.replace(g, width=have[g.name])  # the gene as the pruned model has it
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            scores = imp(_root_group(DG, modules[g.name], range(now.width)))
-        scores = torch.zeros(now.width) if scores is None else scores.detach()
-        plan.append((g, pruned_indices(now, want[g.name], None, scores, channel_groups(space, g))))
+        now = g if have[g.name] == g.width else dataclasses.replace(g, width=have[g.name])  # as the model has it
+        order = importance.get(g.name) if importance else None
+        scores = None
+        if order is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                scores = imp(_root_group(DG, modules[g.name], range(now.width)))
+            scores = torch.zeros(now.width) if scores is None else scores.detach()
+        plan.append((g, pruned_indices(now, want[g.name], order, scores, channel_groups(space, g))))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for g, idxs in plan:

@@ -35,7 +35,7 @@ from nas_prune.latency._calibrate import (
 from nas_prune.latency._fit import FitResult, fit_additive
 from nas_prune.latency._measure import arch_onnx_bytes, measure_interleaved, measure_latency, to_onnx_bytes
 from nas_prune.latency._nets import NetFactory
-from nas_prune.latency._ratio import QUIET_TOL, measure_ratios
+from nas_prune.latency._ratio import QUIET_TOL, measure_ratios, ratio_verdict
 from nas_prune.latency._relative import measure_relative
 from nas_prune.latency._residual import KernelResidual, fit_residual
 from nas_prune.latency._retarget import retarget_table
@@ -78,6 +78,7 @@ __all__ = [
     "measure_latency",
     "measure_ratios",
     "QUIET_TOL",
+    "ratio_verdict",
     "measure_relative",
     "retarget_table",
     "predict_cpu_us",

@@ -35,7 +35,7 @@ import numpy as np
 if TYPE_CHECKING:
     from nas_prune.on_device import TimingSettings
 
-__all__ = ["measure_ratios", "QUIET_TOL"]
+__all__ = ["measure_ratios", "ratio_verdict", "QUIET_TOL"]
 
 #: A block is quiet when its teacher ran within this fraction of the teacher's fastest block.
 QUIET_TOL = 0.08
@@ -59,6 +59,18 @@ def _median_interval(ratios: np.ndarray, blocks: np.ndarray | None = None, *, re
         idx = rng.integers(0, len(ratios), (resamples, len(ratios)))
         meds = np.median(ratios[idx], axis=1)
     return float(np.percentile(meds, 50 * (1 - level))), float(np.percentile(meds, 50 * (1 + level)))
+
+
+def ratio_verdict(ratio: float, interval: tuple[float, float] | list[float], limit: float) -> dict[str, Any]:
+    """Whether a measured ratio meets ``limit``: by its interval where that is wholly on one side, else by its median.
+
+    Returns:
+        ``meets`` and ``decided_by`` (``"interval"``, or ``"median"`` while the interval straddles ``limit``).
+    """
+    lo, hi = interval
+    decided = hi <= limit or lo > limit
+    return {"meets": bool(hi <= limit) if decided else bool(ratio <= limit),
+            "decided_by": "interval" if decided else "median"}
 
 
 def _block_medians(values: np.ndarray, blocks: np.ndarray) -> dict[int, float]:
@@ -172,16 +184,15 @@ def _verdict(timings: _Timings, name: str, teacher_blocks: Mapping[int, float], 
     ru, bu = r[use], blocks[use]
     lo, hi = _median_interval(ru, bu if sessions > 1 else None)
     med = float(np.median(ru))
-    decided = hi <= limit or lo > limit
-    if not (decided or taken >= max_rounds):
+    verdict = ratio_verdict(med, (lo, hi), limit)
+    if verdict["decided_by"] == "median" and taken < max_rounds:
         return None
     q25, q75 = np.percentile(ru, [25, 75])
     meds = list(_block_medians(ru, bu).values())
     return {"ratio": med, "interval": [lo, hi], "iqr": float(q75 - q25), "rounds": len(ru), "rounds_all": len(r),
             "ms": float(np.median(np.array(timings.own_ms[name])[use])),
             "teacher_ms": float(np.median(np.array(timings.teacher_ms[name])[use])),
-            "meets": bool(hi <= limit) if decided else bool(med <= limit),
-            "decided_by": "interval" if decided else "median", "limit": float(limit),
+            **verdict, "limit": float(limit),
             "block_ratios": list(_block_medians(r, blocks).values()),
             "block_teacher_ms": list(teacher_blocks.values()),
             "drift": float(np.std(meds, ddof=1) / np.mean(meds)) if len(meds) > 1 else 0.0,

@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 from nas_prune._io import read_json, write_json
 
 __all__ = ["MAX_ROUNDS", "MARGIN", "SESSIONS", "PICK_MARGIN", "DRIFT_Z", "TEACHER_DRIFT_SHARE", "MAX_PICK_MARGIN",
-           "drift_margin", "table_bias", "corrected_target", "top_candidates", "pick_measured", "finalists_stage"]
+           "drift_margin", "predicted_ratio", "rejudge", "shrunk_to", "table_bias", "corrected_target", "top_candidates", "pick_measured", "finalists_stage"]
 
 MAX_ROUNDS = 3  # rounds of measured finalists at most (the 2nd and 3rd only when none met)
 MARGIN = 0.03  # aim this fraction under the bias-corrected limit (about the ratio's spread over rounds)
@@ -80,11 +80,10 @@ def drift_margin(measured: Sequence[dict[str, Any]], floor: float, teacher_ms: f
 
 
 def rejudge(result: dict[str, Any], limit: float) -> dict[str, Any]:
-    """A measurement's verdict against another ``limit``, from its interval (its median where that straddles)."""
-    lo, hi = result["interval"]
-    decided = hi <= limit or lo > limit
-    return {**result, "meets": bool(hi <= limit) if decided else bool(result["ratio"] <= limit),
-            "decided_by": "interval" if decided else "median", "limit": float(limit)}
+    """A measurement's verdict against another ``limit`` (:func:`~nas_prune.latency.ratio_verdict`)."""
+    from nas_prune.latency import ratio_verdict
+
+    return {**result, **ratio_verdict(result["ratio"], result["interval"], limit), "limit": float(limit)}
 
 
 @dataclass
@@ -188,7 +187,7 @@ def finalists_stage(space: Any, out: Path, table: Any, limit: float, k: int, *, 
     first = top_candidates(trials, k)
     if not first:
         return {"n": 0, "note": "no predicted-feasible trial to measure: the search's pick is kept"}
-    ratio = _predicted_ratio(space, table)
+    ratio = predicted_ratio(space, table)
     found = _measure_rounds(space, out, table, trials, first, k, ratio, pick, teacher_ms, log)
     i, met = pick_measured(found.cands, found.measured)
     _write_pick(out, found, ratio, i)
@@ -212,7 +211,7 @@ class _Found:
         self.rounds.append({"round": rnd, "n": len(batch), "met": sum(x["meets"] for x in measured)})
 
 
-def _predicted_ratio(space: Any, table: Any) -> Callable[[Any], float]:
+def predicted_ratio(space: Any, table: Any) -> Callable[[Any], float]:
     """The table's predicted latency of an architecture over the unpruned network's."""
     full = table.relative(space.full())
 
@@ -281,6 +280,14 @@ def _next_batch(space: Any, trials: Sequence[dict[str, Any]], found: _Found, k: 
     return batch
 
 
+def shrunk_to(space: Any, ratio: Callable[[Any], float], arch: Any, target: float) -> Any:
+    """``arch`` shrunk, each gene's width fraction kept, to the widest one whose predicted ``ratio`` is at most ``target``."""
+    from nas_prune.space import scaled_to
+
+    shape = {g.name: arch.channels.get(g.name, g.width) / g.width for g in space.searchable_genes}
+    return scaled_to(space, ratio, target, shape, nearest=False)
+
+
 def _trials_under(space: Any, trials: Sequence[dict[str, Any]], seen: set[tuple[tuple[str, int], ...]],
                   ratio: Callable[[Any], float], target: float, k: int) -> list[tuple[dict[str, Any], Any]]:
     """The ``k`` most accurate trials not measured yet that the table puts under ``target``."""
@@ -294,14 +301,11 @@ def _trials_under(space: Any, trials: Sequence[dict[str, Any]], seen: set[tuple[
 def _shrunk(space: Any, found: _Found, seen: set[tuple[tuple[str, int], ...]], ratio: Callable[[Any], float],
             target: float, k: int) -> list[tuple[dict[str, Any], Any]]:
     """The first ``k`` candidates over ``target`` shrunk to it, each gene's width fraction kept (new ones only)."""
-    from nas_prune.space import scaled_to
-
     batch = []
     for t, a in zip(found.cands[:k], found.archs[:k]):
         if ratio(a) <= target:
             continue  # already under the target: shrinking gives it back
-        shape = {g.name: a.channels[g.name] / g.width for g in space.searchable_genes}
-        s = scaled_to(space, ratio, target, shape, nearest=False)
+        s = shrunk_to(space, ratio, a, target)
         if _key(s.channels) not in seen:
             seen.add(_key(s.channels))
             batch.append(({**t, "shrunk_from": t["number"]}, s))

@@ -42,18 +42,13 @@ def shrunk_for(ctx: RunContext, arch: Architecture, final: Mapping[str, Any], ma
 
     Every gene keeps at most its current width (the network is cut from the current one).
     """
-    from nas_prune.space import Architecture, scaled_to
+    from nas_prune.pipeline._finalists import predicted_ratio, shrunk_to
+    from nas_prune.space import Architecture
 
-    space, table = ctx.space, ctx.table
-    full = table.relative(space.full())
-
-    def ratio(a: Architecture) -> float:
-        return float(table.relative(a) / full)
-
+    space = ctx.space
+    ratio = predicted_ratio(space, ctx.table)
     target = ratio(arch) * (ctx.limit_ratio / float(final["ratio"])) * (1.0 - margin)
-    shape = {g.name: arch.channels.get(g.name, g.width) / g.width for g in space.searchable_genes}
-    new = scaled_to(space, ratio, target, shape, nearest=False)
-    now = space.validate(arch)
+    new, now = shrunk_to(space, ratio, arch, target), space.validate(arch)
     return Architecture(space.id, {g.name: min(new.channels.get(g.name, g.width), now[g.name])
                                    for g in space.searchable_genes})
 
@@ -62,33 +57,31 @@ def repair(ctx: RunContext, final: Mapping[str, Any], attempt: int, margin: floa
     """Shrink the current pick, finish it briefly from its distilled weights; ``distill/`` and ``arch.json`` are replaced.
 
     Returns:
-        What was done: the architecture before and after, the predicted ratios, the epochs and seconds.
+        What was done: the architecture before and after, the ratio measured before, the epochs and seconds.
     """
-    from nas_prune.distill import DistillConfig, default_epochs, distill
     from nas_prune.export import load_model, save_model
+    from nas_prune.pipeline.stages.distill import finish, finish_epochs
     from nas_prune.space import narrow
 
-    out, space, cfg = ctx.out, ctx.space, ctx.cfg
+    out, space = ctx.out, ctx.space
     start = time.perf_counter()
     before = ctx.arch
     after = shrunk_for(ctx, before, final, margin)
-    if after.channels == {g.name: space.validate(before)[g.name] for g in space.searchable_genes}:
+    now = space.validate(before)
+    if after.channels == {g.name: now[g.name] for g in space.searchable_genes}:
         return {"attempt": attempt, "done": False, "note": "the pick cannot shrink further in this space"}
-    finish = cfg.distill_epochs or default_epochs(cfg.method, ctx.train_images)
-    epochs = max(1, round(REPAIR_SHARE * finish))
+    full = finish_epochs(ctx)
+    epochs = max(1, round(REPAIR_SHARE * full))
     ctx.log(f"repair {attempt}: the final network measured {final['ratio']:.3f}x [{final['interval'][0]:.3f}, "
             f"{final['interval'][1]:.3f}] against {ctx.limit_ratio:.3g}x on a quiet machine: shrinking it (shape "
             f"kept) to leave a {margin:.0%} margin and finishing it {epochs} epoch(s) from its distilled weights "
-            f"(a quarter of the finish's {finish}), then checking again")
+            f"(a quarter of the finish's {full}), then checking again")
     narrowed = narrow(load_model(space, out / "distill" / "model.pt"), before, after, space=space)
     work = out / "repair"
     work.mkdir(exist_ok=True)
     save_model(narrowed, work / "start.pt", space_id=space.id, arch=dict(after.channels))
     shutil.rmtree(work / "distill", ignore_errors=True)
-    distill(space, after, out / "teacher.pt", ctx.data, method=cfg.method, init=f"model:{work / 'start.pt'}",
-            epochs=epochs, seed=cfg.seed, out_dir=work / "distill", table=out / "table_calibrated.json",
-            budget_ms=ctx.budget_ms, threads=cfg.threads, device=ctx.device,
-            config=DistillConfig(batch_size=cfg.distill_batch_size) if cfg.distill_batch_size else None)
+    finish(ctx, after, init=f"model:{work / 'start.pt'}", epochs=epochs, out_dir=work / "distill")
     # the network over the budget is kept beside; the repaired one takes its place for the check and summary
     shutil.move(str(out / "distill"), str(out / f"distill_over_budget_{attempt}"))
     shutil.copy2(out / "arch.json", out / f"arch_over_budget_{attempt}.json")

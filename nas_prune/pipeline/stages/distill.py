@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from nas_prune.distributed import is_main
 from nas_prune.pipeline._config import RunConfig
 from nas_prune.pipeline._context import RunContext, Stage
 
-__all__ = ["STAGE", "reads_train"]
+__all__ = ["STAGE", "finish", "finish_epochs", "reads_train"]
 
 
 def reads_train(method: str) -> bool:
@@ -32,20 +33,31 @@ def _data_use(cfg: RunConfig) -> str:
             "the end")
 
 
-def run(ctx: RunContext) -> dict[str, Any]:
-    """Distil ``arch.json`` from the teacher into ``distill/`` (``model.pt``, ``model.onnx``, ``metrics.json``)."""
-    from nas_prune.distill import DistillConfig, default_epochs, distill
+def finish_epochs(ctx: RunContext) -> int:
+    """The finish's epochs: ``--distill-epochs``, else the method's default for the training split's size."""
+    from nas_prune.distill import default_epochs
+
+    return ctx.cfg.distill_epochs or default_epochs(ctx.cfg.method, ctx.train_images)
+
+
+def finish(ctx: RunContext, arch: Any, *, init: str, epochs: int | None, out_dir: Path) -> dict[str, Any]:
+    """Distil ``arch`` from the run's teacher with the run's method and settings into ``out_dir``; its metrics."""
+    from nas_prune.distill import DistillConfig, distill
 
     cfg, out = ctx.cfg, ctx.out
-    epochs = cfg.distill_epochs or default_epochs(cfg.method, ctx.train_images)
-    ctx.log(f"distill: {cfg.method}, {epochs} epochs of {ctx.train_images:,} training images "
+    return distill(ctx.space, arch, out / "teacher.pt", ctx.data, method=cfg.method, init=init, epochs=epochs,
+                   seed=cfg.seed, out_dir=out_dir, table=out / "table_calibrated.json", budget_ms=ctx.budget_ms,
+                   threads=cfg.threads, device=ctx.device,
+                   config=DistillConfig(batch_size=cfg.distill_batch_size) if cfg.distill_batch_size else None)
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
+    """Distil ``arch.json`` from the teacher into ``distill/`` (``model.pt``, ``model.onnx``, ``metrics.json``)."""
+    cfg, out = ctx.cfg, ctx.out
+    ctx.log(f"distill: {cfg.method}, {finish_epochs(ctx)} epochs of {ctx.train_images:,} training images "
             "(--distill-epochs to change)")
     init = {"pnet": f"pnet:{out / 'pnet.pt'}", "gates": f"gates:{out / 'gates.json'}"}.get(cfg.init, cfg.init)
-    metrics = distill(ctx.space, ctx.arch, out / "teacher.pt", ctx.data, method=cfg.method, init=init,
-                      epochs=cfg.distill_epochs, seed=cfg.seed, out_dir=out / "distill",
-                      table=out / "table_calibrated.json", budget_ms=ctx.budget_ms, threads=cfg.threads,
-                      device=ctx.device,
-                      config=DistillConfig(batch_size=cfg.distill_batch_size) if cfg.distill_batch_size else None)
+    metrics = finish(ctx, ctx.arch, init=init, epochs=cfg.distill_epochs, out_dir=out / "distill")
     if not is_main():
         return {}
     return {"accuracy": metrics["student"]["test_accuracy"], "speedup": metrics["speedup"]}

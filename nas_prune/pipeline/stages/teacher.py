@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from nas_prune.distributed import is_main
@@ -10,8 +11,7 @@ from nas_prune.pipeline._context import RunContext, Stage
 __all__ = ["STAGE"]
 
 
-def _announce(ctx: RunContext) -> None:
-    weights = ctx.cfg.weights_file()
+def _announce(ctx: RunContext, weights: Path | None) -> None:
     if weights is not None:
         ctx.log(f"teacher: trained weights {weights} (evaluated; fine-tuned only for a new classifier or "
                 "with --teacher-epochs)")
@@ -42,8 +42,9 @@ def run(ctx: RunContext) -> dict[str, Any]:
     from nas_prune.teacher import prepare_teacher
 
     cfg, out, data = ctx.cfg, ctx.out, ctx.data
-    _announce(ctx)
-    res = prepare_teacher(ctx.space, data, out / "teacher.pt", weights=cfg.weights_file(), epochs=cfg.teacher_epochs,
+    weights = cfg.weights_file()  # --teacher, or the named weights' file in the hub cache (looked up once)
+    _announce(ctx, weights)
+    res = prepare_teacher(ctx.space, data, out / "teacher.pt", weights=weights, epochs=cfg.teacher_epochs,
                           lr=cfg.teacher_lr, batch_size=ctx.batch_size, seed=cfg.seed, device=ctx.device)
     if not is_main():
         return {}  # under torchrun the other processes trained beside rank 0, which reports

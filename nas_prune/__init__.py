@@ -3,7 +3,7 @@
 One call runs the whole job (:func:`nas_prune.prune`); its stages, in the order ``nas-prune run`` runs them
 (the registry :data:`nas_prune.pipeline.STAGES`)::
 
-    space -> teacher -> latency -> calibration -> budget -> gates -> pruningnet -> search -> finalists -> distill -> check -> report
+    space -> teacher -> latency -> calibration -> budget -> gates -> pruningnet -> search -> finalists -> select -> distill -> check -> report
 
 Names are imported lazily so that light entry points (the on-device latency runner, which has
 only numpy and onnxruntime) never import torch.

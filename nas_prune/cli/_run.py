@@ -74,6 +74,10 @@ def run(
                                       "ratio drifts by a few %% between measurements minutes apart); more where the "
                                       "run measures more drift (up to 12 %%). The final verdict is against the "
                                       "budget itself."),
+    select: str = typer.Option("score", help="The pick: score (the PruningNet's best finalist) | finetune (the best "
+                               "--select-k finalists and uniform width and global magnitude pruning at the same "
+                               "measured budget, fine-tuned briefly: successive halving decides; a few epochs of 5k images)."),
+    select_k: int = typer.Option(3, help="--select finetune: finalists that compete with the baselines."),
     calibration: str = typer.Option("auto", help="Latency table calibration: auto (check/adapt a table this "
                                     "machine did not calibrate) | refresh | off."),
     repair: bool = typer.Option(True, "--repair/--no-repair", help="When the final network measures over the budget "
@@ -86,16 +90,10 @@ def run(
 ) -> None:
     """Run the whole job: space, teacher (yours with --teacher/--weights, or trained here), latency table, gates,
     PruningNet, search, distillation, report."""
+    options = {k: v for k, v in locals().items() if k != "nproc"}  # every other option is the RunConfig field of its name
     from nas_prune.pipeline import RunConfig, run_pipeline
 
-    cfg = RunConfig(model=model, data=data, teacher=teacher, weights=weights, mean=mean, std=std, resize=resize,
-                    teacher_lr=teacher_lr, budget=budget, table=table, profile=profile, backend=backend,
-                    sampler=sampler, out=out, input_size=input_size, threads=threads, method=method, init=init,
-                    seed=seed, teacher_epochs=teacher_epochs, gate_epochs=gate_epochs, gate_steps=gate_steps, pnet_epochs=pnet_epochs,
-                    n_trials=n_trials, distill_epochs=distill_epochs, train_subset=train_subset, validate_n=validate_n,
-                    batch_size=batch_size, distill_batch_size=batch_size,
-                    augment=augment, workers=workers, strict_data=strict_data, device=device, finalists=finalists, pick_margin=pick_margin, calibration=calibration,
-                    repair=repair)
+    cfg = RunConfig(**options, distill_batch_size=batch_size)
     _launch_if_several(nproc)
     summary = run_pipeline(cfg)
     if not is_main():

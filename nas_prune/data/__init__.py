@@ -22,6 +22,7 @@ from nas_prune.data._sources import (
     load_data,
     register_dataset,
 )
+from nas_prune.data._take import take
 from nas_prune.data._user import check_num_classes, make_bundle, select_classes, to_bundle
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "Preprocess",
     "register_dataset",
     "select_classes",
+    "take",
     "to_bundle",
     "to_uint8_images",
     "unaugmented",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,8 @@ class RunConfig:
     device: str = "auto"  # every training stage and PruningNet scoring: auto | cpu | cuda[:N] (latency: the table's)
     finalists: int = 8
     pick_margin: float = 0.04  # the finalists' pick must measure at least this fraction under the budget (a floor: _finalists)
+    select: str = "score"  # the pick: the finalists' by PruningNet score, or the winner of a brief fine-tune (_select)
+    select_k: int = 3  # --select finetune: this many finalists that met the budget compete with the baselines
     calibration: str = "auto"
     repair: bool = True  # a quiet final check over the budget: shrink the pick, finish it briefly, check again
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -93,6 +96,12 @@ class RunConfig:
             raise NasPruneError(f"calibration {self.calibration!r}: use auto, refresh or off")
         if not 0.0 <= self.pick_margin < 0.5:
             raise NasPruneError(f"pick margin {self.pick_margin}: use a fraction in [0, 0.5), e.g. 0.04")
+        if self.select not in ("score", "finetune"):
+            raise NasPruneError(f"select {self.select!r}: use score or finetune")
+        if self.select_k < 1:
+            raise NasPruneError(f"select k {self.select_k}: give 1 or more finalists to fine-tune")
+        if self.select == "finetune" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise NasPruneError("--select finetune runs in one process: run it without torchrun, or use --select score")
         if self.backend not in ("optuna", "nni"):
             raise NasPruneError(f"backend {self.backend!r}: use optuna or nni")
         self._validate_names()

@@ -27,7 +27,8 @@ from typing import Any, Callable, Sequence
 from nas_prune._io import read_json, write_json
 
 __all__ = ["MAX_ROUNDS", "MARGIN", "SESSIONS", "PICK_MARGIN", "DRIFT_Z", "TEACHER_DRIFT_SHARE", "MAX_PICK_MARGIN",
-           "drift_margin", "predicted_ratio", "rejudge", "shrunk_to", "table_bias", "corrected_target", "top_candidates", "pick_measured", "finalists_stage"]
+           "drift_margin", "measure_candidates", "predicted_ratio", "rejudge", "shrunk_to", "table_bias",
+           "corrected_target", "top_candidates", "pick_measured", "finalists_stage"]
 
 MAX_ROUNDS = 3  # rounds of measured finalists at most (the 2nd and 3rd only when none met)
 MARGIN = 0.03  # aim this fraction under the bias-corrected limit (about the ratio's spread over rounds)
@@ -234,7 +235,7 @@ def _measure_rounds(space: Any, out: Path, table: Any, trials: Sequence[dict[str
     found = _Found()
     batch = _with_archs(space, first)
     for rnd in range(1, MAX_ROUNDS + 1):
-        found.add(rnd, batch, _measure(space, out, table, batch, pick.limit))
+        found.add(rnd, batch, measure_candidates(space, out, table, batch, pick.limit))
         if rnd == 1:
             pick.widen(found, teacher_ms, log)
         if any(x["meets"] for x in found.measured) or rnd == MAX_ROUNDS:
@@ -245,7 +246,7 @@ def _measure_rounds(space: Any, out: Path, table: Any, trials: Sequence[dict[str
     return found
 
 
-def _measure(space: Any, out: Path, table: Any, batch: Sequence[tuple[dict[str, Any], Any]],
+def measure_candidates(space: Any, out: Path, table: Any, batch: Sequence[tuple[dict[str, Any], Any]],
              limit: float) -> list[dict[str, Any]]:
     """Each candidate alone with the teacher (the final check's protocol), in blocks of fresh sessions
     spread over the round, so that each interval covers the ratio's drift here."""
@@ -316,7 +317,7 @@ def _write_pick(out: Path, found: _Found, ratio: Callable[[Any], float], i: int)
     """``finalists.json`` (a row per measured candidate, the pick marked) and the pick's ``arch.json``."""
     rows = [{"trial": t["number"], "accuracy": t["accuracy"], "predicted_ms": t["latency_ms"],
              "predicted_ratio": ratio(a), **({"shrunk_from": t["shrunk_from"]} if "shrunk_from" in t else {}),
-             **x, "picked": j == i}
+             **x, "channels": dict(a.channels), "picked": j == i}
             for j, (t, a, x) in enumerate(zip(found.cands, found.archs, found.measured))]
     write_json(out / "finalists.json", rows)
     found.archs[i].save(out / "arch.json")

@@ -26,7 +26,7 @@ __all__ = ["run_pipeline"]
 
 #: Settings a run directory is bound to: resuming it with any other value is refused.
 BOUND_SETTINGS = ("model", "data", "budget", "input_size", "threads", "backend", "sampler", "method", "seed",
-                  "teacher", "weights", "preprocess", "augment")
+                  "teacher", "weights", "preprocess", "augment", "select")
 
 
 def _check_config(cfg: RunConfig, out: Path) -> None:
@@ -37,7 +37,7 @@ def _check_config(cfg: RunConfig, out: Path) -> None:
         old = read_json(path, what="run configuration")
         if not isinstance(old, dict):
             raise NasPruneError(f"{path} is not a nas-prune run configuration (a JSON object): use another --out")
-        before = {"augment": "none"}  # runs made before the setting existed were not augmented
+        before = {"augment": "none", "select": "score"}  # what runs made before these settings existed did
         diff = [k for k in BOUND_SETTINGS if old.get(k, before.get(k)) != new.get(k)]
         if diff:
             raise NasPruneError(

@@ -73,14 +73,15 @@ def build_summary(ctx: RunContext, stage_seconds: dict[str, float]) -> dict[str,
         "pruningnet_check": results["pruningnet"].get("uniform_check"),  # uniform widths: wider must score higher
         "search": results["search"],
         "finalists": results["finalists"],
+        "select": results.get("select", {"mode": "score"}),  # the pick's decision (pipeline._select)
         # a final network over the budget on a quiet machine, shrunk and finished again (pipeline._repair)
         "repairs": results["check"].get("repairs") or [],
         "table": results["latency"],
         "calibration": results["calibration"],
         "stage_seconds": stage_seconds,
-        "artifacts": dict(ARTIFACTS),
+        "artifacts": {**ARTIFACTS, **({"select": "select.json"} if (out / "select.json").exists() else {})},
         "finish": {"method": cfg.method, "init": cfg.init, "data_free": not reads_train(cfg.method)},
         # which splits each stage reads, in words (stages that only read the run's own files are left out)
-        "data_use": {s.name: s.data_use(cfg) for s in STAGES if s.reads != "none"},
+        "data_use": {s.name: s.data_use(cfg) for s in STAGES if s.data_use(cfg) != "none"},
         "training_processes": _training_processes(ctx),
     }

@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping
 import torch
 import torch.nn.functional as F
 
-from nas_prune.data import ImageArrays, ImageFiles, batches, check_num_classes, to_bundle, unaugmented
+from nas_prune.data import ImageArrays, ImageFiles, batches, check_num_classes, take, to_bundle, unaugmented
 from nas_prune.errors import DataError
 from nas_prune.pruningnet._net import BNStats, PruningNet
 from nas_prune.space import Architecture
@@ -34,14 +34,6 @@ def _bytes_per_image(ds: Any) -> int:
         return 3 * ds.input_size ** 2
     x = ds[0][0]
     return int(x.numel() * x.element_size())
-
-
-def _subset(ds: Any, keep: torch.Tensor) -> Any:
-    if isinstance(ds, ImageArrays):
-        return ds.subset(keep)
-    if isinstance(ds, ImageFiles):
-        return ds.view(indices=keep)
-    return torch.utils.data.Subset(ds, keep.tolist())
 
 
 class PruningNetEvaluator:
@@ -121,7 +113,7 @@ class PruningNetEvaluator:
         limit = cap if max_val_images is None else min(max_val_images, cap)
         if len(val) > limit:  # type: ignore[arg-type]
             keep = torch.randperm(len(val), generator=torch.Generator().manual_seed(seed))[:limit].sort().values  # type: ignore[arg-type]
-            val = _subset(val, keep)
+            val = take(val, keep)
         self.val_images = len(val)  # type: ignore[arg-type]
         self._preprocess = getattr(val, "preprocess", None) or bundle.preprocess
         # Decoded once, kept on the device (nas-prune's datasets as uint8, normalised per batch when scored).

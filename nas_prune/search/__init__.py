@@ -22,6 +22,14 @@ name, and the command line's help lists it (:func:`sampler_help`).
 
 from __future__ import annotations
 
+from nas_prune.search._baselines import (
+    BASELINES,
+    MagnitudePruner,
+    baseline_names,
+    get_baseline,
+    register_baseline,
+    uniform_under,
+)
 from nas_prune.search._budget import (
     LatencyBudget,
     LatencyPredictor,
@@ -68,6 +76,12 @@ from nas_prune.search._study import (
 
 __all__ = [
     "ARCH_ATTR",
+    "BASELINES",
+    "MagnitudePruner",
+    "baseline_names",
+    "get_baseline",
+    "register_baseline",
+    "uniform_under",
     "ArchitectureObjective",
     "DEFAULT_SAMPLER",
     "CandidateEvaluator",

@@ -20,6 +20,7 @@ from nas_prune.pipeline.stages import (
     latency,
     pruningnet,
     search,
+    select,
     space,
     teacher,
 )
@@ -37,6 +38,7 @@ STAGES: tuple[Stage, ...] = (
     pruningnet.STAGE,
     search.STAGE,
     finalists.STAGE,
+    select.STAGE,
     distill.STAGE,
     check.STAGE,
 )
@@ -72,7 +74,7 @@ def markdown_table() -> str:
     rows = ["| stage | what it does | writes | data it reads |", "|---|---|---|---|"]
     for s in STAGES:
         files = ", ".join(f"`{o}`" for o in s.outputs) or "-"
-        rows.append(f"| `{s.name}` | {s.title} | {files} | {s.data_use(cfg) if s.reads != 'none' else '-'} |")
+        rows.append(f"| `{s.name}` | {s.title} | {files} | {s.data_use(cfg) if s.data_use(cfg) != 'none' else '-'} |")
     return "\n".join(rows)
 
 

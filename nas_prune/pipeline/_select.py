@@ -1,0 +1,169 @@
+"""The pick decided by a short real fine-tune (``nas-prune run --select finetune``), not by the PruningNet's score alone.
+
+The PruningNet ranks candidates about as well as their FLOPs do (Kendall tau 0.66 against 0.68 on
+our benchmark, ``benchmarks/results/pruningnet_fidelity.json``), so the finalists' pick, the most
+accurate by that score, can lose to what a user would have tried without a search. Here the pick
+competes with them at the same *measured* budget:
+
+1. **Candidates**: the ``k`` best finalists whose measurement met the pick's limit, and every
+   registered baseline (:data:`nas_prune.search.BASELINES`: uniform width, global magnitude
+   pruning of the teacher) aimed at the same limit through the calibrated table corrected by the
+   finalists' own measurements (:func:`~nas_prune.pipeline._finalists.corrected_target`), measured
+   with the finalists' protocol and kept only when they meet (re-aimed once when they do not).
+2. **Successive halving** (Jamieson & Talwalkar, AISTATS 2016; asynchronous as in ASHA, Li et al.,
+   MLSys 2020) with Optuna's :class:`~optuna.pruners.SuccessiveHalvingPruner`: each candidate is a
+   trial, best-scored first; a step is one epoch of the run's finish (same method and init) over a
+   fixed subset of the training split, continued from the previous step's weights; the trial reports
+   its validation accuracy after each step and stops when it is not in the top half of those that
+   reached the same rung. The winner is the most accurate candidate that ran every step.
+
+The winner replaces ``arch.json``; ``select.json`` holds every candidate, its steps and the cost.
+Every step is cached (``select/cN/stepS/``): a killed run resumes with the same decisions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+
+from nas_prune._io import read_json, write_json
+
+if TYPE_CHECKING:
+    import optuna
+
+    from nas_prune.pipeline._context import RunContext
+
+__all__ = ["SELECT_MODES", "SELECT_STEPS", "SELECT_IMAGES", "baseline_candidates", "finalist_candidates",
+           "select_by_finetune"]
+
+SELECT_MODES = ("score", "finetune")
+#: Steps (epochs over the subset) of the longest fine-tune: rungs at 1, 2 and 4 with a reduction factor of 2.
+SELECT_STEPS = 4
+#: Training images each fine-tune step sees at most (a fixed seeded subset of the training split).
+SELECT_IMAGES = 5000
+
+
+def finalist_candidates(ctx: RunContext, k: int) -> list[dict[str, Any]]:
+    """The ``k`` most accurate finalists whose measurement met the pick's limit (``finalists.json``, rank order)."""
+    rows = read_json(ctx.out / "finalists.json", what="finalists") if (ctx.out / "finalists.json").exists() else []
+    met = [r for r in rows if r.get("meets") and r.get("channels")]
+    return [{"source": "search", "trial": r["trial"], "channels": dict(r["channels"]), "ratio": r["ratio"],
+             "interval": r["interval"], "predicted_ratio": r["predicted_ratio"]} for r in met[:k]]
+
+
+def baseline_candidates(ctx: RunContext, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Every registered baseline aimed at the pick's limit as measured here; those whose measurement meets it.
+
+    The aim is the calibrated table's predicted ratio corrected by the finalists' measured/predicted
+    bias; a baseline measured over the limit is re-aimed once by its own overshoot.
+    """
+    from nas_prune.export import load_model
+    from nas_prune.pipeline._finalists import MARGIN, corrected_target, measure_candidates, predicted_ratio
+    from nas_prune.search import BASELINES
+
+    rows = read_json(ctx.out / "finalists.json", what="finalists")
+    limit = float(ctx.results["finalists"].get("pick_limit", ctx.limit_ratio))
+    space, ratio = ctx.space, predicted_ratio(ctx.space, ctx.table)
+    target = corrected_target(limit, [r["predicted_ratio"] for r in rows], [r["ratio"] for r in rows])
+    teacher = load_model(space, ctx.out / "teacher.pt")
+    aims = {name: target for name in BASELINES}
+    kept: list[dict[str, Any]] = []
+    for attempt in (1, 2):
+        batch = [({"name": n}, fn(space, teacher, ratio, aims[n])) for n, fn in BASELINES.items() if n in aims]
+        if not batch:
+            break
+        for (meta, arch), m in zip(batch, measure_candidates(space, ctx.out, ctx.table, batch, limit)):
+            name = meta["name"]
+            log(f"select: baseline {name} aimed at predicted {aims[name]:.3f}x measured {m['ratio']:.3f}x "
+                f"[{m['interval'][0]:.3f}, {m['interval'][1]:.3f}] against {limit:.3g}x"
+                + ("" if m["meets"] else (": over, re-aimed" if attempt == 1 else ": over, left out")))
+            if m["meets"]:
+                kept.append({"source": name, "channels": dict(arch.channels), "ratio": m["ratio"],
+                             "interval": m["interval"], "predicted_ratio": ratio(arch)})
+                del aims[name]
+            else:
+                aims[name] = ratio(arch) * limit / float(m["ratio"]) * (1.0 - MARGIN)
+    return kept
+
+
+def _train_subset(ctx: RunContext, images: int) -> Any:
+    """The run's data with its training split cut to ``images`` (a subset fixed by the run's seed)."""
+    from nas_prune.data import take
+
+    train = ctx.data.train
+    n = len(train)  # type: ignore[arg-type]
+    if n <= images:
+        return ctx.data
+    keep = torch.randperm(n, generator=torch.Generator().manual_seed(ctx.cfg.seed))[:images].sort().values
+    return dataclasses.replace(ctx.data, train=take(train, keep))
+
+
+class _FineTune:
+    """The objective of one candidate's trial: a step is one more epoch over the subset, cached per step."""
+
+    def __init__(self, ctx: RunContext, cands: list[dict[str, Any]], data: Any) -> None:
+        self.ctx, self.cands, self.data = ctx, cands, data
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        import optuna
+
+        from nas_prune.pipeline.stages.distill import finish, finish_init
+        from nas_prune.space import Architecture
+
+        i = int(trial.user_attrs.get("candidate", trial.number))
+        cand = self.cands[i]
+        arch = Architecture(self.ctx.space.id, cand["channels"])
+        init = finish_init(self.ctx)
+        cand["steps"] = []
+        for step in range(1, SELECT_STEPS + 1):
+            folder = self.ctx.out / "select" / f"c{i}" / f"step{step}"
+            cached = folder / "metrics.json"
+            m = read_json(cached, what="fine-tune metrics") if cached.exists() else \
+                finish(self.ctx, arch, init=init, epochs=1, out_dir=folder, data=self.data, measure_latency=False)
+            init = f"model:{folder / 'model.pt'}"
+            acc = float(m["student"]["val_accuracy"])
+            cand["steps"].append(acc)
+            trial.report(acc, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return acc
+
+
+def select_by_finetune(ctx: RunContext, k: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """Fine-tune the finalists and the baselines briefly, successive halving decides; the winner becomes ``arch.json``."""
+    import optuna
+
+    from nas_prune.space import Architecture
+
+    start = time.perf_counter()
+    cands = finalist_candidates(ctx, k)
+    if not cands:
+        return {"mode": "finetune", "note": "no finalist met the budget: the finalists' pick is kept"}
+    cands += baseline_candidates(ctx, log)
+    images = min(SELECT_IMAGES, ctx.train_images)
+    log(f"select: {len(cands)} candidates ({', '.join(c['source'] for c in cands)}) fine-tuned up to {SELECT_STEPS} "
+        f"epochs of {images:,} training images, successive halving on validation accuracy")
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=ctx.cfg.seed),
+                                pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2))
+    for i in range(len(cands)):
+        study.enqueue_trial({}, user_attrs={"candidate": i})
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(_FineTune(ctx, cands, _train_subset(ctx, images)), n_trials=len(cands))
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = max(finished, key=lambda t: (t.value, -int(t.user_attrs["candidate"])))
+    win = int(best.user_attrs["candidate"])
+    for t in study.trials:
+        cands[int(t.user_attrs["candidate"])]["state"] = t.state.name.lower()
+    Architecture(ctx.space.id, cands[win]["channels"]).save(ctx.out / "arch.json")
+    record = {"mode": "finetune", "winner": win, "winner_source": cands[win]["source"],
+              "winner_val_accuracy": best.value, "images": images, "steps": SELECT_STEPS,
+              "epochs_trained": sum(len(c.get("steps", [])) for c in cands),
+              "seconds": time.perf_counter() - start, "candidates": cands}
+    write_json(ctx.out / "select.json", record)
+    log(f"select: {cands[win]['source']}" + (f" (trial {cands[win]['trial']})" if "trial" in cands[win] else "")
+        + f" won at {100 * best.value:.2f} % validation accuracy after {SELECT_STEPS} epochs; "
+        f"{record['epochs_trained']} fine-tune epochs in {record['seconds']:.0f} s")
+    return {k_: v for k_, v in record.items() if k_ != "candidates"}

@@ -218,8 +218,16 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], *, num_classes:
     return report
 
 
-def read_weights_file(path: str | os.PathLike[str]) -> Any:
+#: The file read by a ``keep=True`` call, for the next read of the same unchanged file (read once per run).
+_KEPT: dict[tuple[str, int, int], Any] = {}
+
+
+def read_weights_file(path: str | os.PathLike[str], *, keep: bool = False) -> Any:
     """``torch.load(path, weights_only=True)`` with one-line errors; checks that it holds a state dict.
+
+    ``keep``: hold what was read for the next call on the same unchanged file, which takes it (the
+    run's settings check the user's file when they are parsed; the teacher stage then loads it
+    without reading the file again).
 
     Raises:
         PretrainedWeightsError: missing, unsafe (a pickled object), unreadable, or no state dict in it.
@@ -227,6 +235,18 @@ def read_weights_file(path: str | os.PathLike[str]) -> Any:
     path = Path(path)
     if not path.is_file():
         raise PretrainedWeightsError(f"weights file {path} does not exist: check the path")
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key in _KEPT:
+        return _KEPT[key] if keep else _KEPT.pop(key)
+    obj = _read(path)
+    if keep:
+        _KEPT.clear()
+        _KEPT[key] = obj
+    return obj
+
+
+def _read(path: Path) -> Any:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, RuntimeError, EOFError, ...

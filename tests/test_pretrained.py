@@ -277,3 +277,23 @@ def test_torchvisions_legacy_densenet_names_are_renamed():
     assert legacy.keys() != own.keys()
     renamed, _ = extract_state_dict(legacy, "densenet121.pth")
     assert renamed.keys() == own.keys()
+
+
+def test_the_users_file_is_read_once_per_run(tmp_path, monkeypatch):
+    """RunConfig checks --teacher when the settings are parsed; the teacher stage's load takes what it read."""
+    import torch
+
+    import nas_prune.pretrained as pretrained
+    from nas_prune.pipeline import RunConfig
+    from tests.conftest import tiny_resnet
+
+    path = tmp_path / "net.pt"
+    torch.save(tiny_resnet().state_dict(), path)
+    loads = []
+    real = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a[0]) or real(*a, **k))
+    RunConfig(model="tests.conftest:tiny_resnet", teacher=path)
+    pretrained.load_weights(tiny_resnet(), path)
+    assert loads == [path]
+    pretrained.load_weights(tiny_resnet(), path)  # taken: a later load reads the file again
+    assert loads == [path, path] and not pretrained._KEPT

@@ -186,7 +186,7 @@ class RunConfig:
         if self.teacher is not None:
             from nas_prune.pretrained import read_weights_file
 
-            read_weights_file(self.teacher)  # unsafe or unreadable files fail before any stage runs
+            read_weights_file(self.teacher, keep=True)  # unsafe or unreadable files fail before any stage runs (read once)
         for key in ("input_size", "threads"):
             if int(getattr(self, key)) < 1:
                 raise NasPruneError(f"{key.replace('_', '-')} {getattr(self, key)} must be at least 1")

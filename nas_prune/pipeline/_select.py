@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from nas_prune.pipeline._context import RunContext
 
-__all__ = ["SELECT_MODES", "SELECT_STEPS", "SELECT_IMAGES", "baseline_candidates", "finalist_candidates",
+__all__ = ["BAND", "SELECT_MODES", "SELECT_STEPS", "SELECT_IMAGES", "baseline_candidates", "finalist_candidates",
            "select_by_finetune"]
 
 SELECT_MODES = ("score", "finetune")
@@ -44,11 +44,17 @@ SELECT_MODES = ("score", "finetune")
 SELECT_STEPS = 4
 #: Training images each fine-tune step sees at most (a fixed seeded subset of the training split).
 SELECT_IMAGES = 5000
+#: A baseline measured under this share of the pick's limit is re-aimed (closer to the limit, as fast as allowed).
+BAND = 0.9
 
 
 def finalist_candidates(ctx: RunContext, k: int) -> list[dict[str, Any]]:
     """The ``k`` most accurate finalists whose measurement met the pick's limit (``finalists.json``, rank order)."""
     rows = read_json(ctx.out / "finalists.json", what="finalists") if (ctx.out / "finalists.json").exists() else []
+    if any("channels" not in r for r in rows) and (ctx.out / "trials.json").exists():  # written before rows held them
+        trials = {t.get("number"): t for t in read_json(ctx.out / "trials.json", what="search trials")}
+        rows = [r if "channels" in r or "shrunk_from" in r else {**r, "channels": trials.get(r["trial"], {}).get("channels")}
+                for r in rows]
     met = [r for r in rows if r.get("meets") and r.get("channels")]
     return [{"source": "search", "trial": r["trial"], "channels": dict(r["channels"]), "ratio": r["ratio"],
              "interval": r["interval"], "predicted_ratio": r["predicted_ratio"]} for r in met[:k]]
@@ -58,7 +64,9 @@ def baseline_candidates(ctx: RunContext, log: Callable[[str], None]) -> list[dic
     """Every registered baseline aimed at the pick's limit as measured here; those whose measurement meets it.
 
     The aim is the calibrated table's predicted ratio corrected by the finalists' measured/predicted
-    bias; a baseline measured over the limit is re-aimed once by its own overshoot.
+    bias. A baseline measured over the limit, or under :data:`BAND` of it (it would compete with
+    speed to spare), is re-aimed once by its own measurement; one still over falls back to its
+    first measurement when that met the limit, else it is left out.
     """
     from nas_prune.export import load_model
     from nas_prune.pipeline._finalists import MARGIN, corrected_target, measure_candidates, predicted_ratio
@@ -70,23 +78,25 @@ def baseline_candidates(ctx: RunContext, log: Callable[[str], None]) -> list[dic
     target = corrected_target(limit, [r["predicted_ratio"] for r in rows], [r["ratio"] for r in rows])
     teacher = load_model(space, ctx.out / "teacher.pt")
     aims = {name: target for name in BASELINES}
-    kept: list[dict[str, Any]] = []
+    kept: dict[str, dict[str, Any]] = {}
     for attempt in (1, 2):
         batch = [({"name": n}, fn(space, teacher, ratio, aims[n])) for n, fn in BASELINES.items() if n in aims]
-        if not batch:
-            break
-        for (meta, arch), m in zip(batch, measure_candidates(space, ctx.out, ctx.table, batch, limit)):
-            name = meta["name"]
-            log(f"select: baseline {name} aimed at predicted {aims[name]:.3f}x measured {m['ratio']:.3f}x "
-                f"[{m['interval'][0]:.3f}, {m['interval'][1]:.3f}] against {limit:.3g}x"
-                + ("" if m["meets"] else (": over, re-aimed" if attempt == 1 else ": over, left out")))
+        for (meta, arch), m in zip(batch, measure_candidates(space, ctx.out, ctx.table, batch, limit) if batch else []):
+            name, r = meta["name"], float(m["ratio"])
+            rec = {"source": name, "channels": dict(arch.channels), "ratio": r, "interval": m["interval"],
+                   "predicted_ratio": ratio(arch)}
+            done = m["meets"] and (r >= BAND * limit or attempt == 2)
             if m["meets"]:
-                kept.append({"source": name, "channels": dict(arch.channels), "ratio": m["ratio"],
-                             "interval": m["interval"], "predicted_ratio": ratio(arch)})
-                del aims[name]
+                kept[name] = rec  # the first measurement that met stays the fallback of a re-aim
+            if done or attempt == 2:
+                aims.pop(name)
             else:
-                aims[name] = ratio(arch) * limit / float(m["ratio"]) * (1.0 - MARGIN)
-    return kept
+                aims[name] = ratio(arch) * limit / r * (1.0 - MARGIN)
+            log(f"select: baseline {name}, predicted {ratio(arch):.3f}x, measured {r:.3f}x "
+                f"[{m['interval'][0]:.3f}, {m['interval'][1]:.3f}] against {limit:.3g}x"
+                + ("" if done else ": re-aimed" if attempt == 1 else
+                   ": over, its first pick kept" if name in kept else ": over, left out"))
+    return list(kept.values())
 
 
 def _train_subset(ctx: RunContext, images: int) -> Any:

@@ -156,3 +156,30 @@ def test_a_run_with_select_finetune_finishes_the_winner(tmp_path, monkeypatch):
     assert load_checkpoint(out / "distill" / "model.pt")["channels"] == winner["channels"]
     assert summary["stage_seconds"]["select"] > 0 and "select" in summary["data_use"]
     assert summary["select"]["winner_source"] == winner["source"]
+
+
+def test_a_baseline_with_speed_to_spare_is_re_aimed_closer_to_the_limit(tmp_path, monkeypatch):
+    import nas_prune.pipeline._finalists as finalists
+    import nas_prune.pipeline._select as select
+    import nas_prune.search
+    from nas_prune.export import save_model
+    from nas_prune.search import uniform_under
+    from nas_prune.space import ChannelSpace
+
+    space = ChannelSpace.from_name("mobilenet_v2", input_size=32, num_classes=10)  # a fine grid of widths
+    ctx = _fake_run(tmp_path, space, [{"trial": 0, "channels": {}, "meets": True, "ratio": 0.5,
+                                       "predicted_ratio": 0.5, "interval": [0.49, 0.51]}])
+    ctx.results, ctx.limit_ratio, ctx.table = {"finalists": {"pick_limit": 0.48}}, 0.5, _FlopsTable(space)
+    save_model(space.build_model(), tmp_path / "teacher.pt", space_id=space.id)
+    ratio = finalists.predicted_ratio(space, ctx.table)
+    monkeypatch.setattr(nas_prune.search, "BASELINES", {"uniform": lambda sp, m, cost, t: uniform_under(sp, cost, t)})
+
+    def fake_measure(space, out, table, batch, limit):  # the table over-predicts by 25 % here
+        return [{"ratio": 0.8 * ratio(a), "interval": [0.8 * ratio(a)] * 2, "meets": 0.8 * ratio(a) <= limit}
+                for _, a in batch]
+
+    monkeypatch.setattr(finalists, "measure_candidates", fake_measure)
+    lines: list[str] = []
+    (kept,) = select.baseline_candidates(ctx, log=lines.append)
+    assert "re-aimed" in lines[0] and float(lines[0].split("measured ")[1].split("x")[0]) < select.BAND * 0.48
+    assert select.BAND * 0.48 <= kept["ratio"] <= 0.48  # the second aim lands near the limit, under it

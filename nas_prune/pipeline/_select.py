@@ -163,17 +163,17 @@ def select_by_finetune(ctx: RunContext, k: int, log: Callable[[str], None]) -> d
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(_FineTune(ctx, cands, _train_subset(ctx, images)), n_trials=len(cands))
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    best = max(finished, key=lambda t: (t.value, -int(t.user_attrs["candidate"])))
-    win = int(best.user_attrs["candidate"])
+    best = max(finished, key=lambda t: (float(t.value or 0.0), -int(t.user_attrs["candidate"])))
+    win, best_acc = int(best.user_attrs["candidate"]), float(best.value or 0.0)
     for t in study.trials:
         cands[int(t.user_attrs["candidate"])]["state"] = t.state.name.lower()
     Architecture(ctx.space.id, cands[win]["channels"]).save(ctx.out / "arch.json")
     record = {"mode": "finetune", "winner": win, "winner_source": cands[win]["source"],
-              "winner_val_accuracy": best.value, "images": images, "steps": SELECT_STEPS,
+              "winner_val_accuracy": best_acc, "images": images, "steps": SELECT_STEPS,
               "epochs_trained": sum(len(c.get("steps", [])) for c in cands),
               "seconds": time.perf_counter() - start, "candidates": cands}
     write_json(ctx.out / "select.json", record)
     log(f"select: {cands[win]['source']}" + (f" (trial {cands[win]['trial']})" if "trial" in cands[win] else "")
-        + f" won at {100 * best.value:.2f} % validation accuracy after {SELECT_STEPS} epochs; "
+        + f" won at {100 * best_acc:.2f} % validation accuracy after {SELECT_STEPS} epochs; "
         f"{record['epochs_trained']} fine-tune epochs in {record['seconds']:.0f} s")
     return {k_: v for k_, v in record.items() if k_ != "candidates"}

@@ -32,9 +32,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from nas_prune.search import read_back
 from nas_prune.space import Architecture, ChannelSpace
 
-__all__ = ["FLOPS_COUNTING", "FastNAS", "describe", "flops_cost", "modelopt_unavailable", "read_back"]
+__all__ = ["FLOPS_COUNTING", "FastNAS", "describe", "flops_cost", "modelopt_unavailable"]
 
 #: How the two FLOPs ratios of a row are counted (the result JSON quotes this).
 FLOPS_COUNTING = {
@@ -71,23 +72,6 @@ def describe(arch: Architecture, space: ChannelSpace, teacher: dict[str, int] | 
     out["flops_ratio"] = out["flops"] / ref["flops"]
     out["flops_ratio_tp"] = out["flops_tp"] / ref["flops_tp"]
     return out
-
-
-def read_back(space: ChannelSpace, model: nn.Module) -> Architecture:
-    """The channel counts a pruning tool left in ``model``, per gene, snapped down to the space's choices."""
-    modules = dict(model.named_modules())
-    channels = {}
-    for g in space.genes:
-        m = modules.get(g.name)
-        if not g.searchable or m is None:
-            channels[g.name] = g.width
-            continue
-        n = int(getattr(m, "out_channels", getattr(m, "out_features", getattr(m, "num_features", g.width))))
-        below = [c for c in g.choices if c <= n]
-        channels[g.name] = below[-1] if below else g.low
-    arch = Architecture(space.id, channels)
-    space.validate(arch)
-    return arch
 
 
 def modelopt_unavailable() -> str | None:

@@ -27,6 +27,7 @@ from nas_prune.search._baselines import (
     MagnitudePruner,
     baseline_names,
     get_baseline,
+    read_back,
     register_baseline,
     uniform_under,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "MagnitudePruner",
     "baseline_names",
     "get_baseline",
+    "read_back",
     "register_baseline",
     "uniform_under",
     "ArchitectureObjective",

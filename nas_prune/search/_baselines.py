@@ -27,8 +27,8 @@ from torch import nn
 
 from nas_prune.space import Architecture, ChannelSpace, scaled_to
 
-__all__ = ["BASELINES", "Baseline", "MagnitudePruner", "baseline_names", "get_baseline", "register_baseline",
-           "uniform_under"]
+__all__ = ["BASELINES", "Baseline", "MagnitudePruner", "baseline_names", "get_baseline", "read_back",
+           "register_baseline", "uniform_under"]
 
 Cost = Callable[[Architecture], float]
 #: ``(space, trained model, cost, target) -> the baseline's architecture at cost <= target``.
@@ -118,18 +118,7 @@ class MagnitudePruner:
                                               global_pruning=self.global_pruning, pruning_ratio=ratio,
                                               max_pruning_ratio=0.95, ignored_layers=ignored)
                 pruner.step()
-        channels = {}
-        for g in space.genes:
-            if not g.searchable:
-                channels[g.name] = g.width
-                continue
-            m = modules[g.name]
-            n = int(getattr(m, "out_channels", getattr(m, "out_features", getattr(m, "num_features", g.width))))
-            below = [c for c in g.choices if c <= n]
-            channels[g.name] = below[-1] if below else g.low
-        arch = Architecture(space.id, channels)
-        space.validate(arch)
-        return arch
+        return read_back(space, model)
 
     def aim(self, cost: Cost, target: float, *, steps: int = 12, max_ratio: float = 0.95) -> tuple[Architecture, float]:
         """The smallest ``pruning_ratio`` whose architecture costs at most ``target``: ``(arch, ratio)``.
@@ -148,6 +137,23 @@ class MagnitudePruner:
             else:
                 lo = mid
         return self.architecture(hi), hi
+
+
+def read_back(space: ChannelSpace, model: nn.Module) -> Architecture:
+    """The channel counts a pruning tool left in ``model`` (pruned in place), per gene, snapped down to the space's choices."""
+    modules = dict(model.named_modules())
+    channels = {}
+    for g in space.genes:
+        m = modules.get(g.name)
+        if not g.searchable or m is None:
+            channels[g.name] = g.width
+            continue
+        n = int(getattr(m, "out_channels", getattr(m, "out_features", getattr(m, "num_features", g.width))))
+        below = [c for c in g.choices if c <= n]
+        channels[g.name] = below[-1] if below else g.low
+    arch = Architecture(space.id, channels)
+    space.validate(arch)
+    return arch
 
 
 @register_baseline("uniform")

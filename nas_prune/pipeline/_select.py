@@ -9,7 +9,8 @@ competes with them at the same *measured* budget:
    registered baseline (:data:`nas_prune.search.BASELINES`: uniform width, global magnitude
    pruning of the teacher) aimed at the same limit through the calibrated table corrected by the
    finalists' own measurements (:func:`~nas_prune.pipeline._finalists.corrected_target`), measured
-   with the finalists' protocol and kept only when they meet (re-aimed once when they do not).
+   with the finalists' protocol, re-aimed by their own measurements until they measure within
+   :data:`BAND` of the limit (up to :data:`MAX_AIMS` picks), and kept only when they meet it.
 2. **Successive halving** (Jamieson & Talwalkar, AISTATS 2016; asynchronous as in ASHA, Li et al.,
    MLSys 2020) with Optuna's :class:`~optuna.pruners.SuccessiveHalvingPruner`: each candidate is a
    trial, best-scored first; a step is one epoch of the run's finish (same method and init) over a
@@ -30,13 +31,14 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 
 from nas_prune._io import read_json, write_json
+from nas_prune.pipeline._finalists import MARGIN
 
 if TYPE_CHECKING:
     import optuna
 
     from nas_prune.pipeline._context import RunContext
 
-__all__ = ["BAND", "SELECT_MODES", "SELECT_STEPS", "SELECT_IMAGES", "baseline_candidates", "finalist_candidates",
+__all__ = ["BAND", "MAX_AIMS", "SELECT_MODES", "SELECT_STEPS", "SELECT_IMAGES", "baseline_candidates", "finalist_candidates", "next_aim",
            "select_by_finetune"]
 
 SELECT_MODES = ("score", "finetune")
@@ -46,6 +48,8 @@ SELECT_STEPS = 4
 SELECT_IMAGES = 5000
 #: A baseline measured under this share of the pick's limit is re-aimed (closer to the limit, as fast as allowed).
 BAND = 0.9
+#: Picks (each one measurement of every baseline still aiming) per baseline at most.
+MAX_AIMS = 3
 
 
 def finalist_candidates(ctx: RunContext, k: int) -> list[dict[str, Any]]:
@@ -60,16 +64,31 @@ def finalist_candidates(ctx: RunContext, k: int) -> list[dict[str, Any]]:
              "interval": r["interval"], "predicted_ratio": r["predicted_ratio"]} for r in met[:k]]
 
 
+def next_aim(history: list[tuple[float, float, bool]], limit: float) -> float:
+    """The predicted ratio to aim at next, from ``(predicted, measured, meets)`` of a baseline's picks so far.
+
+    Between the widest pick that met and the narrowest that did not, the midpoint (a bisection);
+    on one side only, the last pick scaled by ``limit / measured`` less :data:`MARGIN`.
+    """
+    under = [p for p, _, ok in history if ok]
+    over = [p for p, _, ok in history if not ok]
+    if under and over and max(under) < min(over):
+        return (max(under) + min(over)) / 2
+    p, m, _ = history[-1]
+    return p * limit / m * (1.0 - MARGIN)
+
+
 def baseline_candidates(ctx: RunContext, log: Callable[[str], None]) -> list[dict[str, Any]]:
     """Every registered baseline aimed at the pick's limit as measured here; those whose measurement meets it.
 
-    The aim is the calibrated table's predicted ratio corrected by the finalists' measured/predicted
-    bias. A baseline measured over the limit, or under :data:`BAND` of it (it would compete with
-    speed to spare), is re-aimed once by its own measurement; one still over falls back to its
-    first measurement when that met the limit, else it is left out.
+    The first aim is the calibrated table's predicted ratio corrected by the finalists' measured/predicted
+    bias (the bias differs from one network's shape to another: the aim is then corrected by the
+    baseline's own measurements, :func:`next_aim`). A baseline is done when it measures within
+    :data:`BAND` of the limit and under it; after :data:`MAX_AIMS` picks, the fastest-to-the-limit one
+    that met competes, and one that never met is left out.
     """
     from nas_prune.export import load_model
-    from nas_prune.pipeline._finalists import MARGIN, corrected_target, measure_candidates, predicted_ratio
+    from nas_prune.pipeline._finalists import corrected_target, measure_candidates, predicted_ratio
     from nas_prune.search import BASELINES
 
     rows = read_json(ctx.out / "finalists.json", what="finalists")
@@ -78,24 +97,25 @@ def baseline_candidates(ctx: RunContext, log: Callable[[str], None]) -> list[dic
     target = corrected_target(limit, [r["predicted_ratio"] for r in rows], [r["ratio"] for r in rows])
     teacher = load_model(space, ctx.out / "teacher.pt")
     aims = {name: target for name in BASELINES}
+    history: dict[str, list[tuple[float, float, bool]]] = {name: [] for name in BASELINES}
     kept: dict[str, dict[str, Any]] = {}
-    for attempt in (1, 2):
+    for attempt in range(1, MAX_AIMS + 1):
         batch = [({"name": n}, fn(space, teacher, ratio, aims[n])) for n, fn in BASELINES.items() if n in aims]
         for (meta, arch), m in zip(batch, measure_candidates(space, ctx.out, ctx.table, batch, limit) if batch else []):
             name, r = meta["name"], float(m["ratio"])
-            rec = {"source": name, "channels": dict(arch.channels), "ratio": r, "interval": m["interval"],
-                   "predicted_ratio": ratio(arch)}
-            done = m["meets"] and (r >= BAND * limit or attempt == 2)
-            if m["meets"]:
-                kept[name] = rec  # the first measurement that met stays the fallback of a re-aim
-            if done or attempt == 2:
+            history[name].append((ratio(arch), r, bool(m["meets"])))
+            if m["meets"] and r > kept.get(name, {}).get("ratio", 0.0):  # the one nearest the limit that met
+                kept[name] = {"source": name, "channels": dict(arch.channels), "ratio": r, "interval": m["interval"],
+                              "predicted_ratio": ratio(arch), "aims": len(history[name])}
+            done = bool(m["meets"]) and r >= BAND * limit
+            if done or attempt == MAX_AIMS:
                 aims.pop(name)
             else:
-                aims[name] = ratio(arch) * limit / r * (1.0 - MARGIN)
+                aims[name] = next_aim(history[name], limit)
             log(f"select: baseline {name}, predicted {ratio(arch):.3f}x, measured {r:.3f}x "
                 f"[{m['interval'][0]:.3f}, {m['interval'][1]:.3f}] against {limit:.3g}x"
-                + ("" if done else ": re-aimed" if attempt == 1 else
-                   ": over, its first pick kept" if name in kept else ": over, left out"))
+                + ("" if done else ": re-aimed" if attempt < MAX_AIMS else
+                   f": its pick at {kept[name]['ratio']:.3f}x competes" if name in kept else ": never under, left out"))
     return list(kept.values())
 
 

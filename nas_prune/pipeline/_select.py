@@ -176,12 +176,16 @@ def select_by_finetune(ctx: RunContext, k: int, log: Callable[[str], None]) -> d
     images = min(SELECT_IMAGES, ctx.train_images)
     log(f"select: {len(cands)} candidates ({', '.join(c['source'] for c in cands)}) fine-tuned up to {SELECT_STEPS} "
         f"epochs of {images:,} training images, successive halving on validation accuracy")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=ctx.cfg.seed),
-                                pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2))
-    for i in range(len(cands)):
-        study.enqueue_trial({}, user_attrs={"candidate": i})
-    study.optimize(_FineTune(ctx, cands, _train_subset(ctx, images)), n_trials=len(cands))
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the run's own lines say what happens
+    try:
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=ctx.cfg.seed),
+                                    pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2))
+        for i in range(len(cands)):
+            study.enqueue_trial({}, user_attrs={"candidate": i})
+        study.optimize(_FineTune(ctx, cands, _train_subset(ctx, images)), n_trials=len(cands))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = max(finished, key=lambda t: (float(t.value or 0.0), -int(t.user_attrs["candidate"])))
     win, best_acc = int(best.user_attrs["candidate"]), float(best.value or 0.0)

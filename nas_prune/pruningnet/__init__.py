@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nas_prune.pruningnet._channels import ChannelIndex
 from nas_prune.pruningnet._check import CHECK_WIDTHS, uniform_width_check
-from nas_prune.pruningnet._evaluator import PruningNetEvaluator
+from nas_prune.pruningnet._evaluator import TARGET_SE, PruningNetEvaluator, images_for_se
 from nas_prune.pruningnet._generators import (
     GENERATORS,
     LowRankGenerator,
@@ -30,6 +30,8 @@ __all__ = [
     "PNET_VERSION",
     "PruningNet",
     "PruningNetEvaluator",
+    "TARGET_SE",
+    "images_for_se",
     "SAMPLING_MODES",
     "generator_names",
     "get_generator",

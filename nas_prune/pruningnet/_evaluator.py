@@ -15,15 +15,28 @@ from nas_prune.pruningnet._net import BNStats, PruningNet
 from nas_prune.space import Architecture
 from nas_prune.training import autocast, resolve_device, to_device
 
-__all__ = ["PruningNetEvaluator", "MAX_VAL_IMAGES", "CACHE_MB"]
+__all__ = ["PruningNetEvaluator", "MAX_VAL_IMAGES", "MIN_VAL_IMAGES", "TARGET_SE", "CACHE_MB", "images_for_se"]
 
 #: Candidates are scored on at most this many validation images, a fixed seeded subset: the score's
 #: standard error on 10k images is about a tenth of a point of top-1, and ImageNet's 50k validation
 #: images at 224 px would be 30 GB of float32 and minutes of forward passes per candidate.
 MAX_VAL_IMAGES = 10_000
+#: Within the cap, the subset is as large as the top-1 standard error wanted at the unpruned network's
+#: accuracy needs (``p (1 - p) / se**2`` images, :func:`images_for_se`): half a point by default ...
+TARGET_SE = 0.005
+#: ... and never fewer images than this (a small split is scored whole).
+MIN_VAL_IMAGES = 1000
+#: The unpruned network's accuracy is estimated on this many images of the subset first.
+PILOT_IMAGES = 1000
 #: Memory cap of the scoring cache: 2 GB holds the 10k validation images and 20 recalibration
 #: batches of 128 at 224 px as uint8 (1.9 GB); float32 images (a user's own dataset) hold 4x fewer.
 CACHE_MB = 2048
+
+
+def images_for_se(accuracy: float, se: float) -> int:
+    """Images needed for a top-1 standard error of ``se`` at ``accuracy`` (a binomial proportion), at least :data:`MIN_VAL_IMAGES`."""
+    p = min(max(accuracy, 0.0), 1.0)
+    return max(MIN_VAL_IMAGES, math.ceil(p * (1.0 - p) / se ** 2))
 
 
 def _bytes_per_image(ds: Any) -> int:
@@ -49,7 +62,8 @@ class PruningNetEvaluator:
     are drawn once and kept in memory on the PruningNet's device, so scoring many candidates loads
     and copies no data; in-memory images stay uint8 there (4x smaller than float32) and are
     normalised batch by batch, and the validation images are a fixed seeded subset of at most
-    ``max_val_images``.
+    ``max_val_images``, cut further to what a top-1 standard error of ``target_se`` needs at the
+    unpruned network's accuracy (measured on the subset's first :data:`PILOT_IMAGES` images).
 
     Example (your own data; a 7-class space needs 7-class data)::
 
@@ -66,6 +80,8 @@ class PruningNetEvaluator:
         batch_size: Batch size of both recalibration and validation.
         val_batches: Validation batches scored (``None``: the whole subset).
         max_val_images: Size cap of the validation subset (:data:`MAX_VAL_IMAGES`; ``None``: no cap).
+        target_se: The top-1 standard error the subset must reach at the unpruned network's accuracy
+            (:data:`TARGET_SE`; ``None``: the whole capped subset). Ignored with ``val_batches``.
         cache_mb: Memory cap of the cached recalibration and validation images (:data:`CACHE_MB`);
             the validation subset shrinks to fit it (the number kept is ``val_images``).
         seed: Which training batches are used for recalibration.
@@ -90,6 +106,7 @@ class PruningNetEvaluator:
         batch_size: int = 128,
         val_batches: int | None = None,
         max_val_images: int | None = MAX_VAL_IMAGES,
+        target_se: float | None = TARGET_SE,
         cache_mb: float = CACHE_MB,
         seed: int = 0,
         device: str | torch.device | None = None,
@@ -122,8 +139,22 @@ class PruningNetEvaluator:
                                                             normalize=False)]
         self.val = [(to_device(x, dev), to_device(y, dev))
                     for x, y in batches(val, batch_size, max_batches=val_batches, normalize=False)]
+        self.pilot_accuracy: float | None = None
+        if target_se is not None and val_batches is None and self.val_images > MIN_VAL_IMAGES:
+            self._cut_to_se(target_se, batch_size)
         self.cache_bytes = sum(x.numel() * x.element_size() for x in self.recal) + \
             sum(x.numel() * x.element_size() for x, _ in self.val)
+
+    def _cut_to_se(self, se: float, batch_size: int) -> None:
+        """Keep the validation batches a top-1 standard error of ``se`` needs at the unpruned network's accuracy."""
+        full_val = self.val
+        self.val = full_val[:max(1, math.ceil(PILOT_IMAGES / batch_size))]
+        try:
+            self.pilot_accuracy = self.score(self.pnet.space.full())["accuracy"]
+        finally:
+            self.val = full_val
+        self.val = full_val[:math.ceil(images_for_se(self.pilot_accuracy, se) / batch_size)]
+        self.val_images = sum(len(y) for _, y in self.val)
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return self._preprocess.normalize(x) if x.dtype == torch.uint8 else x

@@ -29,3 +29,22 @@ def test_scores_follow_the_datas_preprocessing(tiny_space, digits16):
     a = PruningNetEvaluator(pnet, digits16, recal_batches=2, batch_size=64).score(tiny_space.full())
     b = PruningNetEvaluator(pnet, moved, recal_batches=2, batch_size=64).score(tiny_space.full())
     assert a["loss"] != b["loss"]  # the same images, normalised otherwise: other inputs reach the network
+
+
+def test_the_subset_is_as_large_as_the_standard_error_needs(tiny_space, monkeypatch):
+    """Within the cap: p (1 - p) / se^2 images at the unpruned network's accuracy (issue 28, scoring that scales)."""
+    import nas_prune.pruningnet._evaluator as ev
+    from nas_prune.pruningnet import images_for_se
+
+    assert images_for_se(0.9, 0.005) == 3600 and images_for_se(0.5, 0.005) == 10_000
+    assert images_for_se(0.999, 0.005) == ev.MIN_VAL_IMAGES  # never fewer than the floor
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (4000, 3, 16, 16), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 10, (4000,), generator=g)
+    data = ((images[:512].float() / 255, labels[:512]), (images.float() / 255, labels))
+    pnet = PruningNet(tiny_space)
+    monkeypatch.setattr(PruningNetEvaluator, "score", lambda self, arch: {"accuracy": 0.9})  # the pilot's accuracy
+    cut = PruningNetEvaluator(pnet, data, recal_batches=1, batch_size=100)
+    whole = PruningNetEvaluator(pnet, data, recal_batches=1, batch_size=100, target_se=None)
+    assert cut.pilot_accuracy == 0.9 and cut.val_images == 3600 and whole.val_images == 4000
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(cut.val, whole.val))  # a prefix of the same seeded subset

@@ -29,16 +29,23 @@ def _optuna_search(ctx: RunContext, table: Any) -> dict[str, Any]:
     from optuna.trial import TrialState
 
     from nas_prune.budget import LatencyLimit
-    from nas_prune.pruningnet import PruningNet, PruningNetEvaluator
+    from nas_prune.pruningnet import TARGET_SE, PruningNet, PruningNetEvaluator
     from nas_prune.search import ARCH_ATTR, LatencyBudget, run_search
 
     cfg, space, data, out = ctx.cfg, ctx.space, ctx.data, ctx.out
     budgets = LatencyBudget.for_tables([table], [LatencyLimit(ctx.budget_ms, relative=False)], names=[table.name])
     storage = f"sqlite:///{(out / 'search.db').resolve()}"
+
+    def evaluator() -> PruningNetEvaluator:
+        ev = PruningNetEvaluator(PruningNet.load(out / "pnet.pt", space=space), data, seed=cfg.seed, device=ctx.device)
+        ctx.log(f"search: candidates scored on {ev.val_images:,} validation images" + (
+            f" (a top-1 standard error of {TARGET_SE:.1%} at the unpruned network's {ev.pilot_accuracy:.1%})"
+            if ev.pilot_accuracy is not None else ""))
+        return ev
+
     with progress_bar("search", total=ctx.n_trials) as advance:
         study, result = run_search(
-            space, lambda: PruningNetEvaluator(PruningNet.load(out / "pnet.pt", space=space), data, seed=cfg.seed,
-                                               device=ctx.device),
+            space, evaluator,
             budgets, storage=storage, study_name="search", n_trials=ctx.n_trials, sampler=cfg.sampler, gates=ctx.gates,
             population_size=min(50, max(10, ctx.n_trials // 4)), seed=cfg.seed, on_progress=advance,
         )

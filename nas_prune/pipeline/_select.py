@@ -99,8 +99,18 @@ def baseline_candidates(ctx: RunContext, log: Callable[[str], None]) -> list[dic
     aims = {name: target for name in BASELINES}
     history: dict[str, list[tuple[float, float, bool]]] = {name: [] for name in BASELINES}
     kept: dict[str, dict[str, Any]] = {}
+    tried: dict[str, list[dict[str, int]]] = {}
     for attempt in range(1, MAX_AIMS + 1):
         batch = [({"name": n}, fn(space, teacher, ratio, aims[n])) for n, fn in BASELINES.items() if n in aims]
+        for meta, arch in batch:  # the same pick again (the grid is coarse there): nothing new to measure
+            name = meta["name"]
+            if any(dict(arch.channels) == c for c in tried.get(name, [])):
+                aims.pop(name)
+                log(f"select: baseline {name}: its next aim gives a pick already measured; "
+                    + (f"its pick at {kept[name]['ratio']:.3f}x competes" if name in kept else "never under, left out"))
+        batch = [(meta, arch) for meta, arch in batch if meta["name"] in aims]
+        for meta, arch in batch:
+            tried.setdefault(meta["name"], []).append(dict(arch.channels))
         for (meta, arch), m in zip(batch, measure_candidates(space, ctx.out, ctx.table, batch, limit) if batch else []):
             name, r = meta["name"], float(m["ratio"])
             history[name].append((ratio(arch), r, bool(m["meets"])))

@@ -6,6 +6,7 @@ onnxruntime latency on this machine), one architecture per method, every one fin
   uniform              the widest uniform width the (calibrated) table puts under the target
   tp-l1-global         Torch-Pruning, global pruning, L1 magnitude (``MagnitudePruner``)
   tp-groupnorm-global  Torch-Pruning, global pruning, group-norm importance (its default)
+  tp-taylor-global     Torch-Pruning, global pruning, first-order Taylor importance (8 training batches' gradients)
   tp-l1-layer          Torch-Pruning, the same ratio in every layer, L1 (not run by default)
   modelopt-fastnas     NVIDIA Model Optimizer 0.47 FastNAS (``mtp.prune(mode="fastnas",
                        constraints={"flops": "<pct>%"})``, validation accuracy as its score_func);
@@ -92,6 +93,7 @@ METHODS: dict[str, tuple[str, str]] = {
     "uniform": ("uniform", "predicted"),
     "tp-l1-global": ("torch-pruning", "flops"),
     "tp-groupnorm-global": ("torch-pruning", "flops"),
+    "tp-taylor-global": ("torch-pruning", "flops"),
     "tp-l1-layer": ("torch-pruning", "flops"),
     "modelopt-fastnas": ("modelopt", "flops"),
     "gates": ("nas-prune", "predicted"),
@@ -100,7 +102,9 @@ METHODS: dict[str, tuple[str, str]] = {
     "evolution": ("nas-prune", "predicted"),
     "gate-prior": ("nas-prune", "predicted"),
 }
-TP_SETTINGS = {"tp-l1-global": (True, "l1"), "tp-groupnorm-global": (True, "group_norm"), "tp-l1-layer": (False, "l1")}
+TP_SETTINGS = {"tp-l1-global": (True, "l1"), "tp-groupnorm-global": (True, "group_norm"),
+               "tp-taylor-global": (True, "taylor"), "tp-l1-layer": (False, "l1")}
+TAYLOR_BATCHES = 8  # training batches whose gradients Taylor importance reads
 SEARCH_METHODS = ("random", "tpe", "evolution", "gate-prior")
 TARGET_UNITS = {"predicted": "the calibrated table's predicted latency ratio to the teacher",
                 "flops": "a fraction of the teacher's FLOPs (nas-prune's count for Torch-Pruning, FastNAS's own for modelopt)"}
@@ -113,7 +117,8 @@ SESSIONS = 3  # blocks of fresh sessions per candidate, as nas-prune run's final
 MAX_DRAWS_PER_EVAL = 100  # trials (mostly infeasible, unevaluated draws) per PruningNet evaluation
 PNET_PROTOCOL = "teacher-init, L1 order, sandwich + in-place distillation, size-targeted + gate priors"
 
-DEFAULT_METHODS = ("uniform", "tp-l1-global", "tp-groupnorm-global", "modelopt-fastnas", "gates", "evolution", "gate-prior")
+DEFAULT_METHODS = ("uniform", "tp-l1-global", "tp-groupnorm-global", "tp-taylor-global", "modelopt-fastnas", "gates",
+                   "evolution", "gate-prior")
 DEFAULTS = dict(models="mobilenet_v2,resnet18", budgets="0.2,0.3,0.5", seeds="0,1,2", train_subset=0, epochs=8,
                 gate_steps=240, gate_ratios="0.3,0.5,0.7", pnet_epochs=8, distill_epochs=8, n_evals=30,
                 data="fashion-mnist", threads=1, methods=",".join(DEFAULT_METHODS), rounds=30, max_rounds=120,
@@ -453,8 +458,10 @@ class ModelBench:
         if method in TP_SETTINGS:
             if method not in getattr(self, "_tp", {}):
                 glob, importance = TP_SETTINGS[method]
+                grads = self._taylor_batches() if importance == "taylor" else []
                 self._tp = {**getattr(self, "_tp", {}),
-                            method: MagnitudePruner(space, self.teacher_model(), global_pruning=glob, importance=importance)}
+                            method: MagnitudePruner(space, self.teacher_model(), global_pruning=glob, importance=importance,
+                                                    batches=grads)}
             full = space.count(space.full())["flops"]
             arch, ratio = self._tp[method].aim(flops_cost(space), target * full, steps=self.args.tp_steps)
             return arch, {"pruning_ratio": ratio}
@@ -466,6 +473,13 @@ class ModelBench:
             budget = Budget("latency", target * self._full_ms, self.scaled)
             return Gates.load(self.out / "gates.json").prune(space, budget), {}
         return self._search(method, target)
+
+    def _taylor_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """A few seeded training batches, normalised as the teacher expects (Taylor importance's gradients)."""
+        from nas_prune.data import batches, unaugmented
+
+        return [(x, y) for x, y in batches(unaugmented(self.data.train), 64, shuffle=True, seed=0,
+                                           max_batches=TAYLOR_BATCHES)]
 
     def _fastnas(self, target: float) -> Architecture:
         a = self.args

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -35,7 +35,7 @@ Cost = Callable[[Architecture], float]
 Baseline = Callable[[ChannelSpace, nn.Module, Cost, float], Architecture]
 BASELINES: dict[str, Baseline] = {}
 
-IMPORTANCES = ("l1", "group_norm")
+IMPORTANCES = ("l1", "group_norm", "taylor")
 
 
 def register_baseline(name: str) -> Callable[[Baseline], Baseline]:
@@ -76,13 +76,20 @@ class MagnitudePruner:
         space: The channel space of ``model``.
         model: The trained model; left untouched.
         global_pruning: Rank channels across layers (True) or prune every layer by the same ratio.
-        importance: ``l1`` (per-channel L1 norm) or ``group_norm`` (the coupled group's norm).
+        importance: ``l1`` (per-channel L1 norm), ``group_norm`` (the coupled group's norm) or
+            ``taylor`` (first-order Taylor expansion of the loss, Molchanov et al., CVPR 2019:
+            Torch-Pruning's ``GroupTaylorImportance``, from the gradients of ``batches``).
+        batches: ``(images, labels)`` batches whose cross-entropy gradients ``taylor`` reads
+            (normalised as the model expects; a few suffice).
     """
 
     def __init__(self, space: ChannelSpace, model: nn.Module, *, global_pruning: bool = True,
-                 importance: str = "l1") -> None:
+                 importance: str = "l1", batches: Sequence[tuple[torch.Tensor, torch.Tensor]] = ()) -> None:
         if importance not in IMPORTANCES:
             raise ValueError(f"importance {importance!r}: use one of {', '.join(IMPORTANCES)}")
+        if importance == "taylor" and not batches:
+            raise ValueError("importance 'taylor' reads gradients: pass a few (images, labels) batches")
+        self.batches = list(batches)
         self.space, self.model = space, model
         self.global_pruning, self.importance = global_pruning, importance
         self._cache: dict[float, Architecture] = {}
@@ -99,6 +106,8 @@ class MagnitudePruner:
 
         if self.importance == "group_norm":
             return tp.importance.GroupMagnitudeImportance(p=2)
+        if self.importance == "taylor":
+            return tp.importance.GroupTaylorImportance()
         return tp.importance.MagnitudeImportance(p=1)
 
     def _prune(self, ratio: float) -> Architecture:
@@ -114,6 +123,8 @@ class MagnitudePruner:
         if ratio > 0:
             with space.trace_context(), warnings.catch_warnings(), torch.enable_grad():
                 warnings.simplefilter("ignore")
+                for x, y in self.batches:  # Taylor importance: gradients of the loss on the private copy
+                    nn.functional.cross_entropy(model(x), y).backward()
                 pruner = tp.pruner.MetaPruner(model, space.example_input(), importance=self._importance(),
                                               global_pruning=self.global_pruning, pruning_ratio=ratio,
                                               max_pruning_ratio=0.95, ignored_layers=ignored)

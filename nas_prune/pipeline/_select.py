@@ -19,12 +19,14 @@ competes with them at the same *measured* budget:
    reached the same rung. The winner is the most accurate candidate that ran every step.
 
 The winner replaces ``arch.json``; ``select.json`` holds every candidate, its steps and the cost.
-Every step is cached (``select/cN/stepS/``): a killed run resumes with the same decisions.
+Every step is cached (``select/ARCH_KEY/stepS/``): a killed run resumes with the same decisions.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -158,8 +160,10 @@ class _FineTune:
         arch = Architecture(self.ctx.space.id, cand["channels"])
         init = finish_init(self.ctx)
         cand["steps"] = []
+        # keyed by the architecture: a resumed run whose baselines measured otherwise never reads another's steps
+        key = hashlib.sha1(json.dumps(sorted(cand["channels"].items())).encode()).hexdigest()[:10]
         for step in range(1, SELECT_STEPS + 1):
-            folder = self.ctx.out / "select" / f"c{i}" / f"step{step}"
+            folder = self.ctx.out / "select" / key / f"step{step}"
             cached = folder / "metrics.json"
             m = read_json(cached, what="fine-tune metrics") if cached.exists() else \
                 finish(self.ctx, arch, init=init, epochs=1, out_dir=folder, data=self.data, measure_latency=False)

@@ -77,7 +77,8 @@ def test_successive_halving_keeps_the_best_and_stops_the_worst_early(tmp_path, t
     assert saved["candidates"][3]["state"] == "complete" and len(saved["candidates"][3]["steps"]) == select.SELECT_STEPS
     assert res["epochs_trained"] == len(calls) < 4 * select.SELECT_STEPS
     # each step continues from the previous one's weights
-    assert [c[2] for c in calls if c[0] == "c0"][1].endswith("c0/step1/model.pt")
+    first = calls[0][0]
+    assert [c[2] for c in calls if c[0] == first][1].endswith(f"{first}/step1/model.pt")
     from nas_prune.space import Architecture
 
     assert dict(Architecture.load(tmp_path / "arch.json").channels) == dict(base.channels)
@@ -124,7 +125,8 @@ def test_baselines_meet_the_pick_limit_as_measured(tmp_path, tiny_space, monkeyp
     assert [k["source"] for k in kept] == ["uniform"]
     assert kept[0]["ratio"] * 1.01 <= 0.48
     names = [list(x)[0] for x in seen]
-    assert names[:2] == ["uniform", "magnitude"] and 2 <= names.count("magnitude") <= select.MAX_AIMS  # never under
+    # never under: re-aimed until its aims give no new pick (the tiny grid is coarse) or MAX_AIMS picks
+    assert names[:2] == ["uniform", "magnitude"] and 1 <= names.count("magnitude") <= select.MAX_AIMS
     assert len({json.dumps(x) for x in seen}) == len(seen)  # a pick already measured is not measured again
 
 

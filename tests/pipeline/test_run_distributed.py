@@ -18,11 +18,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from nas_prune.pipeline.stages import stage_names
 from tests.pipeline.test_run import TINY
 from tests.robustness._kill import ENV, ROOT, checkpoint_field, cli
 
-STAGES = ["space", "teacher", "latency", "calibration", "budget", "gates", "pruningnet", "search", "finalists",
-          "distill", "check"]
+STAGES = stage_names()  # every stage, in the registry's order
 
 
 def _leftovers(out: Path) -> list[str]:

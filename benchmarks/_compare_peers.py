@@ -27,7 +27,7 @@ import io
 import math
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,7 +35,7 @@ from torch import nn
 from nas_prune.search import read_back
 from nas_prune.space import Architecture, ChannelSpace
 
-__all__ = ["FLOPS_COUNTING", "FastNAS", "describe", "flops_cost", "modelopt_unavailable"]
+__all__ = ["FLOPS_COUNTING", "FastNAS", "describe", "modelopt_unavailable"]
 
 #: How the two FLOPs ratios of a row are counted (the result JSON quotes this).
 FLOPS_COUNTING = {
@@ -44,11 +44,6 @@ FLOPS_COUNTING = {
     "flops_ratio_tp": "Torch-Pruning's counter, tp.utils.count_ops_and_params(materialized network, one input): "
                       "its MACs (conv, linear, BatchNorm, activations, pooling), over the teacher's",
 }
-
-
-def flops_cost(space: ChannelSpace) -> Callable[[Architecture], float]:
-    """FLOPs of an architecture (the space's own count, as a float)."""
-    return lambda arch: float(space.count(arch)["flops"])
 
 
 def tp_flops(space: ChannelSpace, arch: Architecture) -> int:

@@ -78,13 +78,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _compare_peers import FLOPS_COUNTING, FastNAS, describe, flops_cost, modelopt_unavailable  # noqa: E402
+from _compare_peers import FLOPS_COUNTING, FastNAS, describe, modelopt_unavailable  # noqa: E402
 from _compare_report import figure, verdicts  # noqa: E402
 
 from nas_prune.errors import NasPruneError  # noqa: E402
 from nas_prune.files import read_json, write_json  # noqa: E402
 from nas_prune.pipeline import StageCache  # noqa: E402
-from nas_prune.space import Architecture, ChannelSpace  # noqa: E402
+from nas_prune.space import Architecture, ChannelSpace, flops_cost  # noqa: E402
 
 __all__ = ["BAND", "METHODS", "Picker", "aim_loop", "chosen", "figure", "in_band", "main", "next_target", "verdicts"]
 
@@ -462,8 +462,7 @@ class ModelBench:
                 self._tp = {**getattr(self, "_tp", {}),
                             method: MagnitudePruner(space, self.teacher_model(), global_pruning=glob, importance=importance,
                                                     batches=grads)}
-            full = space.count(space.full())["flops"]
-            arch, ratio = self._tp[method].aim(flops_cost(space), target * full, steps=self.args.tp_steps)
+            arch, ratio = self._tp[method].aim(flops_cost(space), target, steps=self.args.tp_steps)
             return arch, {"pruning_ratio": ratio}
         if method == "modelopt-fastnas":
             return self._fastnas(target), {}

@@ -13,6 +13,7 @@ import torch
 from nas_prune.budget import LatencyLimit
 from nas_prune.data import Preprocess
 from nas_prune.errors import NasPruneError
+from nas_prune.pipeline._select import SELECT_MODES
 from nas_prune.search import DEFAULT_SAMPLER
 
 __all__ = ["RunConfig", "PRESETS", "RUN_INITS"]
@@ -96,8 +97,8 @@ class RunConfig:
             raise NasPruneError(f"calibration {self.calibration!r}: use auto, refresh or off")
         if not 0.0 <= self.pick_margin < 0.5:
             raise NasPruneError(f"pick margin {self.pick_margin}: use a fraction in [0, 0.5), e.g. 0.04")
-        if self.select not in ("score", "finetune"):
-            raise NasPruneError(f"select {self.select!r}: use score or finetune")
+        if self.select not in SELECT_MODES:
+            raise NasPruneError(f"select {self.select!r}: use {' or '.join(SELECT_MODES)}")
         if self.select_k < 1:
             raise NasPruneError(f"select k {self.select_k}: give 1 or more finalists to fine-tune")
         if self.select == "finetune" and int(os.environ.get("WORLD_SIZE", "1")) > 1:

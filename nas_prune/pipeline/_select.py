@@ -28,7 +28,7 @@ import dataclasses
 import hashlib
 import json
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
@@ -66,17 +66,17 @@ def finalist_candidates(ctx: RunContext, k: int) -> list[dict[str, Any]]:
              "interval": r["interval"], "predicted_ratio": r["predicted_ratio"]} for r in met[:k]]
 
 
-def next_aim(history: list[tuple[float, float, bool]], limit: float) -> float:
-    """The predicted ratio to aim at next, from ``(predicted, measured, meets)`` of a baseline's picks so far.
+def next_aim(history: Sequence[tuple[Any, ...]], limit: float) -> float:
+    """The predicted ratio to aim at next, from ``(predicted, measured, meets, ...)`` of a baseline's picks so far.
 
     Between the widest pick that met and the narrowest that did not, the midpoint (a bisection);
     on one side only, the last pick scaled by ``limit / measured`` less :data:`MARGIN`.
     """
-    under = [p for p, _, ok in history if ok]
-    over = [p for p, _, ok in history if not ok]
+    under = [h[0] for h in history if h[2]]
+    over = [h[0] for h in history if not h[2]]
     if under and over and max(under) < min(over):
         return (max(under) + min(over)) / 2
-    p, m, _ = history[-1]
+    p, m = history[-1][:2]
     return p * limit / m * (1.0 - MARGIN)
 
 
@@ -99,23 +99,27 @@ def baseline_candidates(ctx: RunContext, log: Callable[[str], None]) -> list[dic
     target = corrected_target(limit, [r["predicted_ratio"] for r in rows], [r["ratio"] for r in rows])
     teacher = load_model(space, ctx.out / "teacher.pt")
     aims = {name: target for name in BASELINES}
-    history: dict[str, list[tuple[float, float, bool]]] = {name: [] for name in BASELINES}
+    # per baseline, each measured pick: (predicted, measured, meets, channels)
+    history: dict[str, list[tuple[float, float, bool, dict[str, int]]]] = {name: [] for name in BASELINES}
     kept: dict[str, dict[str, Any]] = {}
-    tried: dict[str, list[dict[str, int]]] = {}
+
+    def outcome(name: str) -> str:
+        return f"its pick at {kept[name]['ratio']:.3f}x competes" if name in kept else "never under, left out"
+
     for attempt in range(1, MAX_AIMS + 1):
-        batch = [({"name": n}, fn(space, teacher, ratio, aims[n])) for n, fn in BASELINES.items() if n in aims]
-        for meta, arch in batch:  # the same pick again (the grid is coarse there): nothing new to measure
-            name = meta["name"]
-            if any(dict(arch.channels) == c for c in tried.get(name, [])):
+        batch = []
+        for name, fn in BASELINES.items():
+            if name not in aims:
+                continue
+            arch = fn(space, teacher, ratio, aims[name])
+            if any(dict(arch.channels) == h[3] for h in history[name]):  # the grid is coarse there: nothing new
                 aims.pop(name)
-                log(f"select: baseline {name}: its next aim gives a pick already measured; "
-                    + (f"its pick at {kept[name]['ratio']:.3f}x competes" if name in kept else "never under, left out"))
-        batch = [(meta, arch) for meta, arch in batch if meta["name"] in aims]
-        for meta, arch in batch:
-            tried.setdefault(meta["name"], []).append(dict(arch.channels))
+                log(f"select: baseline {name}: its next aim gives a pick already measured; {outcome(name)}")
+            else:
+                batch.append(({"name": name}, arch))
         for (meta, arch), m in zip(batch, measure_candidates(space, ctx.out, ctx.table, batch, limit) if batch else []):
             name, r = meta["name"], float(m["ratio"])
-            history[name].append((ratio(arch), r, bool(m["meets"])))
+            history[name].append((ratio(arch), r, bool(m["meets"]), dict(arch.channels)))
             if m["meets"] and r > kept.get(name, {}).get("ratio", 0.0):  # the one nearest the limit that met
                 kept[name] = {"source": name, "channels": dict(arch.channels), "ratio": r, "interval": m["interval"],
                               "predicted_ratio": ratio(arch), "aims": len(history[name])}
@@ -126,8 +130,7 @@ def baseline_candidates(ctx: RunContext, log: Callable[[str], None]) -> list[dic
                 aims[name] = next_aim(history[name], limit)
             log(f"select: baseline {name}, predicted {ratio(arch):.3f}x, measured {r:.3f}x "
                 f"[{m['interval'][0]:.3f}, {m['interval'][1]:.3f}] against {limit:.3g}x"
-                + ("" if done else ": re-aimed" if attempt < MAX_AIMS else
-                   f": its pick at {kept[name]['ratio']:.3f}x competes" if name in kept else ": never under, left out"))
+                + ("" if done else ": re-aimed" if attempt < MAX_AIMS else f": {outcome(name)}"))
     return list(kept.values())
 
 

@@ -147,13 +147,9 @@ class PruningNetEvaluator:
 
     def _cut_to_se(self, se: float, batch_size: int) -> None:
         """Keep the validation batches a top-1 standard error of ``se`` needs at the unpruned network's accuracy."""
-        full_val = self.val
-        self.val = full_val[:max(1, math.ceil(PILOT_IMAGES / batch_size))]
-        try:
-            self.pilot_accuracy = self.score(self.pnet.space.full())["accuracy"]
-        finally:
-            self.val = full_val
-        self.val = full_val[:math.ceil(images_for_se(self.pilot_accuracy, se) / batch_size)]
+        pilot = self.val[:max(1, math.ceil(PILOT_IMAGES / batch_size))]
+        self.pilot_accuracy = self._score_on(self.pnet.space.full(), pilot)["accuracy"]
+        self.val = self.val[:math.ceil(images_for_se(self.pilot_accuracy, se) / batch_size)]
         self.val_images = sum(len(y) for _, y in self.val)
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
@@ -175,6 +171,12 @@ class PruningNetEvaluator:
         """One candidate's ``score`` (exp(-loss)), ``loss`` (validation cross-entropy), ``loss_se``
         (its standard error), ``score_se`` (the score's, to first order), ``accuracy`` (top-1) and
         ``seconds`` (time taken)."""
+        return self._score_on(arch, self.val)
+
+    @torch.no_grad()
+    def _score_on(self, arch: Architecture | Mapping[str, int],
+                  val: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+        """:meth:`score` on the validation batches ``val``."""
         start = time.perf_counter()
         bound = self.pnet.generate(arch)
         stats = self._stats(bound)
@@ -182,7 +184,7 @@ class PruningNetEvaluator:
         correct = torch.zeros((), dtype=torch.long, device=self.device)  # summed on the device, read once
         losses = []
         with self.pnet.bind(bound, stats), autocast(self.device, self.amp):
-            for x, y in self.val:
+            for x, y in val:
                 logits = self.pnet.base(self._input(x)).float()
                 correct += (logits.argmax(1) == y).sum()
                 losses.append(F.cross_entropy(logits, y, reduction="none"))

@@ -43,7 +43,7 @@ def test_the_subset_is_as_large_as_the_standard_error_needs(tiny_space, monkeypa
     labels = torch.randint(0, 10, (4000,), generator=g)
     data = ((images[:512].float() / 255, labels[:512]), (images.float() / 255, labels))
     pnet = PruningNet(tiny_space)
-    monkeypatch.setattr(PruningNetEvaluator, "score", lambda self, arch: {"accuracy": 0.9})  # the pilot's accuracy
+    monkeypatch.setattr(PruningNetEvaluator, "_score_on", lambda self, arch, val: {"accuracy": 0.9})  # the pilot's
     cut = PruningNetEvaluator(pnet, data, recal_batches=1, batch_size=100)
     whole = PruningNetEvaluator(pnet, data, recal_batches=1, batch_size=100, target_se=None)
     assert cut.pilot_accuracy == 0.9 and cut.val_images == 3600 and whole.val_images == 4000

@@ -39,7 +39,7 @@ def profile(
         return
     if space_file is None or output is None:
         raise NasPruneError("nas-prune profile needs --space FILE and -o TABLE (or a subcommand: bundle, import)")
-    from nas_prune.latency import build_table
+    from nas_prune.latency import build_table, flat_table_warning
     from nas_prune.space import ChannelSpace
 
     sp = ChannelSpace.load(space_file)
@@ -49,6 +49,9 @@ def profile(
     cv = table.model["cv"]
     typer.echo(f"{output}: {len(table.entries)} networks, reference {table.reference_ms:.4f} ms, "
                f"cross-validated {cv['within_10pct']:.1%} within 10% (median error {cv['median_abs_err']:.1%})")
+    flat = flat_table_warning(table, sp)
+    if flat:
+        typer.echo(flat, err=True)
 
 
 @profile_app.command("bundle")

@@ -43,10 +43,20 @@ from nas_prune.latency._scores import scores
 from nas_prune.latency._shipped import find_shipped_table, shipped_tables, shipped_tables_dir
 from nas_prune.latency._structure import LayerCosts, structure_from_space
 from nas_prune.latency._table import TABLE_FORMAT, TABLE_VERSION, LatencyTable, ScaledTable
-from nas_prune.latency._validate import bootstrap_intervals, predict_cpu_us, rescore, spearman, validate_table
+from nas_prune.latency._validate import (
+    FLAT_FRACTION,
+    bootstrap_intervals,
+    flat_table_warning,
+    narrowest_fraction,
+    predict_cpu_us,
+    rescore,
+    spearman,
+    validate_table,
+)
 
 __all__ = [
     "ADAPT_NETS",
+    "FLAT_FRACTION",
     "ADAPT_ROUNDS",
     "ADAPT_SECONDS",
     "Correction",
@@ -72,6 +82,7 @@ __all__ = [
     "default_nets",
     "design_archs",
     "find_shipped_table",
+    "flat_table_warning",
     "fit_additive",
     "import_results",
     "measure_interleaved",
@@ -80,6 +91,7 @@ __all__ = [
     "QUIET_TOL",
     "ratio_verdict",
     "measure_relative",
+    "narrowest_fraction",
     "retarget_table",
     "predict_cpu_us",
     "refit_table",

@@ -13,7 +13,11 @@ import numpy as np
 from nas_prune.latency._table import LatencyTable
 from nas_prune.on_device import TimingSettings, run_groups
 
-__all__ = ["validate_table", "rescore", "predict_cpu_us", "bootstrap_intervals"]
+__all__ = ["validate_table", "rescore", "predict_cpu_us", "bootstrap_intervals", "narrowest_fraction", "flat_table_warning",
+           "FLAT_FRACTION"]
+
+#: A table whose narrowest network is predicted above this fraction of the full one cannot tell widths apart.
+FLAT_FRACTION = 0.9
 
 
 def _scores(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
@@ -21,6 +25,29 @@ def _scores(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
     return {"within_5pct": float(np.mean(err <= 0.05)), "within_10pct": float(np.mean(err <= 0.10)),
             "median_abs_err": float(np.median(err)), "p95_abs_err": float(np.percentile(err, 95)),
             "max_abs_err": float(err.max())}
+
+
+def narrowest_fraction(table: LatencyTable, space: Any) -> float:
+    """The narrowest architecture's predicted latency as a fraction of the full network's.
+
+    No relative budget below this fraction can be met. Near 1 the device's latency is a fixed
+    overhead (a tiny network or a fast device: session and kernel-launch costs, not the channels),
+    and the table cannot tell one width from another.
+    """
+    from nas_prune.space import Architecture
+
+    narrowest = Architecture(space.id, {g.name: g.choices[0] for g in space.genes})
+    return float(table.predict(narrowest)) / float(table.predict(space.full()))
+
+
+def flat_table_warning(table: LatencyTable, space: Any) -> str | None:
+    """One line saying that ``table`` cannot tell widths apart (:data:`FLAT_FRACTION`), or None when it can."""
+    frac = narrowest_fraction(table, space)
+    if frac <= FLAT_FRACTION:
+        return None
+    return (f"warning: this latency table cannot tell widths apart: the narrowest network is predicted at "
+            f"{frac:.0%} of the full one's {float(table.predict(space.full())):.4g} ms (fixed overhead, not channels), "
+            f"so no budget below {frac:.2f}x can be met; time a larger input or batch, or budget FLOPs instead")
 
 
 def predict_cpu_us(table: LatencyTable, archs: list[Any], *, calls: int = 20000) -> float:

@@ -15,7 +15,7 @@ def test_the_readmes_optuna_snippet_runs(tiny_artifacts, capsys):
     assert len(snippet.strip().splitlines()) <= 20
     code = (snippet.replace("runs/demo/table_calibrated.json", str(tiny_artifacts / "table.json"))
             .replace("runs/demo", str(tiny_artifacts)).replace("n_trials=40", "n_trials=8")
-            .replace('"0.5x"', '"0.9x"'))  # the tiny space and its 8-net table: a budget 8 trials meet
+            .replace('"0.5x"', '"1x"'))  # the tiny space's 8-net table can be flat (16 px, ~15 us): 1x is always met
     exec(compile(code, "README.md", "exec"), {"__name__": "readme"})  # noqa: S102 (our own README)
     printed = capsys.readouterr().out.strip().splitlines()[-1]
     arch = ast.literal_eval(printed)

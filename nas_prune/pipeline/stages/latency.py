@@ -12,7 +12,21 @@ __all__ = ["STAGE"]
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
-    """Write ``table.json``: ``--table``, else a shipped table (retargeted to other classes), else profiled."""
+    """Write ``table.json``: ``--table``, else a shipped table (retargeted to other classes), else profiled.
+
+    A table that cannot tell widths apart (fixed overhead) is said loudly and recorded as ``flat``.
+    """
+    from nas_prune.latency import LatencyTable, flat_table_warning
+
+    info = _table(ctx)
+    flat = flat_table_warning(LatencyTable.load(ctx.out / "table.json"), ctx.space)
+    if flat:
+        ctx.log(flat)
+        info["flat"] = flat
+    return info
+
+
+def _table(ctx: RunContext) -> dict[str, Any]:
     from nas_prune.latency import LatencyTable, build_table, find_shipped_table, retarget_table, shipped_tables_dir
 
     cfg, space, out = ctx.cfg, ctx.space, ctx.out

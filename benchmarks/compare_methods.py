@@ -85,6 +85,7 @@ from nas_prune.errors import NasPruneError  # noqa: E402
 from nas_prune.files import read_json, write_json  # noqa: E402
 from nas_prune.pipeline import StageCache  # noqa: E402
 from nas_prune.space import Architecture, ChannelSpace, flops_cost  # noqa: E402
+from nas_prune.training import resolve_device  # noqa: E402
 
 __all__ = ["BAND", "METHODS", "Picker", "aim_loop", "chosen", "figure", "in_band", "main", "next_target", "verdicts"]
 
@@ -121,7 +122,7 @@ DEFAULT_METHODS = ("uniform", "tp-l1-global", "tp-groupnorm-global", "tp-taylor-
                    "evolution", "gate-prior")
 DEFAULTS = dict(models="mobilenet_v2,resnet18", budgets="0.2,0.3,0.5", seeds="0,1,2", train_subset=0, epochs=8,
                 gate_steps=240, gate_ratios="0.3,0.5,0.7", pnet_epochs=8, distill_epochs=8, n_evals=30,
-                data="fashion-mnist", threads=1, methods=",".join(DEFAULT_METHODS), rounds=30, max_rounds=120,
+                data="fashion-mnist", threads=1, device="cpu", methods=",".join(DEFAULT_METHODS), rounds=30, max_rounds=120,
                 max_reaims=MAX_REAIMS, tp_steps=12, fastnas_score_images=2048, fastnas_calib_batches=50,
                 work=ROOT / "runs" / "compare_methods", output=ROOT / "benchmarks" / "results" / "compare_methods.json")
 #: ``--smoke``: every stage end to end in minutes (explicit options still win).
@@ -264,6 +265,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--data", help="digits | fashion-mnist[:ROOT] | cifar10:ROOT | imagefolder:ROOT")
     add("--work", type=Path, help="cache folder (resumable)")
     add("--threads", type=int, help="torch threads (latency: the table's settings)")
+    add("--device", help="where the networks train and the PruningNet scores: cpu, cuda[:N] or auto (latency is "
+                         "always measured with onnxruntime on this machine's CPU, the budget's device)")
     add("--tables", type=Path, default=ROOT / "latency_tables", help="folder searched for a CPU table of each space")
     add("--tp-steps", type=int, help="bisection steps on Torch-Pruning's ratio per FLOPs target")
     add("--rounds", type=int, help="measure_ratios: rounds of the first pass")
@@ -278,6 +281,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.set_defaults(**{**DEFAULTS, **(SMOKE if "--smoke" in argv else {})})
     args = ap.parse_args(argv)
     _check(ap, args)
+    try:
+        args.device = str(resolve_device(args.device))
+    except NasPruneError as exc:
+        ap.error(str(exc))
     args.figure = args.figure or args.output.with_suffix(".html")
     return args
 
@@ -373,7 +380,7 @@ class ModelBench:
             from nas_prune.teacher import train_teacher
 
             res = train_teacher(space, a.data, out / "teacher.pt", epochs=a.epochs, batch_size=128,
-                                train_subset=a.train_subset or None, seed=0)
+                                train_subset=a.train_subset or None, seed=0, device=a.device)
             export_onnx(load_model(space, out / "teacher.pt"), space.example_input(), out / "teacher.onnx")
             return {"accuracy": res["test_accuracy"]}
 
@@ -389,7 +396,7 @@ class ModelBench:
 
         a, out = self.args, self.out
         g = learn_gates(self.space, self.data, ratios=a.gate_ratio_list, seeds=(0,), steps=a.gate_steps,
-                        batch_size=128, checkpoint=out / "gates.ckpt")
+                        batch_size=128, checkpoint=out / "gates.ckpt", device=a.device)
         g.save(out / "gates.json")
         (out / "gates.ckpt").unlink(missing_ok=True)
         return {"ratios": list(g.ratios), "nonzero": [r.nonzero_fraction for r in g.runs]}
@@ -401,7 +408,8 @@ class ModelBench:
         out = self.out
         # The teacher's L1 order: the order every architecture is finished from (init="teacher").
         net = train_pruningnet(self.space, self.data, epochs=self.args.pnet_epochs, teacher=out / "teacher.pt",
-                               gates=Gates.load(out / "gates.json"), batch_size=128, checkpoint=out / "pnet.ckpt", seed=0)
+                               gates=Gates.load(out / "gates.json"), batch_size=128, checkpoint=out / "pnet.ckpt", seed=0,
+                               device=self.args.device)
         net.save(out / "pnet.pt")
         (out / "pnet.ckpt").unlink(missing_ok=True)
         return {"parameters": sum(p.numel() for p in net.parameters()), "settings": net.train_settings}
@@ -499,7 +507,7 @@ class ModelBench:
 
         if not hasattr(self, "_evaluator"):
             self._evaluator = PruningNetEvaluator(PruningNet.load(self.out / "pnet.pt", space=self.space), self.data,
-                                                  recal_batches=20, seed=0)
+                                                  recal_batches=20, seed=0, device=self.args.device)
         budgets = LatencyBudget.for_tables([self.scaled], [target * self._full_ms], names=["cpu"])
         n = self.args.n_evals
         # Same number of PruningNet *evaluations* per sampler: an infeasible draw costs a table look-up,
@@ -551,7 +559,7 @@ class ModelBench:
             return {**read_json(folder / "metrics.json", what="distillation metrics"), "cached": True}
         return distill(self.space, Architecture(self.space.id, channels), self.teacher_model(), self.data,
                        method="kd", init="teacher", epochs=a.distill_epochs, seed=seed, out_dir=folder,
-                       threads=a.threads, measure_latency=False)
+                       threads=a.threads, measure_latency=False, device=a.device)
 
     def accuracies(self, channels: dict[str, int]) -> list[float]:
         """Test accuracy of ``channels`` finished with every seed."""
@@ -632,6 +640,7 @@ def result_json(args: argparse.Namespace, rows: list[dict[str, Any]], skipped: l
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in hidden},
         "device": f"{platform.processor() or platform.machine()}, {args.threads} torch thread(s), onnxruntime CPU",
+        "training_device": args.device,
         "distillation": "kd, init from the teacher's L1-ranked channels, same epochs/training split/seeds for all",
         "latency": f"nas_prune.latency.measure_ratios: each candidate alone with the teacher (pairs), {SESSIONS} blocks "
                    "of fresh sessions, judged on quiet blocks (QUIET_TOL); latency_ratio is the median per-round ratio",

@@ -22,7 +22,7 @@ from nas_prune.data._sources import (
     load_data,
     register_dataset,
 )
-from nas_prune.data._take import take
+from nas_prune.data._take import take, with_train_subset
 from nas_prune.data._user import check_num_classes, make_bundle, select_classes, to_bundle
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "register_dataset",
     "select_classes",
     "take",
+    "with_train_subset",
     "to_bundle",
     "to_uint8_images",
     "unaugmented",

@@ -24,19 +24,16 @@ Every step is cached (``select/ARCH_KEY/stepS/``): a killed run resumes with the
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import torch
-
 from nas_prune._io import read_json, write_json
 from nas_prune.pipeline._finalists import MARGIN
+from nas_prune.search._halving import HALVING_STEPS
 
 if TYPE_CHECKING:
-    import optuna
 
     from nas_prune.pipeline._context import RunContext
 
@@ -45,7 +42,7 @@ __all__ = ["BAND", "MAX_AIMS", "SELECT_MODES", "SELECT_STEPS", "SELECT_IMAGES", 
 
 SELECT_MODES = ("score", "finetune")
 #: Steps (epochs over the subset) of the longest fine-tune: rungs at 1, 2 and 4 with a reduction factor of 2.
-SELECT_STEPS = 4
+SELECT_STEPS = HALVING_STEPS
 #: Training images each fine-tune step sees at most (a fixed seeded subset of the training split).
 SELECT_IMAGES = 5000
 #: A baseline measured under this share of the pick's limit is re-aimed (closer to the limit, as fast as allowed).
@@ -134,55 +131,30 @@ def baseline_candidates(ctx: RunContext, log: Callable[[str], None]) -> list[dic
     return list(kept.values())
 
 
-def _train_subset(ctx: RunContext, images: int) -> Any:
-    """The run's data with its training split cut to ``images`` (a subset fixed by the run's seed)."""
-    from nas_prune.data import take
+def _fine_tune_step(ctx: RunContext, cands: list[dict[str, Any]], data: Any) -> Callable[[int, int], float]:
+    """Step ``s`` of candidate ``i``: one more epoch of the run's finish over ``data``, cached per architecture and step."""
+    from nas_prune.pipeline.stages.distill import finish, finish_init
+    from nas_prune.space import Architecture
 
-    train = ctx.data.train
-    n = len(train)  # type: ignore[arg-type]
-    if n <= images:
-        return ctx.data
-    keep = torch.randperm(n, generator=torch.Generator().manual_seed(ctx.cfg.seed))[:images].sort().values
-    return dataclasses.replace(ctx.data, train=take(train, keep))
-
-
-class _FineTune:
-    """The objective of one candidate's trial: a step is one more epoch over the subset, cached per step."""
-
-    def __init__(self, ctx: RunContext, cands: list[dict[str, Any]], data: Any) -> None:
-        self.ctx, self.cands, self.data = ctx, cands, data
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        import optuna
-
-        from nas_prune.pipeline.stages.distill import finish, finish_init
-        from nas_prune.space import Architecture
-
-        i = int(trial.user_attrs.get("candidate", trial.number))
-        cand = self.cands[i]
-        arch = Architecture(self.ctx.space.id, cand["channels"])
-        init = finish_init(self.ctx)
-        cand["steps"] = []
+    def step(i: int, s: int) -> float:
+        channels = cands[i]["channels"]
         # keyed by the architecture: a resumed run whose baselines measured otherwise never reads another's steps
-        key = hashlib.sha1(json.dumps(sorted(cand["channels"].items())).encode()).hexdigest()[:10]
-        for step in range(1, SELECT_STEPS + 1):
-            folder = self.ctx.out / "select" / key / f"step{step}"
-            cached = folder / "metrics.json"
-            m = read_json(cached, what="fine-tune metrics") if cached.exists() else \
-                finish(self.ctx, arch, init=init, epochs=1, out_dir=folder, data=self.data, measure_latency=False)
-            init = f"model:{folder / 'model.pt'}"
-            acc = float(m["student"]["val_accuracy"])
-            cand["steps"].append(acc)
-            trial.report(acc, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return acc
+        key = hashlib.sha1(json.dumps(sorted(channels.items())).encode()).hexdigest()[:10]
+        folder = ctx.out / "select" / key / f"step{s}"
+        cached = folder / "metrics.json"
+        init = finish_init(ctx) if s == 1 else f"model:{folder.parent / f'step{s - 1}' / 'model.pt'}"
+        m = read_json(cached, what="fine-tune metrics") if cached.exists() else \
+            finish(ctx, Architecture(ctx.space.id, channels), init=init, epochs=1, out_dir=folder, data=data,
+                   measure_latency=False)
+        return float(m["student"]["val_accuracy"])
+
+    return step
 
 
 def select_by_finetune(ctx: RunContext, k: int, log: Callable[[str], None]) -> dict[str, Any]:
     """Fine-tune the finalists and the baselines briefly, successive halving decides; the winner becomes ``arch.json``."""
-    import optuna
-
+    from nas_prune.data import with_train_subset
+    from nas_prune.search import successive_halving
     from nas_prune.space import Architecture
 
     start = time.perf_counter()
@@ -193,26 +165,16 @@ def select_by_finetune(ctx: RunContext, k: int, log: Callable[[str], None]) -> d
     images = min(SELECT_IMAGES, ctx.train_images)
     log(f"select: {len(cands)} candidates ({', '.join(c['source'] for c in cands)}) fine-tuned up to {SELECT_STEPS} "
         f"epochs of {images:,} training images, successive halving on validation accuracy")
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the run's own lines say what happens
-    try:
-        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=ctx.cfg.seed),
-                                    pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2))
-        for i in range(len(cands)):
-            study.enqueue_trial({}, user_attrs={"candidate": i})
-        study.optimize(_FineTune(ctx, cands, _train_subset(ctx, images)), n_trials=len(cands))
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    best = max(finished, key=lambda t: (float(t.value or 0.0), -int(t.user_attrs["candidate"])))
-    win, best_acc = int(best.user_attrs["candidate"]), float(best.value or 0.0)
-    for t in study.trials:
-        cands[int(t.user_attrs["candidate"])]["state"] = t.state.name.lower()
+    data = with_train_subset(ctx.data, images, seed=ctx.cfg.seed)
+    res = successive_halving(len(cands), _fine_tune_step(ctx, cands, data), steps=SELECT_STEPS, seed=ctx.cfg.seed)
+    for c, scores, state in zip(cands, res.scores, res.states):
+        c.update(steps=scores, state=state)
+    win = res.winner
+    best_acc = res.scores[win][-1]
     Architecture(ctx.space.id, cands[win]["channels"]).save(ctx.out / "arch.json")
     record = {"mode": "finetune", "winner": win, "winner_source": cands[win]["source"],
               "winner_val_accuracy": best_acc, "images": images, "steps": SELECT_STEPS,
-              "epochs_trained": sum(len(c.get("steps", [])) for c in cands),
-              "seconds": time.perf_counter() - start, "candidates": cands}
+              "epochs_trained": res.steps_trained, "seconds": time.perf_counter() - start, "candidates": cands}
     write_json(ctx.out / "select.json", record)
     log(f"select: {cands[win]['source']}" + (f" (trial {cands[win]['trial']})" if "trial" in cands[win] else "")
         + f" won at {100 * best_acc:.2f} % validation accuracy after {SELECT_STEPS} epochs; "

@@ -41,6 +41,7 @@ from nas_prune.search._budget import (
 )
 from nas_prune.search._dashboard import constraint_values, metric_names
 from nas_prune.search._evolution import EvolutionSampler
+from nas_prune.search._halving import HALVING_STEPS, Halving, successive_halving
 from nas_prune.search._load import load_evaluator, load_gates, load_tables
 from nas_prune.search._nni import NNI_PORT_WARNING, check_port, launch_nni_experiment, resume_nni_experiment, stop_experiment
 from nas_prune.search._objective import (
@@ -78,6 +79,9 @@ from nas_prune.search._study import (
 __all__ = [
     "ARCH_ATTR",
     "BASELINES",
+    "HALVING_STEPS",
+    "Halving",
+    "successive_halving",
     "MagnitudePruner",
     "baseline_names",
     "get_baseline",

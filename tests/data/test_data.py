@@ -86,3 +86,13 @@ def test_fit_learns_digits():
     hist = fit(model, d.train, d.val, TrainConfig(epochs=6, batch_size=32, lr=0.1))
     assert hist[-1]["loss"] < hist[0]["loss"]
     assert evaluate(model, d.val) > max(0.6, before + 0.3)
+
+
+def test_with_train_subset_is_fixed_by_its_seed_and_keeps_the_other_splits(digits16):
+    from nas_prune.data import with_train_subset
+
+    a, b = with_train_subset(digits16, 200, seed=3), with_train_subset(digits16, 200, seed=3)
+    assert len(a.train) == 200 and a.val is digits16.val and a.test is digits16.test
+    assert a.train.labels.tolist() == b.train.labels.tolist()
+    assert with_train_subset(digits16, 200, seed=4).train.labels.tolist() != a.train.labels.tolist()
+    assert with_train_subset(digits16, 10**6) is digits16

@@ -9,9 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["figure", "verdicts"]
+__all__ = ["SELECT_METHOD", "figure", "verdicts"]
 
 PEER_FAMILY, OURS_FAMILY = "baseline", "nas-prune"
+#: The row of what ``nas-prune run --select finetune`` picks: the one a user gets, so the one the verdict takes.
+SELECT_METHOD = "nas-prune-select"
 #: nas-prune's best must lead the best peer by this many points beyond the spread (issue 30's bar).
 LEAD_POINTS = 0.5
 
@@ -26,7 +28,11 @@ def _best(rows: list[dict[str, Any]], family: str) -> dict[str, Any] | None:
 
 
 def verdict(rows: list[dict[str, Any]], model: str, budget: float) -> dict[str, Any]:
-    """Best nas-prune row vs best peer row among the in-band rows of one model and budget.
+    """nas-prune's pick vs the best peer row among the in-band rows of one model and budget.
+
+    nas-prune's pick is the ``nas-prune-select`` row when there is one (what the run picks without
+    seeing the test split); otherwise the best nas-prune row by test accuracy, an oracle over its
+    methods (``nas_prune_rule`` says which). The best peer is always that oracle over the peers.
 
     ``margin_points``: nas-prune's best mean accuracy minus the best peer's (points); ``spread_points``:
     the larger of their seed standard deviations. ``never_below_beyond_spread``: the margin is not
@@ -35,9 +41,13 @@ def verdict(rows: list[dict[str, Any]], model: str, budget: float) -> dict[str, 
     """
     here = [r for r in rows if r["model"] == model and r["budget"] == budget and r["family"] != "teacher"]
     sel = [r for r in here if _in_band(r)]
-    ours, peer = _best(sel, OURS_FAMILY), _best(sel, PEER_FAMILY)
-    v: dict[str, Any] = {"model": model, "budget": budget,
+    picked = [r for r in sel if r["method"] == SELECT_METHOD]
+    ours, peer = (picked[0] if picked else _best(sel, OURS_FAMILY)), _best(sel, PEER_FAMILY)
+    rule = ("the run's pick (--select finetune)" if picked else
+            "the best nas-prune row by test accuracy (an oracle over nas-prune's methods)")
+    v: dict[str, Any] = {"model": model, "budget": budget, "nas_prune_rule": rule,
                          "best_nas_prune": ours and ours["method"], "best_peer": peer and peer["method"],
+                         "selected_from": ours and ours.get("selected_from"),
                          "out_of_band": sorted(r["method"] for r in here if not _in_band(r)),
                          "margin_points": None, "spread_points": None,
                          "never_below_beyond_spread": None, "leads_by_half_point_beyond_spread": None}

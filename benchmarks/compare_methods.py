@@ -79,11 +79,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _compare_peers import FLOPS_COUNTING, FastNAS, describe, modelopt_unavailable  # noqa: E402
-from _compare_report import figure, verdicts  # noqa: E402
+from _compare_report import SELECT_METHOD, figure, verdicts  # noqa: E402
 
 from nas_prune.errors import NasPruneError  # noqa: E402
 from nas_prune.files import read_json, write_json  # noqa: E402
 from nas_prune.pipeline import StageCache  # noqa: E402
+from nas_prune.pipeline._select import SELECT_IMAGES, SELECT_STEPS  # noqa: E402
 from nas_prune.space import Architecture, ChannelSpace, flops_cost  # noqa: E402
 from nas_prune.training import resolve_device  # noqa: E402
 
@@ -102,13 +103,20 @@ METHODS: dict[str, tuple[str, str]] = {
     "tpe": ("nas-prune", "predicted"),
     "evolution": ("nas-prune", "predicted"),
     "gate-prior": ("nas-prune", "predicted"),
+    "nas-prune-select": ("nas-prune", "select"),
 }
+#: ``nas-prune run --select finetune`` at one budget: the winner of a short real fine-tune (successive halving)
+#: among nas-prune's own in-band picks (gates, searches) and the baselines nas-prune computes itself
+#: (``nas_prune.search.BASELINES``: uniform width and global L1 magnitude); its pick is one of theirs.
+SELECT_BASELINES = ("uniform", "tp-l1-global")
 TP_SETTINGS = {"tp-l1-global": (True, "l1"), "tp-groupnorm-global": (True, "group_norm"),
                "tp-taylor-global": (True, "taylor"), "tp-l1-layer": (False, "l1")}
 TAYLOR_BATCHES = 8  # training batches whose gradients Taylor importance reads
 SEARCH_METHODS = ("random", "tpe", "evolution", "gate-prior")
 TARGET_UNITS = {"predicted": "the calibrated table's predicted latency ratio to the teacher",
-                "flops": "a fraction of the teacher's FLOPs (nas-prune's count for Torch-Pruning, FastNAS's own for modelopt)"}
+                "flops": "a fraction of the teacher's FLOPs (nas-prune's count for Torch-Pruning, FastNAS's own for modelopt)",
+                "select": (f"none: the winner of {SELECT_STEPS} epochs of successive halving over {SELECT_IMAGES:,} training "
+                           f"images among the in-band nas-prune rows and {', '.join(SELECT_BASELINES)} at the same budget")}
 RESULT_FORMAT = "nas-prune/compare-methods"
 PROTOCOL = "issue-30: closed loop on measure_ratios, band [0.9, 1] x budget"
 BAND = (0.9, 1.0)  # a row counts when its measured ratio lies in [0.9, 1.0] x budget
@@ -119,7 +127,7 @@ MAX_DRAWS_PER_EVAL = 100  # trials (mostly infeasible, unevaluated draws) per Pr
 PNET_PROTOCOL = "teacher-init, L1 order, sandwich + in-place distillation, size-targeted + gate priors"
 
 DEFAULT_METHODS = ("uniform", "tp-l1-global", "tp-groupnorm-global", "tp-taylor-global", "modelopt-fastnas", "gates",
-                   "evolution", "gate-prior")
+                   "evolution", "gate-prior", SELECT_METHOD)
 DEFAULTS = dict(models="mobilenet_v2,resnet18", budgets="0.2,0.3,0.5", seeds="0,1,2", train_subset=0, epochs=8,
                 gate_steps=240, gate_ratios="0.3,0.5,0.7", pnet_epochs=8, distill_epochs=8, n_evals=30,
                 data="fashion-mnist", threads=1, device="cpu", methods=",".join(DEFAULT_METHODS), rounds=30, max_rounds=120,
@@ -129,7 +137,7 @@ DEFAULTS = dict(models="mobilenet_v2,resnet18", budgets="0.2,0.3,0.5", seeds="0,
 SMOKE = dict(models="mobilenet_v2", budgets="0.5", seeds="0", data="digits", train_subset=0, epochs=1, gate_steps=8,
              gate_ratios="0.5", pnet_epochs=1, distill_epochs=1, n_evals=4, rounds=5, max_rounds=10, max_reaims=1,
              tp_steps=6, fastnas_score_images=256, fastnas_calib_batches=4,
-             methods="uniform,tp-l1-global,modelopt-fastnas,gates", work=ROOT / "runs" / "compare_methods_smoke",
+             methods=f"uniform,tp-l1-global,modelopt-fastnas,gates,{SELECT_METHOD}", work=ROOT / "runs" / "compare_methods_smoke",
              output=ROOT / "runs" / "compare_methods_smoke.json")
 
 
@@ -430,6 +438,8 @@ class ModelBench:
         start_flops = self.describe(uniform_under(self.space, self.predicted_ratio, budget).channels)["flops_ratio"]
         out = {}
         for method in self.args.method_list:
+            if method == SELECT_METHOD:  # not a picker: chosen among the others' picks (select_row)
+                continue
             if method == "modelopt-fastnas" and (why := modelopt_unavailable()):
                 self.skipped[method] = why
                 continue
@@ -584,7 +594,60 @@ class ModelBench:
         for method, hist in histories.items():
             pick = chosen(hist, budget)
             rows.append(self.row(method, budget, pick, hist, self.accuracies(pick["channels"])))
+        if SELECT_METHOD in self.args.method_list:
+            row = self.select_row(budget, rows)
+            if row is None:
+                self.skipped[SELECT_METHOD] = f"at {budget:g}x no nas-prune or baseline pick measured in the band"
+            else:
+                rows.append(row)
         return rows
+
+    def select_row(self, budget: float, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """``--select finetune`` at ``budget``: successive halving over the in-band candidates; the winner's row."""
+        from nas_prune.search import successive_halving
+
+        pool = [r for r in rows if r["in_band"] and (r["tool"] == "nas-prune" or r["method"] in SELECT_BASELINES)]
+        cands: dict[str, dict[str, Any]] = {}  # one per architecture, nas-prune's own first (as the run's finalists)
+        for r in sorted(pool, key=lambda r: (r["tool"] != "nas-prune", -float(r.get("pnet_score") or 0.0))):
+            cands.setdefault(r["arch_key"], r)
+        order = list(cands.values())
+        if not order:
+            return None
+        res = successive_halving(len(order), lambda i, s: self._select_step(order[i]["channels"], s),
+                                 steps=SELECT_STEPS, seed=0)
+        win = order[res.winner]
+        seconds = sum(self._select_step_seconds(c["channels"], len(sc)) for c, sc in zip(order, res.scores))
+        return {**win, "method": SELECT_METHOD, "tool": "nas-prune", "family": "nas-prune", "selected_from": win["method"],
+                "target_unit": "select",
+                "aims": [], "search_seconds": seconds,
+                "setup_seconds": max(self._setup_seconds(c["method"]) for c in order),
+                "select": {"images": SELECT_IMAGES, "steps": SELECT_STEPS, "epochs_trained": res.steps_trained,
+                           "seconds": seconds,
+                           "candidates": [{"method": c["method"], "arch_key": c["arch_key"], "val_accuracy": sc, "state": st,
+                                           "accuracy_mean": c["accuracy_mean"]}
+                                          for c, sc, st in zip(order, res.scores, res.states)]}}
+
+    def _select_folder(self, channels: dict[str, int], step: int) -> Path:
+        return self.out / "select" / _key(channels) / f"step{step}"
+
+    def _select_step(self, channels: dict[str, int], step: int) -> float:
+        """One epoch of the finish over the select subset, continuing the previous step; cached per step."""
+        from nas_prune.data import with_train_subset
+        from nas_prune.distill import distill
+
+        folder = self._select_folder(channels, step)
+        if not (folder / "metrics.json").exists():
+            if not hasattr(self, "_select_data"):
+                self._select_data = with_train_subset(self.data, SELECT_IMAGES, seed=0)
+            init = "teacher" if step == 1 else f"model:{self._select_folder(channels, step - 1) / 'model.pt'}"
+            distill(self.space, Architecture(self.space.id, channels), self.teacher_model(), self._select_data,
+                    method="kd", init=init, epochs=1, seed=0, out_dir=folder, threads=self.args.threads,
+                    measure_latency=False, device=self.args.device)
+        return float(read_json(folder / "metrics.json", what="select metrics")["student"]["val_accuracy"])
+
+    def _select_step_seconds(self, channels: dict[str, int], steps: int) -> float:
+        return sum(float(read_json(self._select_folder(channels, s) / "metrics.json", what="select metrics")
+                         .get("train_seconds", 0.0)) for s in range(1, steps + 1))
 
     def row(self, method: str, budget: float, pick: dict[str, Any], hist: list[dict[str, Any]],
             accs: list[float]) -> dict[str, Any]:

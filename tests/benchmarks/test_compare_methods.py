@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -154,6 +155,49 @@ def test_verdict_flags(ours: float, never_below: bool, leads: bool) -> None:
     assert v["never_below_beyond_spread"] is never_below and v["leads_by_half_point_beyond_spread"] is leads
 
 
+def test_the_verdict_takes_the_runs_pick_not_the_best_nas_prune_row() -> None:
+    rows = [_row("tp-l1-global", "baseline", 0.85, 0.001, True), _row("evolution", "nas-prune", 0.87, 0.001, True),
+            {**_row(cm.SELECT_METHOD, "nas-prune", 0.85, 0.001, True), "selected_from": "tp-l1-global"}]
+    (v,) = cm.verdicts(rows)
+    # the more accurate evolution row is an oracle's choice (test accuracy): the run picked the baseline's network
+    assert v["best_nas_prune"] == cm.SELECT_METHOD and v["selected_from"] == "tp-l1-global"
+    assert v["margin_points"] == pytest.approx(0.0) and "--select finetune" in v["nas_prune_rule"]
+    (oracle,) = cm.verdicts(rows[:2])
+    assert oracle["best_nas_prune"] == "evolution" and "oracle" in oracle["nas_prune_rule"]
+
+
+def test_select_row_is_the_fine_tune_winner_among_in_band_candidates() -> None:
+    bench = _bench_stub()
+    bench.args = SimpleNamespace(method_list=list(cm.DEFAULT_METHODS))
+    base = {"budget": 0.3, "model": "m", "in_band": True, "accuracy_std": 0.0}
+    rows = [{**base, "method": "uniform", "tool": "uniform", "arch_key": "u", "channels": {"a": 1}, "accuracy_mean": 0.80},
+            {**base, "method": "tp-l1-global", "tool": "torch-pruning", "arch_key": "t", "channels": {"a": 2},
+             "accuracy_mean": 0.82},
+            {**base, "method": "tp-taylor-global", "tool": "torch-pruning", "arch_key": "x", "channels": {"a": 9},
+             "accuracy_mean": 0.90},  # a peer nas-prune does not compute: never a candidate
+            {**base, "method": "evolution", "tool": "nas-prune", "arch_key": "e", "channels": {"a": 3},
+             "accuracy_mean": 0.81, "pnet_score": 0.7},
+            {**base, "method": "gate-prior", "tool": "nas-prune", "arch_key": "e", "channels": {"a": 3},
+             "accuracy_mean": 0.81, "pnet_score": 0.6},  # the same network: one candidate
+            {**base, "method": "gates", "tool": "nas-prune", "arch_key": "g", "channels": {"a": 4}, "accuracy_mean": 0.95,
+             "in_band": False}]  # out of the band: never a candidate
+    curves = {1: [0.5, 0.6, 0.7, 0.8], 2: [0.6, 0.7, 0.8, 0.9], 3: [0.55, 0.65, 0.75, 0.85]}
+    tried = []
+
+    def step(channels, s):
+        tried.append((channels["a"], s))
+        return curves[channels["a"]][s - 1]
+
+    bench._select_step = step
+    bench._select_step_seconds = lambda channels, steps: 2.0 * steps
+    row = cm.ModelBench.select_row(bench, 0.3, rows)
+    assert row["method"] == cm.SELECT_METHOD and row["selected_from"] == "tp-l1-global"
+    assert row["tool"] == "nas-prune" and row["family"] == "nas-prune" and row["accuracy_mean"] == 0.82
+    assert [c["method"] for c in row["select"]["candidates"]] == ["evolution", "uniform", "tp-l1-global"]
+    assert sorted({a for a, _ in tried}) == [1, 2, 3] and row["search_seconds"] == 2.0 * len(tried)
+    assert cm.ModelBench.select_row(bench, 0.3, [{**rows[0], "in_band": False}]) is None
+
+
 def test_verdict_without_a_peer_in_band_has_no_flags() -> None:
     (v,) = cm.verdicts([_row("tp", "baseline", 0.85, 0.0, False), _row("gates", "nas-prune", 0.86, 0.0, True)])
     assert v["best_peer"] is None and v["never_below_beyond_spread"] is None and v["margin_points"] is None
@@ -230,16 +274,22 @@ def test_smoke_end_to_end_and_resume(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["format"] == "nas-prune/compare-methods" and result["version"] == 2
     rows = [r for r in result["rows"] if r["family"] != "teacher"]
-    expected = {"uniform", "tp-l1-global", "gates", "modelopt-fastnas"} - {s["method"] for s in result["skipped"]}
+    expected = {"uniform", "tp-l1-global", "gates", "modelopt-fastnas", cm.SELECT_METHOD} - {
+        s["method"] for s in result["skipped"]}
     assert {r["method"] for r in rows} == expected
     for r in result["rows"]:
         assert ROW_FIELDS <= set(r), r["method"]
         assert all(math.isfinite(v) for v in r.values() if isinstance(v, float))
-    for r in rows:
+    picks = [r for r in rows if r["method"] != cm.SELECT_METHOD]
+    for r in picks:
         lo, hi = r["measured_interval"]
         assert lo <= r["latency_ratio"] <= hi and 1 <= len(r["aims"]) <= 2
         assert r["in_band"] == cm.in_band(r["latency_ratio"], r["budget"])
         assert 0 < r["flops_ratio"] < 1 and 0 < r["flops_ratio_tp"] < 1
+    for sel in (r for r in rows if r["method"] == cm.SELECT_METHOD):  # the winner is one of the candidates' networks
+        winner = next(r for r in picks if r["method"] == sel["selected_from"])
+        assert sel["channels"] == winner["channels"] and sel["accuracies"] == winner["accuracies"]
+        assert sel["select"]["epochs_trained"] >= cm.SELECT_STEPS
     assert (tmp_path / "out.html").exists() and len(result["verdicts"]) == 1
 
     # a second run resumes: nothing trained, picked or measured again

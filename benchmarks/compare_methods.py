@@ -83,8 +83,7 @@ from _compare_report import SELECT_METHOD, figure, verdicts  # noqa: E402
 
 from nas_prune.errors import NasPruneError  # noqa: E402
 from nas_prune.files import read_json, write_json  # noqa: E402
-from nas_prune.pipeline import StageCache  # noqa: E402
-from nas_prune.pipeline._select import SELECT_IMAGES, SELECT_STEPS  # noqa: E402
+from nas_prune.pipeline import SELECT_IMAGES, SELECT_STEPS, StageCache  # noqa: E402
 from nas_prune.space import Architecture, ChannelSpace, flops_cost  # noqa: E402
 from nas_prune.training import resolve_device  # noqa: E402
 

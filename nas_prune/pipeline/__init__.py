@@ -9,7 +9,8 @@ from nas_prune.pipeline._check import recheck_run
 from nas_prune.pipeline._config import PRESETS, RUN_INITS, RunConfig
 from nas_prune.pipeline._context import RunContext, Stage
 from nas_prune.pipeline._run import run_pipeline
+from nas_prune.pipeline._select import SELECT_IMAGES, SELECT_STEPS
 from nas_prune.pipeline.stages import STAGES, get_stage, stage_names
 
-__all__ = ["PRESETS", "RUN_INITS", "STAGES", "RunConfig", "RunContext", "Stage", "StageCache", "get_stage",
+__all__ = ["PRESETS", "RUN_INITS", "SELECT_IMAGES", "SELECT_STEPS", "STAGES", "RunConfig", "RunContext", "Stage", "StageCache", "get_stage",
            "recheck_run", "run_pipeline", "stage_names"]

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from nas_prune._io import read_json, write_json
 from nas_prune.pipeline._finalists import MARGIN
-from nas_prune.search._halving import HALVING_STEPS
 
 if TYPE_CHECKING:
 
@@ -42,7 +41,7 @@ __all__ = ["BAND", "MAX_AIMS", "SELECT_MODES", "SELECT_STEPS", "SELECT_IMAGES", 
 
 SELECT_MODES = ("score", "finetune")
 #: Steps (epochs over the subset) of the longest fine-tune: rungs at 1, 2 and 4 with a reduction factor of 2.
-SELECT_STEPS = HALVING_STEPS
+SELECT_STEPS = 4
 #: Training images each fine-tune step sees at most (a fixed seeded subset of the training split).
 SELECT_IMAGES = 5000
 #: A baseline measured under this share of the pick's limit is re-aimed (closer to the limit, as fast as allowed).

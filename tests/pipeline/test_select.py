@@ -158,8 +158,10 @@ def test_a_run_with_select_finetune_finishes_the_winner(tmp_path, monkeypatch):
     monkeypatch.setenv("NAS_PRUNE_PROGRESS", "0")
     out = tmp_path / "run"
     cfg = RunConfig(model="tests.conftest:tiny_resnet", input_size=16, teacher_epochs=2, gate_epochs=1, pnet_epochs=2,
-                    n_trials=8, distill_epochs=2, profile=True, validate_n=2, budget="0.7x", finalists=3,
+                    n_trials=8, distill_epochs=2, profile=True, validate_n=2, budget="1ms", finalists=3,
                     select="finetune", select_k=2, out=out, device="cpu")
+    # an absolute budget, as the other whole-run tests: the tiny 16-px network's table is flat on an AVX-512 host
+    # (every width ~15 us of overhead), where no relative budget under 1x can be met
     summary = run_pipeline(cfg)
     sel = json.loads((out / "select.json").read_text())
     sources = [c["source"] for c in sel["candidates"]]

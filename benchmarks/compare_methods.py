@@ -102,7 +102,7 @@ METHODS: dict[str, tuple[str, str]] = {
     "tpe": ("nas-prune", "predicted"),
     "evolution": ("nas-prune", "predicted"),
     "gate-prior": ("nas-prune", "predicted"),
-    "nas-prune-select": ("nas-prune", "select"),
+    SELECT_METHOD: ("nas-prune", "select"),
 }
 #: ``nas-prune run --select finetune`` at one budget: the winner of a short real fine-tune (successive halving)
 #: among nas-prune's own in-band picks (gates, searches) and the baselines nas-prune computes itself
@@ -612,10 +612,16 @@ class ModelBench:
         order = list(cands.values())
         if not order:
             return None
-        res = successive_halving(len(order), lambda i, s: self._select_step(order[i]["channels"], s),
-                                 steps=SELECT_STEPS, seed=0)
+        seconds = 0.0
+
+        def step(i: int, s: int) -> float:
+            nonlocal seconds
+            m = self._select_step(order[i]["channels"], s)
+            seconds += float(m.get("train_seconds", 0.0))
+            return float(m["student"]["val_accuracy"])
+
+        res = successive_halving(len(order), step, steps=SELECT_STEPS, seed=0)
         win = order[res.winner]
-        seconds = sum(self._select_step_seconds(c["channels"], len(sc)) for c, sc in zip(order, res.scores))
         return {**win, "method": SELECT_METHOD, "tool": "nas-prune", "family": "nas-prune", "selected_from": win["method"],
                 "target_unit": "select",
                 "aims": [], "search_seconds": seconds,
@@ -629,8 +635,8 @@ class ModelBench:
     def _select_folder(self, channels: dict[str, int], step: int) -> Path:
         return self.out / "select" / _key(channels) / f"step{step}"
 
-    def _select_step(self, channels: dict[str, int], step: int) -> float:
-        """One epoch of the finish over the select subset, continuing the previous step; cached per step."""
+    def _select_step(self, channels: dict[str, int], step: int) -> dict[str, Any]:
+        """One epoch of the finish over the select subset, continuing the previous step (its metrics; cached per step)."""
         from nas_prune.data import with_train_subset
         from nas_prune.distill import distill
 
@@ -642,11 +648,7 @@ class ModelBench:
             distill(self.space, Architecture(self.space.id, channels), self.teacher_model(), self._select_data,
                     method="kd", init=init, epochs=1, seed=0, out_dir=folder, threads=self.args.threads,
                     measure_latency=False, device=self.args.device)
-        return float(read_json(folder / "metrics.json", what="select metrics")["student"]["val_accuracy"])
-
-    def _select_step_seconds(self, channels: dict[str, int], steps: int) -> float:
-        return sum(float(read_json(self._select_folder(channels, s) / "metrics.json", what="select metrics")
-                         .get("train_seconds", 0.0)) for s in range(1, steps + 1))
+        return read_json(folder / "metrics.json", what="select metrics")
 
     def row(self, method: str, budget: float, pick: dict[str, Any], hist: list[dict[str, Any]],
             accs: list[float]) -> dict[str, Any]:

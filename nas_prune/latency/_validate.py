@@ -34,19 +34,21 @@ def narrowest_fraction(table: LatencyTable, space: Any) -> float:
     overhead (a tiny network or a fast device: session and kernel-launch costs, not the channels),
     and the table cannot tell one width from another.
     """
-    from nas_prune.space import Architecture
+    from nas_prune.space import smallest
 
-    narrowest = Architecture(space.id, {g.name: g.choices[0] for g in space.genes})
-    return float(table.predict(narrowest)) / float(table.predict(space.full()))
+    return float(table.predict(smallest(space))) / float(table.predict(space.full()))
 
 
 def flat_table_warning(table: LatencyTable, space: Any) -> str | None:
     """One line saying that ``table`` cannot tell widths apart (:data:`FLAT_FRACTION`), or None when it can."""
-    frac = narrowest_fraction(table, space)
+    from nas_prune.space import smallest
+
+    full_ms = float(table.predict(space.full()))
+    frac = float(table.predict(smallest(space))) / full_ms
     if frac <= FLAT_FRACTION:
         return None
     return (f"warning: this latency table cannot tell widths apart: the narrowest network is predicted at "
-            f"{frac:.0%} of the full one's {float(table.predict(space.full())):.4g} ms (fixed overhead, not channels), "
+            f"{frac:.0%} of the full one's {full_ms:.4g} ms (fixed overhead, not channels), "
             f"so no budget below {frac:.2f}x can be met; time a larger input or batch, or budget FLOPs instead")
 
 

@@ -8,7 +8,7 @@ from typing import Sequence
 
 from nas_prune.budget import RELATIVE_HINT, LatencyLimit, LatencyPredictor, parse_milliseconds, parse_relative
 from nas_prune.errors import NasPruneError
-from nas_prune.space import Architecture, ChannelSpace
+from nas_prune.space import Architecture, ChannelSpace, smallest
 
 # The budget language itself lives in nas_prune.budget; its parsers are re-exported here for searches.
 __all__ = ["LatencyBudget", "LatencyPredictor", "parse_milliseconds", "parse_relative", "check_budget_texts",
@@ -27,7 +27,7 @@ def check_budget_texts(budgets: Sequence[str | float]) -> None:
 
 def min_latency_architecture(space: ChannelSpace) -> Architecture:
     """Every gene at its narrowest choice: the fastest architecture a table can predict."""
-    return Architecture(space.id, {g.name: g.choices[0] for g in space.genes})
+    return smallest(space)
 
 
 @dataclass(frozen=True)

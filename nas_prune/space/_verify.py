@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from nas_prune.errors import UnsupportedModelError
-from nas_prune.space._arch import Architecture
+from nas_prune.space._draw import smallest
 from nas_prune.space._materialize import materialize
 from nas_prune.space._space import ChannelSpace
 from nas_prune.space._trace import TRACE_SECONDS, trace_time_limit
@@ -34,8 +34,7 @@ def verify_space(space: ChannelSpace, *, seed: int = 0) -> None:
         raise UnsupportedModelError(f"model {name}: its channel groups share layer names, so its space is ambiguous: "
                                     "nas-prune does not support this model yet")
     base = space.build_model()
-    narrow = Architecture(space.id, {g.name: g.choices[0] for g in space.genes})
-    for arch in (narrow, space.sample(seed=seed)):
+    for arch in (smallest(space), space.sample(seed=seed)):
         try:
             with torch.no_grad():
                 out = materialize(base, arch, space=space)(space.example_input())

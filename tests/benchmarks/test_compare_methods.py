@@ -184,12 +184,11 @@ def test_select_row_is_the_fine_tune_winner_among_in_band_candidates() -> None:
     curves = {1: [0.5, 0.6, 0.7, 0.8], 2: [0.6, 0.7, 0.8, 0.9], 3: [0.55, 0.65, 0.75, 0.85]}
     tried = []
 
-    def step(channels, s):
+    def step(channels, s):  # the step's metrics, as distill writes them
         tried.append((channels["a"], s))
-        return curves[channels["a"]][s - 1]
+        return {"student": {"val_accuracy": curves[channels["a"]][s - 1]}, "train_seconds": 2.0}
 
     bench._select_step = step
-    bench._select_step_seconds = lambda channels, steps: 2.0 * steps
     row = cm.ModelBench.select_row(bench, 0.3, rows)
     assert row["method"] == cm.SELECT_METHOD and row["selected_from"] == "tp-l1-global"
     assert row["tool"] == "nas-prune" and row["family"] == "nas-prune" and row["accuracy_mean"] == 0.82

@@ -16,17 +16,18 @@ def run(ctx: RunContext) -> dict[str, Any]:
 
     A table that cannot tell widths apart (fixed overhead) is said loudly and recorded as ``flat``.
     """
-    from nas_prune.latency import LatencyTable, flat_table_warning
+    from nas_prune.latency import flat_table_warning
 
-    info = _table(ctx)
-    flat = flat_table_warning(LatencyTable.load(ctx.out / "table.json"), ctx.space)
+    info, table = _table(ctx)
+    flat = flat_table_warning(table, ctx.space)
     if flat:
         ctx.log(flat)
         info["flat"] = flat
     return info
 
 
-def _table(ctx: RunContext) -> dict[str, Any]:
+def _table(ctx: RunContext) -> tuple[dict[str, Any], Any]:
+    """``table.json`` written, with what the stage records and the table itself."""
     from nas_prune.latency import LatencyTable, build_table, find_shipped_table, retarget_table, shipped_tables_dir
 
     cfg, space, out = ctx.cfg, ctx.space, ctx.out
@@ -34,21 +35,21 @@ def _table(ctx: RunContext) -> dict[str, Any]:
         table = LatencyTable.load(cfg.table)
         table.check_space(space)
         atomic_write_bytes(out / "table.json", Path(cfg.table).read_bytes())
-        return {"source": str(cfg.table)}
+        return {"source": str(cfg.table)}, table
     shipped = None if cfg.profile else find_shipped_table(space.id, cfg.threads, retarget_to=space)
     if shipped is not None:
         source = f"shipped:{shipped.relative_to(shipped_tables_dir()).as_posix()}"
         shipped_table = LatencyTable.load(shipped)
         if shipped_table.space_id == space.id:
             atomic_write_bytes(out / "table.json", shipped.read_bytes())
-            return {"source": source}
+            return {"source": source}, shipped_table
         ctx.log(f"latency table {source} is for {shipped_table.space_id}: used for {space.id} "
                 "(other classes; checked on this machine next)")
-        retarget_table(shipped_table, space).save(out / "table.json")
-        return {"source": source, "retargeted_from": shipped_table.space_id}
+        retargeted = retarget_table(shipped_table, space)
+        retargeted.save(out / "table.json")
+        return {"source": source, "retargeted_from": shipped_table.space_id}, retargeted
     ctx.log(f"profiling a latency table for {space.id} at {cfg.threads} thread(s) (saves as it goes)")
-    build_table(space, threads=cfg.threads, output=out / "table.json")
-    return {"source": "profiled"}
+    return {"source": "profiled"}, build_table(space, threads=cfg.threads, output=out / "table.json")
 
 
 STAGE = Stage("latency", "the latency table: given, shipped for this space, or profiled here", run, needs=("space",), outputs=("table.json",),

@@ -23,6 +23,11 @@ def _in_band(row: dict[str, Any]) -> bool:
     return bool(row.get("in_band", row.get("feasible", False)))
 
 
+def _finished(row: dict[str, Any]) -> bool:
+    """Whether a row has its accuracy (the benchmark writes its picks before it finishes them)."""
+    return row.get("accuracy_mean") is not None
+
+
 def _best(rows: list[dict[str, Any]], family: str) -> dict[str, Any] | None:
     return max((r for r in rows if r["family"] == family), key=lambda r: r["accuracy_mean"], default=None)
 
@@ -37,10 +42,11 @@ def verdict(rows: list[dict[str, Any]], model: str, budget: float) -> dict[str, 
     ``margin_points``: nas-prune's best mean accuracy minus the best peer's (points); ``spread_points``:
     the larger of their seed standard deviations. ``never_below_beyond_spread``: the margin is not
     below minus the spread; ``leads_by_half_point_beyond_spread``: it is at least 0.5 + the spread.
-    Both are ``None`` when either side has no row in the band.
+    Both are ``None`` when either side has no finished row in the band (``unfinished``: rows whose picks
+    are measured but not finished yet).
     """
     here = [r for r in rows if r["model"] == model and r["budget"] == budget and r["family"] != "teacher"]
-    sel = [r for r in here if _in_band(r)]
+    sel = [r for r in here if _in_band(r) and _finished(r)]
     picked = [r for r in sel if r["method"] == SELECT_METHOD]
     ours, peer = (picked[0] if picked else _best(sel, OURS_FAMILY)), _best(sel, PEER_FAMILY)
     rule = ("the run's pick (--select finetune)" if picked else
@@ -49,6 +55,7 @@ def verdict(rows: list[dict[str, Any]], model: str, budget: float) -> dict[str, 
                          "best_nas_prune": ours and ours["method"], "best_peer": peer and peer["method"],
                          "selected_from": ours and ours.get("selected_from"),
                          "out_of_band": sorted(r["method"] for r in here if not _in_band(r)),
+                         "unfinished": sorted(r["method"] for r in here if not _finished(r)),
                          "margin_points": None, "spread_points": None,
                          "never_below_beyond_spread": None, "leads_by_half_point_beyond_spread": None}
     if ours and peer:
@@ -98,11 +105,12 @@ def _accuracy_traces(go: Any, rows: list[dict[str, Any]], method: str, color: st
     ]
 
 
-def _speed_trace(go: Any, rows: list[dict[str, Any]], teacher: dict[str, Any] | None, method: str, color: str) -> Any:
+def _speed_trace(go: Any, rows: list[dict[str, Any]], teacher: dict[str, Any] | None, method: str, color: str,
+                 legend: bool = False) -> Any:
     """Measured speed-up against FLOPs removed (nas-prune's count), one point per budget."""
     pts = [(1 - f, 1 / r["latency_ratio"], r) for r in rows if (f := _flops_ratio(r, teacher)) is not None]
     return go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers", name=method, legendgroup=method,
-                      showlegend=False, text=[f"{method}, budget {p[2]['budget']:g}x" for p in pts],
+                      showlegend=legend, text=[f"{method}, budget {p[2]['budget']:g}x" for p in pts],
                       marker={"color": color, "size": 10, "symbol": ["circle" if _in_band(p[2]) else "x" for p in pts]},
                       hovertemplate="FLOPs removed %{x:.2f}, speed-up %{y:.2f}x<br>%{text}<extra></extra>")
 
@@ -125,10 +133,12 @@ def figure(rows: list[dict[str, Any]], path: Path) -> None:
             sel = [r for r in mine if r["method"] == method]
             if not sel:
                 continue
-            for tr in _accuracy_traces(go, sel, method, colors[method], first=method not in shown):
+            done = [r for r in sel if _finished(r)]  # unfinished picks: speed view only
+            for tr in _accuracy_traces(go, done, method, colors[method], first=method not in shown) if done else []:
                 fig.add_trace(tr, row=1, col=col)
+            legend = method not in shown and not done  # the accuracy view names the method when it can
             shown.add(method)
-            fig.add_trace(_speed_trace(go, sel, teacher, method, colors[method]), row=2, col=col)
+            fig.add_trace(_speed_trace(go, sel, teacher, method, colors[method], legend), row=2, col=col)
         if teacher:
             fig.add_trace(go.Scatter(x=[1.0], y=[100 * teacher["accuracy_mean"]], mode="markers", name="teacher",
                                      legendgroup="teacher", showlegend=col == 1, marker={"color": "black", "size": 12}),

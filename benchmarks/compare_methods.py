@@ -31,6 +31,13 @@ until the pick *measures* inside the band, the most generous aim a FLOPs tool ca
 of one round are measured in one ``measure_ratios`` call; every measurement and pick is cached
 under ``--work``. Rows outside the band are kept (``in_band: false``) but never win a verdict.
 
+**Two phases.** First, for every model, the shared artefacts (teacher, gates, PruningNet) and every
+method's pick aimed and measured at every budget: the part that needs a quiet machine, written to the
+JSON as it comes (rows with ``finished: false`` and no accuracy; the speed view of the report already
+has them). Then every pick is finished, budget by budget; that part only trains, so it may share the
+machine. Torch uses ``--train-threads`` (every core by default); onnxruntime measures alone, with the
+table's threads.
+
 **Finished identically.** KD from the teacher, initialised from the teacher's L1-ranked channels,
 same epochs, training split and seeds (:func:`nas_prune.distill.distill`), scored on the test split.
 
@@ -65,6 +72,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -129,7 +137,7 @@ DEFAULT_METHODS = ("uniform", "tp-l1-global", "tp-groupnorm-global", "tp-taylor-
                    "evolution", "gate-prior", SELECT_METHOD)
 DEFAULTS = dict(models="mobilenet_v2,resnet18", budgets="0.2,0.3,0.5", seeds="0,1,2", train_subset=0, epochs=8,
                 gate_steps=240, gate_ratios="0.3,0.5,0.7", pnet_epochs=8, distill_epochs=8, n_evals=30,
-                data="fashion-mnist", threads=1, device="cpu", methods=",".join(DEFAULT_METHODS), rounds=30, max_rounds=120,
+                data="fashion-mnist", threads=1, train_threads=os.cpu_count() or 1, device="cpu", methods=",".join(DEFAULT_METHODS), rounds=30, max_rounds=120,
                 max_reaims=MAX_REAIMS, tp_steps=12, fastnas_score_images=2048, fastnas_calib_batches=50,
                 work=ROOT / "runs" / "compare_methods", output=ROOT / "benchmarks" / "results" / "compare_methods.json")
 #: ``--smoke``: every stage end to end in minutes (explicit options still win).
@@ -271,7 +279,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--n-evals", type=int, help="PruningNet evaluations per search")
     add("--data", help="digits | fashion-mnist[:ROOT] | cifar10:ROOT | imagefolder:ROOT")
     add("--work", type=Path, help="cache folder (resumable)")
-    add("--threads", type=int, help="torch threads (latency: the table's settings)")
+    add("--threads", type=int, help="the latency table's threads (its CPU table at that many threads)")
+    add("--train-threads", type=int, help="torch threads for training, pruning and scoring (default: every core; "
+                                          "latency is measured alone, with the table's threads)")
     add("--device", help="where the networks train and the PruningNet scores: cpu, cuda[:N] or auto (latency is "
                          "always measured with onnxruntime on this machine's CPU, the budget's device)")
     add("--tables", type=Path, default=ROOT / "latency_tables", help="folder searched for a CPU table of each space")
@@ -312,6 +322,7 @@ def _check(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if not args.method_list or set(args.method_list) - set(METHODS):
         ap.error(f"--methods: choose among {', '.join(METHODS)}")
     if min(args.epochs, args.tp_steps, args.gate_steps, args.pnet_epochs, args.distill_epochs, args.n_evals, args.threads,
+           args.train_threads,
            args.rounds, args.max_rounds, args.fastnas_score_images, args.fastnas_calib_batches) < 1 or args.max_reaims < 0:
         ap.error("epochs, steps, evaluations, rounds and threads must be >= 1 (re-aims >= 0)")
 
@@ -353,6 +364,7 @@ class ModelBench:
         self.seconds: dict[str, float] = {}
         self.skipped: dict[str, str] = {}
         self._described: dict[str, dict[str, Any]] = {}
+        self._histories: dict[float, dict[str, list[dict[str, Any]]]] = {}
 
     def _check_config(self) -> None:
         cfg_path = self.out / "config.json"
@@ -583,14 +595,25 @@ class ModelBench:
         return out
 
     # -------------------------------------------------------------- rows
-    def budget_rows(self, budget: float) -> list[dict[str, Any]]:
-        """One row per method at ``budget``: closed-loop pick, measured ratio, accuracy over seeds."""
+    def aim(self, budget: float) -> list[dict[str, Any]]:
+        """Phase 1 at ``budget``: every method's closed-loop pick and measured ratio, rows not finished yet.
+
+        Latency is only measured here, so the phases that need a quiet machine come first (for every
+        model); their rows (``accuracy_mean`` None) are written before any network is finished.
+        """
         histories, skipped = aim_loop(self.pickers(budget), lambda archs: self.measure(archs, budget), budget,
                                       max_reaims=self.args.max_reaims,
                                       log=lambda m: print(f"  {self.model} {budget:g}x {m}", flush=True))
         self.skipped.update(skipped)
+        self._histories[budget] = histories
+        return [self.row(method, budget, chosen(hist, budget), hist, None) for method, hist in histories.items()]
+
+    def budget_rows(self, budget: float) -> list[dict[str, Any]]:
+        """Phase 2 at ``budget``: one row per method, its pick finished with every seed (and the select row)."""
+        if budget not in self._histories:
+            self.aim(budget)
         rows = []
-        for method, hist in histories.items():
+        for method, hist in self._histories[budget].items():
             pick = chosen(hist, budget)
             rows.append(self.row(method, budget, pick, hist, self.accuracies(pick["channels"])))
         if SELECT_METHOD in self.args.method_list:
@@ -651,8 +674,8 @@ class ModelBench:
         return read_json(folder / "metrics.json", what="select metrics")
 
     def row(self, method: str, budget: float, pick: dict[str, Any], hist: list[dict[str, Any]],
-            accs: list[float]) -> dict[str, Any]:
-        """The result row of one method at one budget."""
+            accs: list[float] | None) -> dict[str, Any]:
+        """The result row of one method at one budget (``accs`` None: not finished yet, accuracy fields None)."""
         tool, unit = METHODS[method]
         m = self.measure({pick["arch_key"]: pick["channels"]}, budget)[pick["arch_key"]]
         extra = {x: pick[x] for x in ("pruning_ratio", "pnet_accuracy", "pnet_score", "n_complete", "n_feasible",
@@ -664,8 +687,7 @@ class ModelBench:
             "latency_ratio": pick["ratio"], "measured_interval": pick["interval"], "in_band": pick["in_band"],
             "measured_ms": m["ms"], "teacher_ms": m["teacher_ms"], "predicted_ratio": pick["predicted_ratio"],
             "target_unit": unit, "aims": aims,
-            "accuracy_mean": statistics.fmean(accs), "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-            "accuracy_min": min(accs), "accuracy_max": max(accs), "accuracies": accs,
+            **_accuracy_fields(accs),
             **self.describe(pick["channels"]),
             "search_seconds": sum(h.get("pick_seconds", 0.0) for h in hist), "setup_seconds": self._setup_seconds(method),
             **extra, "arch_key": pick["arch_key"], "channels": pick["channels"],
@@ -685,9 +707,17 @@ class ModelBench:
         acc = float(self.teacher_res["accuracy"])
         return {"model": self.model, "budget": 1.0, "method": "teacher", "tool": "teacher", "family": "teacher",
                 "latency_ratio": 1.0, "measured_interval": [1.0, 1.0], "in_band": None, "predicted_ratio": 1.0,
-                "target_unit": None, "aims": [], "accuracy_mean": acc, "accuracy_std": 0.0, "accuracy_min": acc,
-                "accuracy_max": acc, "accuracies": [acc], **self.describe(full), "search_seconds": 0.0,
+                "target_unit": None, "aims": [], **_accuracy_fields([acc]), **self.describe(full), "search_seconds": 0.0,
                 "setup_seconds": self.seconds.get("teacher", 0.0), "arch_key": _key(full), "channels": full}
+
+
+def _accuracy_fields(accs: list[float] | None) -> dict[str, Any]:
+    """A row's accuracy over seeds (all None while the pick is not finished)."""
+    if accs is None:
+        return {"accuracy_mean": None, "accuracy_std": None, "accuracy_min": None, "accuracy_max": None,
+                "accuracies": [], "finished": False}
+    return {"accuracy_mean": statistics.fmean(accs), "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "accuracy_min": min(accs), "accuracy_max": max(accs), "accuracies": accs, "finished": True}
 
 
 # ---------------------------------------------------------------------------- output
@@ -703,7 +733,8 @@ def result_json(args: argparse.Namespace, rows: list[dict[str, Any]], skipped: l
         "format": RESULT_FORMAT, "version": 2, "benchmark": "compare_methods", "protocol": PROTOCOL,
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in hidden},
-        "device": f"{platform.processor() or platform.machine()}, {args.threads} torch thread(s), onnxruntime CPU",
+        "device": (f"{platform.processor() or platform.machine()}, onnxruntime CPU at {args.threads} thread(s) (the "
+                   f"table's), torch training at {args.train_threads}"),
         "training_device": args.device,
         "distillation": "kd, init from the teacher's L1-ranked channels, same epochs/training split/seeds for all",
         "latency": f"nas_prune.latency.measure_ratios: each candidate alone with the teacher (pairs), {SESSIONS} blocks "
@@ -724,40 +755,59 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     print(f"{'model':<13}{'budget':>7} {'method':<21}{'ratio':>7}{'band':>6}{'acc%':>8}{'±':>6}{'FLOPs':>7}{'aims':>5}")
     for r in rows:
         band = "-" if r["in_band"] is None else ("yes" if r["in_band"] else "NO")
+        acc = "-" if r["accuracy_mean"] is None else f"{100 * r['accuracy_mean']:.2f}"
+        std = "-" if r["accuracy_std"] is None else f"{100 * r['accuracy_std']:.2f}"
         print(f"{r['model']:<13}{r['budget']:>7g} {r['method']:<21}{r['latency_ratio']:>7.3f}{band:>6}"
-              f"{100 * r['accuracy_mean']:>8.2f}{100 * r['accuracy_std']:>6.2f}{r['flops_ratio']:>7.3f}{len(r['aims']):>5}")
+              f"{acc:>8}{std:>6}{r['flops_ratio']:>7.3f}{len(r['aims']):>5}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the comparison; the JSON (and figure) is rewritten after every finished model and budget."""
+    """Run the comparison in two phases; the JSON (and figure) is rewritten after every model and budget of each.
+
+    Phase 1, for every model: teacher, gates, PruningNet, then every method's pick aimed and measured at
+    every budget (the latency-sensitive part, written as unfinished rows). Phase 2: every pick finished
+    with every seed, budget by budget, and the select row.
+    """
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.train_threads)  # torch's work; onnxruntime measures with the table's own threads
     start = time.perf_counter()
-    rows: list[dict[str, Any]] = []
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (model, budget or "teacher") -> rows, in order
     skipped: list[dict[str, Any]] = []
 
     def write() -> dict[str, Any]:
+        rows = [r for g in groups.values() for r in g]
         result = result_json(args, rows, skipped, time.perf_counter() - start)
         write_json(args.output, result)
         figure(rows, args.figure)
         return result
 
+    def note_skipped(bench: ModelBench) -> None:
+        skipped[:] = [s for s in skipped if s["model"] != bench.model]
+        skipped.extend({"model": bench.model, "method": m, "reason": why} for m, why in sorted(bench.skipped.items()))
+
     try:
+        benches = []
         for model in args.model_list:
-            print(f"== {model}", flush=True)
+            print(f"== {model}: teacher, gates, PruningNet, picks at {args.budgets}", flush=True)
             bench = ModelBench(args, model)
             bench.prepare()
-            rows.append(bench.teacher_row())
+            groups[(model, "teacher")] = [bench.teacher_row()]
             for b in args.budget_list:
-                rows.extend(bench.budget_rows(b))
-                skipped[:] = [s for s in skipped if s["model"] != model]
-                skipped.extend({"model": model, "method": m, "reason": why} for m, why in sorted(bench.skipped.items()))
+                groups[(model, repr(b))] = bench.aim(b)
+                note_skipped(bench)
+                write()
+            benches.append(bench)
+        for bench in benches:
+            print(f"== {bench.model}: finishing every pick, {len(args.seed_list)} seed(s)", flush=True)
+            for b in args.budget_list:
+                groups[(bench.model, repr(b))] = bench.budget_rows(b)
+                note_skipped(bench)
                 write()
     except NasPruneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     result = write()
-    _print_table(rows)
+    _print_table([r for g in groups.values() for r in g])
     for s in skipped:
         print(f"skipped {s['model']} {s['method']}: {s['reason']}")
     for v in result["verdicts"]:

@@ -126,7 +126,8 @@ def test_a_repeated_target_settles_the_method() -> None:
 
 
 # ---------------------------------------------------------------------------- verdicts
-def _row(method: str, family: str, acc: float, std: float, band: bool, budget: float = 0.3) -> dict[str, Any]:
+def _row(method: str, family: str, acc: float | None, std: float | None, band: bool,
+         budget: float = 0.3) -> dict[str, Any]:
     return {"model": "m", "budget": budget, "method": method, "family": family, "accuracy_mean": acc,
             "accuracy_std": std, "in_band": band}
 
@@ -197,6 +198,22 @@ def test_select_row_is_the_fine_tune_winner_among_in_band_candidates() -> None:
     assert cm.ModelBench.select_row(bench, 0.3, [{**rows[0], "in_band": False}]) is None
 
 
+def test_unfinished_rows_are_drawn_but_never_judged(tmp_path: Path) -> None:
+    pending = {**_row("tp-l1-global", "baseline", None, None, True), "accuracies": [], "latency_ratio": 0.29,
+               "flops_ratio": 0.4}
+    rows = [{**_row("uniform", "baseline", 0.80, 0.002, True), "latency_ratio": 0.28, "flops_ratio": 0.45},
+            pending, {**_row("gates", "nas-prune", 0.81, 0.001, True), "latency_ratio": 0.29, "flops_ratio": 0.42}]
+    (v,) = cm.verdicts(rows)
+    # the measured but unfinished pick has no accuracy yet: the finished peer is the best one so far
+    assert v["best_peer"] == "uniform" and v["unfinished"] == ["tp-l1-global"]
+    assert v["margin_points"] == pytest.approx(1.0)
+    cm.figure(rows, tmp_path / "f.html")  # its speed-up point is drawn; its accuracy is not
+    html = (tmp_path / "f.html").read_text()
+    assert "tp-l1-global, budget 0.3x" in html and "tp-l1-global, budget 0.3x, measured" not in html
+    (only,) = cm.verdicts([pending])
+    assert only["best_peer"] is None and only["margin_points"] is None
+
+
 def test_verdict_without_a_peer_in_band_has_no_flags() -> None:
     (v,) = cm.verdicts([_row("tp", "baseline", 0.85, 0.0, False), _row("gates", "nas-prune", 0.86, 0.0, True)])
     assert v["best_peer"] is None and v["never_below_beyond_spread"] is None and v["margin_points"] is None
@@ -225,6 +242,10 @@ def test_rows_carry_the_issue_fields() -> None:
     assert [a["target"] for a in row["aims"]] == [0.3, 0.25] and all("channels" not in a for a in row["aims"])
     assert row["accuracy_mean"] == pytest.approx(0.85) and row["accuracy_std"] == pytest.approx(0.01)
     assert row["search_seconds"] == pytest.approx(3.5) and row["setup_seconds"] == 12.0
+    pending = cm.ModelBench.row(bench, "gates", 0.3, cm.chosen(hist, 0.3), hist, None)  # measured, not finished
+    assert pending["accuracy_mean"] is None and pending["accuracies"] == [] and pending["finished"] is False
+    assert {k: v for k, v in pending.items() if "accura" not in k and k != "finished"} == {
+        k: v for k, v in row.items() if "accura" not in k and k != "finished"}
     peers = {m: cm.ModelBench.row(bench, m, 0.3, hist[1], hist, [0.8])["tool"]
              for m in ("uniform", "tp-l1-global", "tp-groupnorm-global", "modelopt-fastnas")}
     assert peers == {"uniform": "uniform", "tp-l1-global": "torch-pruning", "tp-groupnorm-global": "torch-pruning",
@@ -290,6 +311,10 @@ def test_smoke_end_to_end_and_resume(tmp_path: Path) -> None:
         assert sel["channels"] == winner["channels"] and sel["accuracies"] == winner["accuracies"]
         assert sel["select"]["epochs_trained"] >= cm.SELECT_STEPS
     assert (tmp_path / "out.html").exists() and len(result["verdicts"]) == 1
+    assert all(r["finished"] for r in result["rows"]) and not result["verdicts"][0]["unfinished"]
+    # the latency-sensitive phase (every pick measured) ends before any network is finished
+    logs = proc.stdout
+    assert logs.index("measuring") < logs.index("finishing every pick") < logs.index(" seed 0: ")
 
     # a second run resumes: nothing trained, picked or measured again
     again = _smoke(tmp_path)

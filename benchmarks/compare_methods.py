@@ -57,12 +57,14 @@ Full benchmark (issue 30, item 5), resumable, the JSON rewritten after every (mo
 
 (defaults: mobilenet_v2 and resnet18, the whole Fashion-MNIST training split (``--train-subset 0``), budgets 0.2, 0.3,
 0.5x, 3 seeds, teacher and PruningNet 8 epochs, KD 8 epochs, 30 PruningNet evaluations per search.)
-Expected cost, one core of the 2-vCPU dev VM (scaled from the issue-14 run on 10k images): KD
-dominates, 7 methods x 3 budgets (<= 21 distinct architectures per model) x 3 seeds x 8 epochs of
-60k images at ~75 s per epoch for mobilenet_v2 (about 10 h) and roughly 2-3x that for resnet18; per
-model on top the teacher (~40 min for mobilenet_v2), the PruningNet (~2.5 h), FastNAS's sensitivity
-map (10-60 min) and the latency loop (<= 4 measurement rounds of 10-60 s per budget): about two
-days in all. ``--smoke`` runs every stage end to end in a few minutes (digits, 1 model, 1 budget,
+Cost on the 2-vCPU dev VM, both cores for torch (measured for mobilenet_v2, AMD EPYC, 2026-12-07):
+teacher 983 s (8 epochs of 60k images, 91.8 %), gates 168 s, PruningNet about 7.4 min per epoch
+(about 1 h); then the picks (FastNAS's sensitivity map, Torch-Pruning's bisections, the searches,
+<= 4 measurement rounds of 10-60 s per budget). KD dominates the rest (estimated, not yet measured at 60k: ~75 s an
+epoch at one thread in the issue-14 run, scaled): 8 methods x 3 budgets (<= 24 distinct
+architectures per model) x 3 seeds x 8 epochs of 60k images, 6-10 h for mobilenet_v2 and 2-3x that
+for resnet18: about 1.5 days in all on this VM, an hour or two on one GPU
+(``--device cuda``). ``--smoke`` runs every stage end to end in a few minutes (digits, 1 model, 1 budget,
 1 seed, 1 epoch).
 """
 

@@ -366,7 +366,7 @@ class ModelBench:
         self.seconds: dict[str, float] = {}
         self.skipped: dict[str, str] = {}
         self._described: dict[str, dict[str, Any]] = {}
-        self._histories: dict[float, dict[str, list[dict[str, Any]]]] = {}
+        self._aimed: dict[float, list[dict[str, Any]]] = {}  # phase 1's unfinished rows per budget
 
     def _check_config(self) -> None:
         cfg_path = self.out / "config.json"
@@ -607,17 +607,14 @@ class ModelBench:
                                       max_reaims=self.args.max_reaims,
                                       log=lambda m: print(f"  {self.model} {budget:g}x {m}", flush=True))
         self.skipped.update(skipped)
-        self._histories[budget] = histories
-        return [self.row(method, budget, chosen(hist, budget), hist, None) for method, hist in histories.items()]
+        rows = [self.row(method, budget, chosen(hist, budget), hist, None) for method, hist in histories.items()]
+        self._aimed[budget] = rows
+        return rows
 
     def budget_rows(self, budget: float) -> list[dict[str, Any]]:
-        """Phase 2 at ``budget``: one row per method, its pick finished with every seed (and the select row)."""
-        if budget not in self._histories:
-            self.aim(budget)
-        rows = []
-        for method, hist in self._histories[budget].items():
-            pick = chosen(hist, budget)
-            rows.append(self.row(method, budget, pick, hist, self.accuracies(pick["channels"])))
+        """Phase 2 at ``budget``: phase 1's rows, each pick finished with every seed (and the select row)."""
+        aimed = self._aimed[budget] if budget in self._aimed else self.aim(budget)
+        rows = [{**r, **_accuracy_fields(self.accuracies(r["channels"]))} for r in aimed]
         if SELECT_METHOD in self.args.method_list:
             row = self.select_row(budget, rows)
             if row is None:

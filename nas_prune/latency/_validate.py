@@ -34,17 +34,20 @@ def narrowest_fraction(table: LatencyTable, space: Any) -> float:
     overhead (a tiny network or a fast device: session and kernel-launch costs, not the channels),
     and the table cannot tell one width from another.
     """
+    return _narrowest_and_full(table, space)[0]
+
+
+def _narrowest_and_full(table: LatencyTable, space: Any) -> tuple[float, float]:
+    """:func:`narrowest_fraction` and the full network's predicted milliseconds."""
     from nas_prune.space import smallest
 
-    return float(table.predict(smallest(space))) / float(table.predict(space.full()))
+    full_ms = float(table.predict(space.full()))
+    return float(table.predict(smallest(space))) / full_ms, full_ms
 
 
 def flat_table_warning(table: LatencyTable, space: Any) -> str | None:
     """One line saying that ``table`` cannot tell widths apart (:data:`FLAT_FRACTION`), or None when it can."""
-    from nas_prune.space import smallest
-
-    full_ms = float(table.predict(space.full()))
-    frac = float(table.predict(smallest(space))) / full_ms
+    frac, full_ms = _narrowest_and_full(table, space)
     if frac <= FLAT_FRACTION:
         return None
     return (f"warning: this latency table cannot tell widths apart: the narrowest network is predicted at "
